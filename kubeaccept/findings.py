@@ -1,0 +1,31 @@
+"""What a check says about one subject: a Finding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Finding:
+    check_id: str
+    subject: str  # host, or host:detail (an interface, a port, a file)
+    ok: bool
+    observed: str
+    expected: str
+    why: str = ""  # the failure it leads to, quoting the field report where there is one
+    fix: str = ""
+    evidence: tuple[str, ...] = field(default_factory=tuple)  # command / file / value seen
+
+    def describe(self) -> str:
+        lines = [f"{self.subject}: {self.observed} (expected {self.expected})"]
+        if not self.ok:
+            if self.why:
+                lines.append(f"  why it matters: {self.why}")
+            if self.fix:
+                lines.append(f"  fix: {self.fix}")
+        lines.extend(f"  evidence: {e}" for e in self.evidence)
+        return "\n".join(lines)
+
+
+def passed(check_id: str, subject: str, observed: str, expected: str, *evidence: str) -> Finding:
+    return Finding(check_id, subject, True, observed, expected, evidence=tuple(evidence))
