@@ -1,0 +1,33 @@
+"""Checks: pure functions from facts to Findings. Each module holds a few related checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..facts import NodeFacts
+from ..inventory import Host, Inventory
+from ..settings import Settings
+
+
+def node_ip(host: Host) -> str:
+    """The address other nodes use: kubespray's `ip`, else the SSH address."""
+    return str(host.vars.get("ip") or host.address)
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    host: Host
+    facts: NodeFacts
+    inventory: Inventory
+    settings: Settings = field(default_factory=Settings)
+    # Other hosts' facts, or the one-line reason they could not be gathered.
+    peers: Mapping[str, NodeFacts | str] = field(default_factory=dict)
+
+    @property
+    def ip(self) -> str:
+        return node_ip(self.host)
+
+    @property
+    def version(self) -> tuple[int, int] | None:
+        return self.settings.kube_version or self.facts.kube_version

@@ -1,0 +1,168 @@
+"""Firewall: what the node's iptables rules do to the traffic a cluster needs."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..findings import Finding, passed
+from ..firewall import Packet, ParseError, Ruleset, Verdict, evaluate, parse_iptables_save
+from ..ports import NODEPORT_RANGE, reachable_from
+from ..roles import NODE
+from . import NodeContext, node_ip
+
+FORWARD_WHY = (
+    "cross-node pod traffic is refused before anything accepts it: pods see "
+    "\"ICMP host 10.244.0.2 unreachable - admin prohibited\" and DNS lookups to CoreDNS on "
+    "other nodes time out (field report 03: FORWARD rule 16 \"REJECT all -- anywhere anywhere "
+    "reject-with icmp-host-prohibited\")"
+)
+
+
+def rulesets(ctx: NodeContext) -> tuple[list[Ruleset], list[str]]:
+    """The node's iptables rule sets (nft and legacy backends), and errors reading them."""
+    out, errors = [], []
+    for source in ("iptables-save", "iptables-legacy-save"):
+        text = ctx.facts.section(source)
+        if text is None:
+            continue
+        body, _, status = text.rpartition("!exit ")
+        if status and status.strip() != "0":
+            errors.append(f"{source} failed: {body.strip().splitlines()[-1:] or status}")
+            continue
+        try:
+            out.append(parse_iptables_save(body if status else text, source))
+        except ParseError as exc:
+            errors.append(f"{source}: {exc}")
+    return out, errors
+
+
+def _worst(sets: list[Ruleset], chain: str, packet: Packet) -> Verdict | None:
+    """The first verdict that is not ACCEPT: a packet must pass every backend's tables."""
+    verdict = None
+    for rs in sets:
+        verdict = evaluate(rs, chain, packet)
+        if verdict.action != "ACCEPT":
+            return verdict
+    return verdict
+
+
+def _unreadable(cid: str, ctx: NodeContext, errors: list[str]) -> list[Finding]:
+    return [Finding(cid, ctx.host.name, False, "; ".join(errors), "readable iptables rules",
+                    "the firewall cannot be verified",
+                    "run the suite as root or with ansible_become=true", tuple(errors))]
+
+
+def _inbound(ctx: NodeContext):
+    """(label, proto, port, sources): inbound traffic this node must accept."""
+    peers = [h for h in ctx.inventory.hosts if h.name != ctx.host.name]
+    nodes = [h for h in peers if set(h.roles) & set(NODE)]
+    wanted = {}
+    for peer in peers:
+        for port in reachable_from(ctx.host.roles, peer.roles):
+            wanted.setdefault((port.label, port.proto, port.number), []).append(peer)
+    if set(ctx.host.roles) & set(NODE) and nodes:
+        vx = ctx.settings.vxlan_port
+        wanted[(f"udp/{vx} (VXLAN overlay)", "udp", vx)] = nodes
+        for number in NODEPORT_RANGE:
+            wanted[(f"tcp/{number} (NodePort range)", "tcp", number)] = nodes[:1]
+    return [(label, proto, number, srcs) for (label, proto, number), srcs in wanted.items()]
+
+
+def firewall_input(ctx: NodeContext) -> list[Finding]:
+    cid = "node_firewall_input"
+    sets, errors = rulesets(ctx)
+    if errors:
+        return _unreadable(cid, ctx, errors)
+    iface = ctx.facts.iface_of(ctx.ip)
+    findings = []
+    for label, proto, number, sources in _inbound(ctx):
+        blocked: dict[str, list[str]] = {}
+        uncertain: set[str] = set()
+        for src in sources:
+            packet = Packet(proto, node_ip(src), ctx.ip, number, in_iface=iface)
+            verdict = _worst(sets, "INPUT", packet)
+            if verdict is None:
+                continue
+            uncertain.update(verdict.uncertain)
+            if verdict.action != "ACCEPT":
+                blocked.setdefault(f"{verdict.describe()} [{_source(sets, verdict)}]",
+                                   []).append(src.name)
+        subject = f"{ctx.host.name}:{proto}/{number}"
+        notes = tuple(f"rule not evaluated: {u}" for u in sorted(uncertain))
+        if blocked:
+            detail = "; ".join(f"from {', '.join(s)}: {v}" for v, s in blocked.items())
+            findings.append(Finding(
+                cid, subject, False, f"{label} blocked {detail}", "accepted from the other nodes",
+                f"the port is closed to the cluster even though it may listen; {_port_why(number)}",
+                f"delete that rule or insert an ACCEPT for {proto} dport {number} before it, "
+                "e.g. iptables -I INPUT <n> -p {0} --dport {1} -j ACCEPT (firewalld: "
+                "firewall-cmd --permanent --add-port={1}/{0} && firewall-cmd --reload)"
+                .format(proto, number), tuple(blocked) + notes))
+        else:
+            findings.append(passed(cid, subject, f"{label} accepted from {len(sources)} "
+                                   "node(s)", "accepted", *notes))
+    if not findings:
+        findings.append(passed(cid, ctx.host.name, "no inbound cluster traffic to check", ""))
+    return findings
+
+
+def _port_why(number: int) -> str:
+    if number == 8472:
+        return "flannel's VXLAN packets are dropped: pods cannot reach pods on other nodes"
+    if NODEPORT_RANGE[0] <= number <= NODEPORT_RANGE[1]:
+        return "NodePort Services are unreachable through this node"
+    return "the component on this port cannot be reached from the nodes that call it"
+
+
+def _source(sets: list[Ruleset], verdict: Verdict) -> str:
+    return next((rs.source for rs in sets if verdict.rule is None or any(
+        verdict.rule in ch.rules for t in rs.tables.values() for ch in t.chains.values())),
+        sets[0].source)
+
+
+def _pod_packets(ctx: NodeContext, in_iface: str | None, out_iface: str | None):
+    net = ipaddress.ip_network(ctx.settings.pod_subnet)
+    if net.num_addresses < 512:
+        return []
+    remote = str(net.network_address + 256 + 2)  # a pod on another node (10.244.1.2)
+    local = str(net.network_address + 2)         # a pod on this node (10.244.0.2)
+    return [
+        ("DNS from a remote pod to a pod here", Packet("udp", remote, local, 53, in_iface, out_iface)),
+        ("DNS from a pod here to a remote pod", Packet("udp", local, remote, 53, out_iface, in_iface)),
+        ("TCP from a remote pod to a pod here", Packet("tcp", remote, local, 80, in_iface, out_iface)),
+    ]
+
+
+def firewall_forward(ctx: NodeContext) -> list[Finding]:
+    cid = "node_firewall_forward"
+    sets, errors = rulesets(ctx)
+    if errors:
+        return _unreadable(cid, ctx, errors)
+    links = ctx.facts.links
+    overlay = next((i for i in ("flannel.1", "vxlan.calico", "tunl0") if i in links), None)
+    bridge = "cni0" if "cni0" in links else None
+    findings = []
+    for what, packet in _pod_packets(ctx, overlay, bridge):
+        verdict = _worst(sets, "FORWARD", packet)
+        if verdict is None:
+            continue
+        subject = f"{ctx.host.name}:{packet.proto}/{packet.dport} {packet.src}->{packet.dst}"
+        notes = tuple(f"rule not evaluated: {u}" for u in verdict.uncertain)
+        evidence = (f"{_source(sets, verdict)}: {verdict.describe()}",
+                    *(f"path: {p}" for p in verdict.path)) + notes
+        if verdict.action == "ACCEPT":
+            findings.append(passed(cid, subject, f"{what}: {verdict.describe()}", "ACCEPT",
+                                   *evidence))
+            continue
+        rule = verdict.rule
+        fix = (f"delete FORWARD-path rule {rule.number} of chain {rule.chain} "
+               f"(iptables -D {rule.chain} {rule.number}) or accept pod traffic before it: "
+               f"iptables -I {rule.chain} {rule.number} -s {ctx.settings.pod_subnet} -j ACCEPT; "
+               f"iptables -I {rule.chain} {rule.number} -d {ctx.settings.pod_subnet} -j ACCEPT"
+               if rule else
+               f"the FORWARD policy drops pod traffic: iptables -A FORWARD -s "
+               f"{ctx.settings.pod_subnet} -j ACCEPT and -d {ctx.settings.pod_subnet} -j ACCEPT "
+               "(flannel adds these when it runs)")
+        findings.append(Finding(cid, subject, False, f"{what}: {verdict.describe()}",
+                                "ACCEPT", FORWARD_WHY, fix, evidence))
+    return findings

@@ -1,0 +1,23 @@
+"""The API load balancer in front of the control planes."""
+
+from __future__ import annotations
+
+from ..findings import Finding, passed
+from . import NodeContext
+
+
+def lb_listening(ctx: NodeContext) -> list[Finding]:
+    cid = "lb_listening"
+    port = int(ctx.host.vars.get("loadbalancer_apiserver_port") or 6443)
+    owners = sorted({f"{ln.process or '?'} on {ln.address}" for ln in ctx.facts.listeners
+                     if ln.proto == "tcp" and ln.port == port})
+    subject = f"{ctx.host.name}:tcp/{port}"
+    if owners:
+        return [passed(cid, subject, f"tcp/{port}: {', '.join(owners)}", "load balancer listening",
+                       f"ss -tlnp: {owners[0]}")]
+    return [Finding(cid, subject, False, f"nothing listens on tcp/{port}",
+                    "load balancer (HAProxy) listening on the controlPlaneEndpoint port",
+                    "the controlPlaneEndpoint is down: kubelets, kubectl and joining nodes lose "
+                    "the API (\"The connection to the server <VIP>:6443 was refused\")",
+                    "systemctl status haproxy keepalived; haproxy -c -f /etc/haproxy/haproxy.cfg",
+                    (f"ss -Htlnp shows no socket on port {port}",))]

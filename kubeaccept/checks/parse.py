@@ -1,0 +1,45 @@
+"""Parse config files read off a node; a malformed file is an error message with its line."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import yaml
+
+from ..facts import FileFact
+
+
+class ConfigError(Exception):
+    pass
+
+
+def load(fact: FileFact) -> dict | None:
+    """The file's content as a mapping; None when the file does not exist."""
+    if not fact.exists:
+        return None
+    if fact.error:
+        raise ConfigError(f"{fact.path}: {fact.error}")
+    text = fact.text or ""
+    try:
+        if fact.path.endswith(".json"):
+            data = json.loads(text) if text.strip() else {}
+        elif fact.path.endswith(".toml"):
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{fact.path} line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{fact.path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{fact.path}{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{fact.path}: expected a mapping at the top, found {type(data).__name__}")
+    return data
+
+
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"

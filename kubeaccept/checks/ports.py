@@ -1,0 +1,97 @@
+"""Ports: the role's components listen, and other nodes can connect to them."""
+
+from __future__ import annotations
+
+from ..findings import Finding, passed
+from ..inventory import Host, Inventory
+from ..ports import Port, reachable_from, served
+from . import NodeContext, node_ip
+
+DOWN_WHY = {
+    "kube-apiserver": "kubectl and kubelets using this control plane get \"The connection to the "
+                      "server <host>:6443 was refused\"; the load balancer loses a backend",
+    "etcd client": "the local kube-apiserver loses its datastore and fails /readyz",
+    "etcd peer": "this etcd member drops out of the cluster; one more failure loses quorum",
+    "kubelet": "the node goes NotReady; kubectl exec/logs to its pods fail",
+    "kube-controller-manager": "Deployments, DaemonSets and node lifecycle stop being reconciled",
+    "kube-scheduler": "new pods stay Pending",
+}
+
+
+def _why(port: Port) -> str:
+    return DOWN_WHY.get(port.component.split(" (")[0], "the component is not serving")
+
+
+def listening_ports(ctx: NodeContext) -> list[Finding]:
+    cid = "node_listening_ports"
+    findings = []
+    version = ctx.version
+    for port in served(ctx.host.roles, version):
+        subject = f"{ctx.host.name}:{port.proto}/{port.number}"
+        owners = sorted({f"{ln.process or '?'} on {ln.address}" for ln in ctx.facts.listeners
+                         if ln.proto == port.proto and ln.port == port.number})
+        if owners:
+            findings.append(passed(cid, subject, f"{port.label}: {', '.join(owners)}",
+                                   f"{port.component} listening", f"ss -tlnp: {owners[0]}"))
+        else:
+            findings.append(Finding(
+                cid, subject, False, f"nothing listens on {port.label}",
+                f"{port.component} listening", _why(port),
+                f"start {port.component.split(' (')[0]} on {ctx.host.name}: "
+                "crictl ps -a | grep <component>; journalctl -u kubelet",
+                (f"ss -Htlnp shows no socket on port {port.number}",)))
+    if version is None:
+        findings.append(passed(cid, f"{ctx.host.name}:version", "Kubernetes version unknown",
+                               "", "assumed >= v1.19: insecure ports 10251/10252 not expected"))
+    return findings
+
+
+def probe_targets(source: Host, inventory: Inventory) -> list[str]:
+    """ADDRESS:PORT a source host must be able to reach on the other hosts."""
+    targets = []
+    for target in inventory.hosts:
+        if target.name == source.name:
+            continue
+        for port in reachable_from(target.roles, source.roles):
+            targets.append(f"{node_ip(target)}:{port.number}")
+    return targets
+
+
+def ports_reachable(ctx: NodeContext) -> list[Finding]:
+    cid = "node_ports_reachable"
+    findings = []
+    for port in served(ctx.host.roles, None):
+        if not port.reach_from:
+            continue
+        key = f"{ctx.ip}:{port.number}"
+        results, unprobed = {}, []
+        for peer in ctx.inventory.hosts:
+            if peer.name == ctx.host.name or not set(peer.roles) & set(port.reach_from):
+                continue
+            facts = ctx.peers.get(peer.name)
+            if facts is None or isinstance(facts, str):
+                unprobed.append(f"{peer.name} ({facts or 'not gathered'})")
+            else:
+                results[peer.name] = facts.probes.get(key, "not probed")
+        subject = f"{ctx.host.name}:{port.proto}/{port.number}"
+        bad = {p: r for p, r in results.items() if r != "open"}
+        evidence = tuple(f"from {p}: connect {key} -> {r}" for p, r in sorted(results.items()))
+        evidence += tuple(f"from {u}: not probed" for u in unprobed)
+        if not results and not unprobed:
+            continue
+        if bad:
+            detail = ", ".join(f"{p} ({r})" for p, r in sorted(bad.items()))
+            findings.append(Finding(
+                cid, subject, False, f"{port.label} not reachable from {detail}",
+                f"reachable from every {'/'.join(port.reach_from)} node", _why(port),
+                f"open {port.proto}/{port.number} on {ctx.host.name} to the other nodes "
+                "(firewall INPUT rules, security groups) and make sure it listens on "
+                f"{ctx.ip}, not only 127.0.0.1", evidence))
+        elif results:
+            findings.append(passed(cid, subject, f"{port.label} reachable from "
+                                   f"{len(results)} node(s)", "reachable", *evidence))
+        else:
+            findings.append(Finding(cid, subject, False, f"{port.label}: no peer could probe it",
+                                    "reachable", fix="make the other nodes reachable over SSH",
+                                    evidence=evidence))
+    return findings

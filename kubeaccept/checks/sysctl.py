@@ -1,0 +1,78 @@
+"""Kernel network settings the pod network depends on."""
+
+from __future__ import annotations
+
+from ..findings import Finding, passed
+from . import NodeContext
+
+RP_FILTER_WHY = (
+    "Calico's calico-node exits and crash-loops (CrashLoopBackOff) with "
+    "\"[FATAL] Kernel's RPF check is set to 'loose'.  This would allow endpoints to spoof their "
+    "IP address.  Calico requires net.ipv4.conf.all.rp_filter to be set to 0 or 1.\"; "
+    "strict/loose reverse-path filtering also drops asymmetric pod traffic"
+)
+
+
+def rp_filter(ctx: NodeContext) -> list[Finding]:
+    """The kernel applies max(conf/all, conf/<iface>); 'default' is what new interfaces get."""
+    cid = "node_rp_filter"
+    sysctls = ctx.facts.sysctls
+    all_value = sysctls.get("net.ipv4.conf.all.rp_filter")
+    if all_value is None:
+        return [Finding(cid, ctx.host.name, False, "net.ipv4.conf.all.rp_filter unreadable",
+                        "0 or 1", fix="check /proc/sys/net/ipv4/conf/all/rp_filter on the node")]
+    findings = []
+    for key, value in sorted(sysctls.items()):
+        if not (key.startswith("net.ipv4.conf.") and key.endswith(".rp_filter")):
+            continue
+        iface = key.removeprefix("net.ipv4.conf.").removesuffix(".rp_filter")
+        if iface == "all":
+            continue
+        effective = max(int(all_value), int(value))
+        subject = f"{ctx.host.name}:{iface}"
+        observed = f"effective rp_filter {effective} = max(all={all_value}, {iface}={value})"
+        evidence = (f"/proc/sys/net/ipv4/conf/all/rp_filter = {all_value}",
+                    f"/proc/sys/net/ipv4/conf/{iface}/rp_filter = {value}")
+        if effective in (0, 1):
+            findings.append(passed(cid, subject, observed, "0 or 1", *evidence))
+            continue
+        keys = [f"net.ipv4.conf.{k}.rp_filter=1"
+                for k, v in (("all", all_value), (iface, value)) if int(v) > 1]
+        findings.append(Finding(
+            cid, subject, False, observed, "0 or 1", RP_FILTER_WHY,
+            f"sysctl -w {' '.join(keys)} and persist it in /etc/sysctl.d/ (e.g. "
+            "/etc/sysctl.d/90-kubernetes.conf), then `sysctl --system`",
+            evidence))
+    return findings
+
+
+def ip_forward(ctx: NodeContext) -> list[Finding]:
+    cid = "node_ip_forward"
+    value = ctx.facts.sysctls.get("net.ipv4.ip_forward")
+    evidence = f"/proc/sys/net/ipv4/ip_forward = {value}"
+    if value == "1":
+        return [passed(cid, ctx.host.name, "net.ipv4.ip_forward = 1", "1", evidence)]
+    return [Finding(
+        cid, ctx.host.name, False, f"net.ipv4.ip_forward = {value}", "1",
+        "the node stops routing pod traffic: pods lose other nodes, Services and DNS; "
+        "kubeadm preflight fails with [ERROR FileContent--proc-sys-net-ipv4-ip_forward]",
+        "sysctl -w net.ipv4.ip_forward=1 and persist `net.ipv4.ip_forward = 1` in "
+        "/etc/sysctl.d/k8s.conf", (evidence,))]
+
+
+def bridge_nf_call_iptables(ctx: NodeContext) -> list[Finding]:
+    cid = "node_bridge_nf_call_iptables"
+    value = ctx.facts.sysctls.get("net.bridge.bridge-nf-call-iptables")
+    if value is None:
+        return [passed(cid, ctx.host.name, "br_netfilter not loaded", "1 where loaded",
+                       "/proc/sys/net/bridge/bridge-nf-call-iptables absent")]
+    evidence = f"/proc/sys/net/bridge/bridge-nf-call-iptables = {value}"
+    if value == "1":
+        return [passed(cid, ctx.host.name, "bridge-nf-call-iptables = 1", "1", evidence)]
+    return [Finding(
+        cid, ctx.host.name, False, f"net.bridge.bridge-nf-call-iptables = {value}", "1",
+        "bridged pod traffic bypasses iptables, so kube-proxy's Service rules never see it: "
+        "pods on the same bridge cannot reach Services such as kube-dns 10.96.0.10",
+        "sysctl -w net.bridge.bridge-nf-call-iptables=1 and persist it in "
+        "/etc/sysctl.d/k8s.conf (load br_netfilter at boot via /etc/modules-load.d/k8s.conf)",
+        (evidence,))]

@@ -1,0 +1,179 @@
+"""A node's facts: gathered by ONE remote command (gather.sh), parsed here, read by checks."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import shlex
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.resources import files
+
+from ..inventory import Host
+
+SCRIPT = (files(__package__) / "gather.sh").read_text()
+
+
+class FactsError(Exception):
+    """The facts command ran but did not produce a complete document."""
+
+
+def command(host: Host, token: str, probe_timeout: float, probes: list[str]) -> tuple[str, bytes]:
+    """The shell command line for `host`, and what to send on its standard input."""
+    args = " ".join(shlex.quote(a) for a in (token, f"{probe_timeout:g}", *probes))
+    line = f"sh -c {shlex.quote(SCRIPT)} kubeaccept-facts {args}"
+    if host.become and host.user != "root":
+        if host.become_password:
+            return f"sudo -S -p '' -- {line}", (host.become_password + "\n").encode()
+        return f"sudo -n -- {line}", b""
+    return line, b""
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+def parse(host: str, token: str, stdout: str, stderr: str, exit_status: int) -> NodeFacts:
+    marker = f"@@{token} "
+    sections: dict[str, str] = {}
+    name = None
+    body: list[str] = []
+    for line in stdout.split("\n"):
+        if line.startswith(marker):
+            if name is not None:
+                sections[name] = "\n".join(body).removesuffix("\n")
+            name, body = line[len(marker):], []
+        elif name is not None:
+            body.append(line)
+    if name is not None:
+        sections[name] = "\n".join(body)
+    if "end" not in sections:
+        detail = (stderr.strip().splitlines() or [f"exit status {exit_status}"])[-1]
+        if "sudo" in stderr and "password" in stderr:
+            detail += " (set ansible_become_password, or allow this user sudo without a password)"
+        raise FactsError(f"facts command did not complete on {host}: {detail}")
+    return NodeFacts(host, sections)
+
+
+@dataclass(frozen=True)
+class FileFact:
+    path: str
+    exists: bool
+    text: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Listener:
+    proto: str
+    address: str
+    port: int
+    process: str  # "" when ss could not tell (not root)
+    pid: int | None
+
+
+_USERS = re.compile(r'\(\("([^"]+)",pid=(\d+)')
+
+
+@dataclass
+class NodeFacts:
+    host: str
+    sections: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"host": self.host, "sections": self.sections}
+
+    @classmethod
+    def from_json(cls, data: dict) -> NodeFacts:
+        return cls(data["host"], dict(data["sections"]))
+
+    def section(self, name: str) -> str | None:
+        return self.sections.get(name)
+
+    @cached_property
+    def sysctls(self) -> dict[str, str]:
+        out = {}
+        for line in (self.section("sysctl") or "").splitlines():
+            key, _, value = line.partition(" ")
+            if key:
+                out[key] = value.strip()
+        return out
+
+    @cached_property
+    def swaps(self) -> list[str]:
+        """Active swap areas: /proc/swaps without its header."""
+        lines = (self.section("swaps") or "").splitlines()
+        return [ln for ln in lines[1:] if ln.strip()]
+
+    def file(self, path: str) -> FileFact:
+        raw = self.sections.get(f"file {path}")
+        if raw is None or raw.strip() == "!missing":
+            return FileFact(path, False)
+        if raw.strip() == "!unreadable":
+            return FileFact(path, True, error="unreadable (run as root: ansible_become=true)")
+        try:
+            return FileFact(path, True, base64.b64decode(raw.strip()).decode(errors="replace"))
+        except ValueError as exc:
+            return FileFact(path, True, error=f"undecodable: {exc}")
+
+    @cached_property
+    def runtime_sockets(self) -> list[str]:
+        return (self.section("sockets") or "").split()
+
+    @cached_property
+    def listeners(self) -> list[Listener]:
+        out = []
+        for proto in ("tcp", "udp"):
+            for line in (self.section(f"listen-{proto}") or "").splitlines():
+                cols = line.split()
+                if len(cols) < 5 or ":" not in cols[3]:
+                    continue
+                address, _, port = cols[3].rpartition(":")
+                if not port.isdigit():
+                    continue
+                m = _USERS.search(line)
+                out.append(Listener(proto, address.split("%")[0].strip("[]"), int(port),
+                                    m.group(1) if m else "", int(m.group(2)) if m else None))
+        return out
+
+    @cached_property
+    def addresses(self) -> list[tuple[str, str]]:
+        """(interface, address) of every IPv4 address."""
+        out = []
+        for line in (self.section("addresses") or "").splitlines():
+            cols = line.split()
+            if len(cols) >= 4 and cols[2] == "inet":
+                out.append((cols[1], cols[3].split("/")[0]))
+        return out
+
+    @cached_property
+    def links(self) -> list[str]:
+        out = []
+        for line in (self.section("links") or "").splitlines():
+            cols = line.split(":", 2)
+            if len(cols) >= 2:
+                out.append(cols[1].strip().split("@")[0])
+        return out
+
+    def iface_of(self, address: str) -> str | None:
+        return next((i for i, a in self.addresses if a == address), None)
+
+    @cached_property
+    def probes(self) -> dict[str, str]:
+        out = {}
+        for line in (self.section("probes") or "").splitlines():
+            target, _, result = line.partition(" ")
+            if target:
+                out[target] = result
+        return out
+
+    @cached_property
+    def kube_version(self) -> tuple[int, int] | None:
+        """From the kube-apiserver static pod's image tag, else `kubelet --version`."""
+        manifest = self.file("/etc/kubernetes/manifests/kube-apiserver.yaml").text or ""
+        for text in (manifest, self.section("kubelet-version") or ""):
+            m = re.search(r"(?:kube-apiserver:|Kubernetes )v(\d+)\.(\d+)", text)
+            if m:
+                return int(m.group(1)), int(m.group(2))
+        return None

@@ -1,0 +1,58 @@
+# kubeaccept: print one node's facts. Runs as `sh -c` with arguments:
+#   $1 section marker token, $2 probe timeout (s), $3.. TCP probes as ADDRESS:PORT.
+# Each section starts with a line "@@TOKEN NAME"; the parser on the other side splits on it.
+tok=$1; pt=$2; shift 2
+sec() { printf '\n@@%s %s\n' "$tok" "$1"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+PATH=$PATH:/usr/sbin:/sbin; export PATH LC_ALL=C
+
+sec hostname; cat /proc/sys/kernel/hostname
+sec kernel; uname -r
+sec os; sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null
+sec id; id -u
+sec sysctl
+for f in /proc/sys/net/ipv4/conf/*/rp_filter; do
+  i=${f#/proc/sys/net/ipv4/conf/}; echo "net.ipv4.conf.${i%/rp_filter}.rp_filter $(cat "$f")"
+done
+for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables; do
+  [ -r "/proc/sys/$k" ] && echo "$(echo "$k" | tr / .) $(cat "/proc/sys/$k")"
+done
+sec swaps; cat /proc/swaps
+for f in /etc/fstab /etc/docker/daemon.json /etc/containerd/config.toml \
+         /var/lib/kubelet/config.yaml /var/lib/kubelet/kubeadm-flags.env \
+         /etc/kubernetes/manifests/kube-apiserver.yaml; do
+  sec "file $f"
+  if [ -f "$f" ]; then base64 -w0 < "$f" || echo "!unreadable"; else echo "!missing"; fi
+done
+sec sockets
+for s in /run/containerd/containerd.sock /var/run/docker.sock /run/cri-dockerd.sock \
+         /var/run/cri-dockerd.sock /var/run/crio/crio.sock; do
+  [ -S "$s" ] && echo "$s"
+done
+sec cgroupfs; stat -fc %T /sys/fs/cgroup 2>&1
+sec listen-tcp; ss -Htlnp 2>&1
+sec listen-udp; ss -Hulnp 2>&1
+sec addresses; ip -o -4 addr show 2>&1
+sec links; ip -o link show 2>&1
+sec iptables-save; iptables-save 2>&1; echo "!exit $?"
+if have iptables-legacy-save; then sec iptables-legacy-save; iptables-legacy-save 2>&1; fi
+if have firewall-cmd && firewall-cmd --state >/dev/null 2>&1; then
+  sec firewalld; firewall-cmd --list-all 2>&1
+fi
+if have kubelet; then sec kubelet-version; kubelet --version 2>&1; fi
+sec probes
+probe() {
+  if have bash; then
+    err=$(timeout "$pt" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "${1%:*}" "${1##*:}" 2>&1); rc=$?
+  else
+    err=$(nc -z -w "$pt" "${1%:*}" "${1##*:}" 2>&1); rc=$?
+  fi
+  case $rc in
+    0) echo "$1 open" ;;
+    124) echo "$1 timeout" ;;
+    *) echo "$1 closed $(printf '%s' "$err" | tail -n 1 | sed 's/.*: //')" ;;
+  esac
+}
+for t in "$@"; do probe "$t" & done
+wait
+sec end

@@ -1,0 +1,83 @@
+"""Node facts for a test session: one login and one facts command per host, shared by
+pytest-xdist workers through a directory of per-host files."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import facts
+from .checks.ports import probe_targets
+from .inventory import Host, Inventory
+from .settings import Settings
+from .transport import CommandTimeout, Connection, Unreachable
+
+
+class FactStore:
+    def __init__(self, inventory: Inventory, settings: Settings, shared_dir: Path | None = None):
+        self.inventory = inventory
+        self.settings = settings
+        self.shared_dir = shared_dir
+        self.logins = 0
+        self._cache: dict[str, dict] = {}
+        self._connections: dict[str, Connection] = {}
+        self._locks = {h.name: threading.Lock() for h in inventory.hosts}
+
+    def get(self, host: Host) -> facts.NodeFacts | str:
+        """The host's facts, or the one-line reason there are none ("unreachable: …")."""
+        with self._locks[host.name]:
+            if host.name not in self._cache:
+                self._cache[host.name] = self._shared(host)
+        data = self._cache[host.name]
+        return data["error"] if "error" in data else facts.NodeFacts.from_json(data)
+
+    def prefetch(self, hosts) -> None:
+        hosts = [h for h in hosts if h.name not in self._cache]
+        if hosts:
+            with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+                list(pool.map(self.get, hosts))
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
+
+    def _shared(self, host: Host) -> dict:
+        if self.shared_dir is None:
+            return self._gather(host)
+        path = self.shared_dir / f"{host.name}.json"
+        with open(self.shared_dir / f"{host.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be gathering this host
+            if path.exists():
+                return json.loads(path.read_text())
+            data = self._gather(host)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data))
+            tmp.replace(path)
+            return data
+
+    def connection(self, host: Host) -> Connection:
+        if host.name not in self._connections:
+            self._connections[host.name] = Connection(host, self.settings.connect_timeout)
+            self.logins += 1
+        return self._connections[host.name]
+
+    def _gather(self, host: Host) -> dict:
+        try:
+            conn = self.connection(host)
+        except Unreachable as exc:
+            return {"error": f"unreachable: {exc}"}
+        token = facts.new_token()
+        line, stdin = facts.command(host, token, self.settings.probe_timeout,
+                                    probe_targets(host, self.inventory))
+        try:
+            result = conn.run(line, self.settings.command_timeout, stdin)
+            return facts.parse(host.name, token, result.stdout, result.stderr,
+                               result.exit_status).to_json()
+        except Unreachable as exc:
+            return {"error": f"unreachable: {exc}"}
+        except (CommandTimeout, facts.FactsError) as exc:
+            return {"error": f"cannot gather facts on {host.name}: {exc}"}

@@ -1,0 +1,188 @@
+"""The pytest plugin: `--hosts=INVENTORY`, host parametrization by role, facts, verdicts."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .checks import NodeContext
+from .factstore import FactStore
+from .findings import Finding
+from .inventory import Inventory, InventoryError, load_hosts
+from .roles import ALL_ROLES
+from .settings import Settings, parse_version
+
+STATE = pytest.StashKey["KubeAccept"]()
+
+
+@dataclass
+class KubeAccept:
+    inventory: Inventory
+    settings: Settings
+    store: FactStore
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kubeaccept", "kubeaccept (with --hosts=INVENTORY)")
+    group.addoption("--connect-timeout", type=float, default=10.0,
+                    help="SSH connect/login timeout per host, seconds (default 10)")
+    group.addoption("--command-timeout", type=float, default=60.0,
+                    help="timeout of each remote command, seconds (default 60)")
+    group.addoption("--probe-timeout", type=float, default=3.0,
+                    help="timeout of each node-to-node port probe, seconds (default 3)")
+    group.addoption("--pod-subnet", default=None,
+                    help="pod network CIDR (default: inventory kube_pods_subnet, else 10.244.0.0/16)")
+    group.addoption("--service-subnet", default=None,
+                    help="Service CIDR (default: inventory kube_service_addresses, else 10.96.0.0/12)")
+    group.addoption("--kube-version", default=None,
+                    help="Kubernetes version (default: read from each node)")
+    group.addoption("--vxlan-port", type=int, default=None,
+                    help="overlay VXLAN UDP port (default 8472, flannel's)")
+
+
+def _settings(config: pytest.Config, inventory: Inventory) -> Settings:
+    cv = inventory.cluster_vars
+    opt = config.option
+    return Settings(
+        connect_timeout=opt.connect_timeout,
+        command_timeout=opt.command_timeout,
+        probe_timeout=opt.probe_timeout,
+        pod_subnet=opt.pod_subnet or cv.get("kube_pods_subnet") or "10.244.0.0/16",
+        service_subnet=opt.service_subnet or cv.get("kube_service_addresses") or "10.96.0.0/12",
+        vxlan_port=opt.vxlan_port or int(cv.get("kubeaccept_vxlan_port") or 8472),
+        kube_version=parse_version(opt.kube_version or cv.get("kube_version")),
+    )
+
+
+def _testinfra_spec(host) -> str:
+    """The same host as a testinfra spec, so that testinfra's `host` fixture works too."""
+    query = [f"timeout={10}"]
+    if host.key_file:
+        query.append(f"ssh_identity_file={host.key_file}")
+    if host.become:
+        query.append("sudo=true")
+    return f"paramiko://{host.user}@{host.address}:{host.port}?{'&'.join(query)}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "roles(*roles): node roles a check applies to "
+                            f"({', '.join(ALL_ROLES)})")
+    is_worker = hasattr(config, "workerinput")
+    spec = getattr(config.option, "hosts", None)
+    if not spec:
+        return
+    try:
+        inventory = load_hosts(spec, Path.cwd())
+        settings = _settings(config, inventory)
+    except (InventoryError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    shared = None
+    if is_worker:
+        shared = Path(config.workerinput["kubeaccept_facts_dir"])
+    elif config.pluginmanager.hasplugin("xdist") and _xdist_workers(config):
+        shared = Path(tempfile.mkdtemp(prefix="kubeaccept-facts-"))
+        config.pluginmanager.register(_XdistHooks(shared), "kubeaccept-xdist")
+    config.stash[STATE] = KubeAccept(inventory, settings, FactStore(inventory, settings, shared))
+    config.option.hosts = ",".join(_testinfra_spec(h) for h in inventory.hosts)
+    if not is_worker and not config.option.xmlpath:
+        config.option.xmlpath = str(Path(config.rootpath) / "reports" / "junit.xml")
+
+
+def _xdist_workers(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None))
+
+
+class _XdistHooks:
+    def __init__(self, shared: Path):
+        self.shared = shared
+
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["kubeaccept_facts_dir"] = str(self.shared)
+
+    def pytest_unconfigure(self) -> None:
+        shutil.rmtree(self.shared, ignore_errors=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state:
+        state.store.close()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return None
+    inv = state.inventory
+    counts = ", ".join(f"{len(inv.by_role(r))} {r}" for r in ALL_ROLES if inv.by_role(r))
+    return f"kubeaccept: {inv.source}: {len(inv.hosts)} hosts ({counts})"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "node" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("roles")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: a node test must declare "
+                                "@pytest.mark.roles(...)")
+    state = metafunc.config.stash.get(STATE, None)
+    if state is None:
+        raise pytest.UsageError("kubeaccept's tests need --hosts=INVENTORY (an inventory file "
+                                "or directory, or ssh://host specs)")
+    hosts = state.inventory.by_role(*marker.args)
+    metafunc.parametrize("node", hosts, ids=[h.name for h in hosts], indirect=True)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config, items) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    names = {item.callspec.params["node"].name for item in items
+             if hasattr(item, "callspec") and "node" in item.callspec.params}
+    state.selected = [h for h in state.inventory.hosts if h.name in names]
+
+
+@pytest.fixture
+def node(request: pytest.FixtureRequest) -> NodeContext:
+    """The host under test with its facts; errors out (no traceback) if it is unreachable."""
+    state: KubeAccept = request.config.stash[STATE]
+    host = request.param
+    state.store.prefetch(getattr(state, "selected", [host]))
+    found = state.store.get(host)
+    if isinstance(found, str):
+        pytest.fail(found, pytrace=False)
+    peers = {}
+    for peer in state.inventory.hosts:
+        if peer.name != host.name:
+            peers[peer.name] = state.store.get(peer)
+    return NodeContext(host, found, state.inventory, state.settings, peers)
+
+
+@pytest.fixture
+def verdict(request: pytest.FixtureRequest):
+    """verdict(findings): record them on the test and fail with an actionable message."""
+
+    def judge(findings: list[Finding]) -> None:
+        item = request.node
+        if not findings:
+            pytest.fail("the check produced no findings", pytrace=False)
+        failed = [f for f in findings if not f.ok]
+        item.user_properties.append(("check_id", findings[0].check_id))
+        if hasattr(item, "callspec") and "node" in item.callspec.params:
+            item.user_properties.append(("host", item.callspec.params["node"].name))
+        fixes = sorted({f.fix for f in failed if f.fix})
+        if fixes:
+            item.user_properties.append(("remediation", " | ".join(fixes)))
+        evidence = [e for f in (failed or findings) for e in f.evidence]
+        item.user_properties.append(("evidence", "\n".join(evidence)))
+        if failed:
+            head = (f"{findings[0].check_id}: {len(failed)} of {len(findings)} "
+                    f"finding(s) failed")
+            pytest.fail("\n".join([head, *(f.describe() for f in failed)]), pytrace=False)
+
+    return judge

@@ -1,0 +1,47 @@
+"""Which ports each role serves, and from which roles they must be reachable (kubeadm's
+"Ports and Protocols"). Data, so that checks, probes and the lab agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .roles import CONTROL_PLANE, NODE
+
+
+@dataclass(frozen=True)
+class Port:
+    number: int
+    component: str
+    roles: tuple[str, ...]          # roles whose hosts listen on it
+    reach_from: tuple[str, ...]     # roles that must connect to it; () = local use only
+    proto: str = "tcp"
+    until: tuple[int, int] | None = None  # served by default only before this version
+
+    @property
+    def label(self) -> str:
+        return f"{self.proto}/{self.number} ({self.component})"
+
+
+PORTS = (
+    Port(6443, "kube-apiserver", (CONTROL_PLANE,), NODE),
+    Port(2379, "etcd client", (CONTROL_PLANE,), (CONTROL_PLANE,)),
+    Port(2380, "etcd peer", (CONTROL_PLANE,), (CONTROL_PLANE,)),
+    Port(10250, "kubelet", NODE, (CONTROL_PLANE,)),
+    Port(10257, "kube-controller-manager", (CONTROL_PLANE,), ()),
+    Port(10259, "kube-scheduler", (CONTROL_PLANE,), ()),
+    # Insecure ports: kubeadm disabled them by default in v1.19 (--port=0).
+    Port(10251, "kube-scheduler (insecure, legacy)", (CONTROL_PLANE,), (), until=(1, 19)),
+    Port(10252, "kube-controller-manager (insecure, legacy)", (CONTROL_PLANE,), (), until=(1, 19)),
+)
+NODEPORT_RANGE = (30000, 32767)
+
+
+def served(roles, version: tuple[int, int] | None) -> list[Port]:
+    """Ports a host with these roles must listen on, for this Kubernetes version (None: current)."""
+    return [p for p in PORTS
+            if set(p.roles) & set(roles) and (p.until is None or (version and version < p.until))]
+
+
+def reachable_from(target_roles, source_roles) -> list[Port]:
+    """Ports of a target that a source must be able to connect to."""
+    return [p for p in served(target_roles, None) if set(p.reach_from) & set(source_roles)]

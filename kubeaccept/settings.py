@@ -1,0 +1,31 @@
+"""Settings: built once from the command line, pytest.ini and the inventory, then passed down."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    connect_timeout: float = 10.0
+    command_timeout: float = 60.0
+    probe_timeout: float = 3.0
+    pod_subnet: str = "10.244.0.0/16"
+    service_subnet: str = "10.96.0.0/12"
+    vxlan_port: int = 8472
+    kube_version: tuple[int, int] | None = None  # None: read it from each node
+
+    def __post_init__(self):
+        for name in ("pod_subnet", "service_subnet"):
+            ipaddress.ip_network(getattr(self, name))  # fail early on a typo
+
+
+def parse_version(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    parts = str(text).lstrip("v").split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"not a Kubernetes version: {text!r} (expected e.g. v1.31.2)") from None
