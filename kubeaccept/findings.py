@@ -16,16 +16,6 @@ class Finding:
     fix: str = ""
     evidence: tuple[str, ...] = field(default_factory=tuple)  # command / file / value seen
 
-    def describe(self) -> str:
-        lines = [f"{self.subject}: {self.observed} (expected {self.expected})"]
-        if not self.ok:
-            if self.why:
-                lines.append(f"  why it matters: {self.why}")
-            if self.fix:
-                lines.append(f"  fix: {self.fix}")
-        lines.extend(f"  evidence: {e}" for e in self.evidence)
-        return "\n".join(lines)
-
 
 def passed(check_id: str, subject: str, observed: str, expected: str, *evidence: str) -> Finding:
     return Finding(check_id, subject, True, observed, expected, evidence=tuple(evidence))

@@ -181,8 +181,24 @@ def verdict(request: pytest.FixtureRequest):
         evidence = [e for f in (failed or findings) for e in f.evidence]
         item.user_properties.append(("evidence", "\n".join(evidence)))
         if failed:
-            head = (f"{findings[0].check_id}: {len(failed)} of {len(findings)} "
-                    f"finding(s) failed")
-            pytest.fail("\n".join([head, *(f.describe() for f in failed)]), pytrace=False)
+            pytest.fail(failure_message(findings, failed), pytrace=False)
 
     return judge
+
+
+def failure_message(findings: list[Finding], failed: list[Finding]) -> str:
+    """Observed vs expected per failing subject, then each distinct why/fix once."""
+    lines = [f"{findings[0].check_id}: {len(failed)} of {len(findings)} finding(s) failed"]
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in failed:
+        groups.setdefault((f.why, f.fix), []).append(f)
+    for (why, fix), group in groups.items():
+        for f in group:
+            lines.append(f"- {f.subject}: {f.observed} (expected {f.expected})")
+        if why:
+            lines.append(f"  why it matters: {why}")
+        if fix:
+            lines.append(f"  fix: {fix}")
+        evidence = [e for f in group for e in f.evidence]
+        lines.extend(f"  evidence: {e}" for e in dict.fromkeys(evidence))
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""Faults the lab can inject, each with the tests it must turn red and the words they must say.
+`heal` puts every host back to its healthy configuration, whatever was injected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .hosts import HostRuntime
+from .system import run
+
+MALFORMED_DAEMON_JSON = """\
+{
+  "exec-opts": ["native.cgroupdriver=systemd"],
+  "log-driver": "json-file"
+  "storage-driver": "overlay2"
+}
+"""
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    what: str
+    host: str              # default target
+    runtime: str = ""      # the target must use this container runtime
+    kernel_wide: bool = False  # the kernel has one of these for all namespaces: every node sees it
+    # test id template ({host} = the target) -> words its failure message must contain
+    expect: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    action: Callable[[HostRuntime], None] | None = None
+
+
+def _sh(script: str) -> Callable[[HostRuntime], None]:
+    return lambda rt: rt.sh(script) and None
+
+
+def _swap_on(rt: HostRuntime) -> None:
+    swapfile = rt.state_dir / "swapfile"
+    run("dd", "if=/dev/zero", f"of={swapfile}", "bs=1M", "count=16", "status=none")
+    swapfile.chmod(0o600)
+    run("mkswap", str(swapfile))
+    run("swapon", str(swapfile))
+
+
+FAULTS = {f.name: f for f in (
+    Fault("rp-filter-all", "net.ipv4.conf.all.rp_filter=2 (report 01)", "w1",
+          expect=(("node_rp_filter[{host}]", ("Kernel's RPF check is set to 'loose'",
+                                                "max(all=2")),),
+          action=_sh("sysctl -qw net.ipv4.conf.all.rp_filter=2")),
+    Fault("rp-filter-iface", "rp_filter=2 on eth0 only", "cp2",
+          expect=(("node_rp_filter[{host}]", ("eth0=2", "net.ipv4.conf.eth0.rp_filter=1")),),
+          action=_sh("sysctl -qw net.ipv4.conf.eth0.rp_filter=2")),
+    Fault("ip-forward-off", "net.ipv4.ip_forward=0", "w2",
+          expect=(("node_ip_forward[{host}]", ("net.ipv4.ip_forward = 0",)),),
+          action=_sh("sysctl -qw net.ipv4.ip_forward=0")),
+    Fault("swap-active", "a 16 MiB swap file switched on", "w1", kernel_wide=True,
+          expect=(("node_swap[*]", ("running with swap on is not supported", "swapoff -a")),),
+          action=_swap_on),
+    Fault("swap-fstab", "a swap line in /etc/fstab", "w2",
+          expect=(("node_swap[{host}]", ("/etc/fstab line 5 enables swap",)),),
+          action=_sh("echo '/swap.img none swap sw 0 0' >> /etc/fstab")),
+    Fault("docker-cgroupfs", "Docker's daemon.json says native.cgroupdriver=cgroupfs", "w1",
+          runtime="docker",
+          expect=(("node_cgroup_driver[{host}]", ("docker uses cgroupfs, kubelet uses systemd",
+                                                  "native.cgroupdriver=systemd")),),
+          action=_sh("sed -i 's/cgroupdriver=systemd/cgroupdriver=cgroupfs/' "
+                     "/etc/docker/daemon.json")),
+    Fault("containerd-cgroupfs", "containerd's SystemdCgroup = false", "cp3",
+          runtime="containerd",
+          expect=(("node_cgroup_driver[{host}]", ("containerd uses cgroupfs, kubelet uses "
+                                                  "systemd", "SystemdCgroup = false")),),
+          action=_sh("sed -i 's/SystemdCgroup = true/SystemdCgroup = false/' "
+                     "/etc/containerd/config.toml")),
+    Fault("kubelet-mismatch", "kubelet cgroupDriver: cgroupfs, runtime systemd", "w2",
+          expect=(("node_cgroup_driver[{host}]", ("uses systemd, kubelet uses cgroupfs",
+                                                  "is different from")),),
+          action=_sh("sed -i 's/^cgroupDriver: systemd/cgroupDriver: cgroupfs/' "
+                     "/var/lib/kubelet/config.yaml")),
+    Fault("daemon-json-malformed", "a missing comma in daemon.json", "w1", runtime="docker",
+          expect=(("node_cgroup_driver[{host}]", ("/etc/docker/daemon.json line 4",)),),
+          action=_sh(f"cat > /etc/docker/daemon.json <<'EOF'\n{MALFORMED_DAEMON_JSON}EOF")),
+    Fault("kubelet-down", "nothing listens on 10250", "w2",
+          expect=(("node_listening_ports[{host}]", ("nothing listens on tcp/10250 (kubelet)",)),
+                  ("node_ports_reachable[{host}]", ("Connection refused",))),
+          action=lambda rt: rt.stop("listen-0.0.0.0:10250")),
+    Fault("port-blocked", "INPUT drops tcp/10250 ahead of the accepts", "w1",
+          expect=(("node_firewall_input[{host}]", ("DROP by INPUT rule 1",
+                                                   "--dport 10250 -j DROP")),
+                  ("node_ports_reachable[{host}]", ("tcp/10250 (kubelet) not reachable",
+                                                    "timeout"))),
+          action=_sh("iptables -I INPUT 1 -p tcp -m tcp --dport 10250 -j DROP")),
+    Fault("forward-reject", "report 03's FORWARD REJECT ahead of flannel's accepts", "w2",
+          expect=(("node_firewall_forward[{host}]", ("REJECT by FORWARD rule 3",
+                                                     "icmp-host-prohibited",
+                                                     "admin prohibited")),),
+          action=_sh("iptables -I FORWARD 3 -j REJECT --reject-with icmp-host-prohibited")),
+    Fault("lb-down", "HAProxy stopped on the load balancer", "lb1",
+          expect=(("lb_listening[{host}]", ("nothing listens on tcp/6443",)),),
+          action=lambda rt: rt.stop("haproxy")),
+)}

@@ -1,0 +1,185 @@
+"""One lab host: a network namespace + a private mount/UTS namespace held by an anchor
+process, its own sshd, the role's listeners, sysctls, iptables rules and node files."""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import time
+from pathlib import Path
+
+from ..ports import served
+from ..roles import LB
+from . import nodefiles
+from .plan import BRIDGE, NODE_NETWORK, VIP, LabHost
+from .system import LabError, alive, run, spawn
+
+HEALTHY_SYSCTLS = {
+    "net.ipv4.ip_forward": "1",
+    "net.ipv4.conf.all.rp_filter": "1",
+    "net.ipv4.conf.default.rp_filter": "1",
+    "net.ipv4.conf.eth0.rp_filter": "1",
+    "net.bridge.bridge-nf-call-iptables": "1",
+}
+
+
+def listeners(host: LabHost) -> list[tuple[str, str, int]]:
+    """(process name, bind address, port) as a kubeadm node binds them."""
+    if LB in host.roles:
+        return []
+    local_only = {"kube-controller-manager", "kube-scheduler"}
+    out = []
+    for port in served(host.roles, None):
+        name = port.component.split(" ")[0]
+        if port.number == 2379:
+            out += [("etcd", "127.0.0.1", 2379), ("etcd", host.ip, 2379)]
+        elif port.number == 2380:
+            out.append(("etcd", host.ip, 2380))
+        else:
+            out.append((name, "127.0.0.1" if name in local_only else "0.0.0.0", port.number))
+    return out
+
+
+class HostRuntime:
+    def __init__(self, host: LabHost, state_dir: Path, state: dict):
+        self.host = host
+        self.dir = state_dir / "hosts" / host.name
+        self.state_dir = state_dir
+        self.state = state.setdefault(host.name, {})  # pids, persisted by the caller
+
+    # --- creation -------------------------------------------------------------------------
+    def create(self) -> None:
+        h = self.host
+        for sub in ("etc.upper", "etc.work", "varlib.upper", "varlib.work", "home"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        run("ip", "netns", "add", h.netns)
+        run("ip", "link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.netns)
+        run("ip", "link", "set", h.veth, "master", BRIDGE, "up")
+        ns = ("ip", "netns", "exec", h.netns)
+        run(*ns, "ip", "link", "set", "lo", "up")
+        run(*ns, "ip", "addr", "add", f"{h.ip}/{NODE_NETWORK.prefixlen}", "dev", "eth0")
+        if LB in h.roles:
+            run(*ns, "ip", "addr", "add", f"{VIP}/32", "dev", "eth0")
+        run(*ns, "ip", "link", "set", "eth0", "up")
+        self._start_anchor()
+
+    def _start_anchor(self) -> None:
+        d, ready = self.dir, self.dir / "ready"
+        ready.unlink(missing_ok=True)
+        mounts = (
+            f"mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/etc.upper,"
+            f"workdir={d}/etc.work /etc && "
+            f"mount -t overlay overlay -o lowerdir=/var/lib,upperdir={d}/varlib.upper,"
+            f"workdir={d}/varlib.work /var/lib && "
+            # A lean home: no .bashrc, so each SSH command starts a bare shell.
+            f"mount --bind {d}/home /root && "
+            "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/sshd && "
+            f"hostname {self.host.name} && touch {ready} && exec sleep infinity"
+        )
+        pid = spawn(["ip", "netns", "exec", self.host.netns, "unshare", "--mount", "--uts",
+                     "--propagation", "private", "--", "sh", "-c", mounts], str(d / "anchor.log"))
+        deadline = time.monotonic() + 10
+        while not ready.exists():
+            if not alive(pid) or time.monotonic() > deadline:
+                log = (d / "anchor.log").read_text(errors="replace").strip()
+                raise LabError(f"{self.host.name}: namespace setup failed: {log[-300:]}")
+            time.sleep(0.02)
+        self.state["anchor"] = pid
+
+    # --- running things inside ------------------------------------------------------------
+    def enter(self) -> list[str]:
+        pid = self.state.get("anchor")
+        if not alive(pid):
+            raise LabError(f"{self.host.name} is not running (lab down? run `up`)")
+        return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--"]
+
+    def sh(self, script: str, check: bool = True) -> str:
+        return run(*self.enter(), "sh", "-c", script, check=check)
+
+    def start(self, key: str, argv: list[str]) -> None:
+        if alive(self.state.get(key)):
+            return
+        self.state[key] = spawn(self.enter() + argv, str(self.dir / f"{key}.log"))
+
+    def stop(self, key: str) -> None:
+        pid = self.state.pop(key, None)
+        if alive(pid):
+            run("kill", str(pid), check=False)
+
+    # --- the healthy configuration (also what `heal` restores) ----------------------------
+    def configure(self) -> None:
+        h = self.host
+        script = []
+        if h.is_node:
+            for path, content in nodefiles.node_files(h).items():
+                script.append(f"mkdir -p {shlex.quote(str(Path(path).parent))} && "
+                              f"cat > {shlex.quote(path)} <<'KUBEACCEPT_LAB_EOF'\n"
+                              f"{content}KUBEACCEPT_LAB_EOF")
+            for path in ("/etc/docker/daemon.json",):
+                if path not in nodefiles.node_files(h):
+                    script.append(f"rm -f {path}")
+            script.append("sysctl -q " + " ".join(f"-w {k}={v}" for k, v in
+                                                  HEALTHY_SYSCTLS.items()))
+            ports = sorted({p for _, _, p in listeners(h)})
+            rules = nodefiles.iptables_rules(h, ports)
+            script.append(f"iptables-restore <<'KUBEACCEPT_LAB_EOF'\n{rules}KUBEACCEPT_LAB_EOF")
+        self.sh("set -e\n" + "\n".join(script) + "\n")
+        self.start_services()
+
+    def start_services(self) -> None:
+        h = self.host
+        self.start("sshd", ["/usr/sbin/sshd", "-D", "-f", str(self.dir / "sshd_config"),
+                            "-E", str(self.dir / "sshd.log")])
+        for name, address, port in listeners(h):
+            self.start(f"listen-{address}:{port}",
+                       [str(self.state_dir / "bin" / name), "-u",
+                        f"TCP-LISTEN:{port},bind={address},reuseaddr,fork", "/dev/null"])
+        if LB in h.roles:
+            self.start("haproxy", ["haproxy", "-db", "-f", str(self.dir / "haproxy.cfg")])
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        """sshd and every listener accept connections."""
+        targets = [(self.host.ip, 22)] + [
+            (self.host.ip if a == "0.0.0.0" else a, p) for _, a, p in listeners(self.host)
+            if a != "127.0.0.1"]
+        if LB in self.host.roles:
+            targets.append((VIP, 6443))
+        deadline = time.monotonic() + timeout
+        for address, port in targets:
+            while not _connects(address, port):
+                if time.monotonic() > deadline:
+                    raise LabError(f"{self.host.name}: nothing accepts on {address}:{port} "
+                                   f"after {timeout:g}s (see {self.dir}/*.log)")
+                time.sleep(0.05)
+
+
+def _connects(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def sshd_config(host: LabHost, host_dir: Path, authorized_keys: Path) -> str:
+    return f"""\
+Port 22
+ListenAddress {host.ip}
+HostKey {host_dir}/ssh_host_ed25519_key
+AuthorizedKeysFile {authorized_keys}
+PidFile none
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+StrictModes no
+PrintMotd no
+PrintLastLog no
+UseDNS no
+LogLevel INFO
+MaxStartups 500:30:1000
+MaxSessions 100
+Subsystem sftp internal-sftp
+"""
+
+

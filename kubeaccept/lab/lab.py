@@ -1,0 +1,230 @@
+"""Bring the lab up and down, and keep its state (hosts, pids, faults) in one JSON file."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from ..roles import CONTROL_PLANE, ETCD, LB, WORKER
+from . import nodefiles
+from .faults import FAULTS
+from .hosts import HostRuntime, listeners, sshd_config
+from .plan import (
+    BRIDGE, GATEWAY, NETNS_PREFIX, NODE_NETWORK, POD_SUBNET, SERVICE_SUBNET, VIP, LabHost,
+    from_json, plan, to_json,
+)
+from .system import LabError, alive, check_machine, run
+
+GROUPS = {CONTROL_PLANE: "kube_control_plane", WORKER: "kube_node", ETCD: "etcd", LB: "lb"}
+
+
+class Lab:
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir
+        self.state_file = state_dir / "lab.json"
+        self.state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    @property
+    def hosts(self) -> list[LabHost]:
+        return from_json(self.state.get("hosts", []))
+
+    @property
+    def inventory(self) -> Path:
+        return self.dir / "inventory" / "hosts.yaml"
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=1))
+        tmp.replace(self.state_file)
+
+    def runtime(self, host: LabHost) -> HostRuntime:
+        return HostRuntime(host, self.dir, self.state.setdefault("pids", {}))
+
+    def host(self, name: str) -> LabHost:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise LabError(f"no lab host {name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
+
+    # --- up -------------------------------------------------------------------------------
+    def up(self, workers: int) -> float:
+        check_machine()
+        wanted = plan(workers)
+        if self.state.get("hosts") == to_json(wanted) and not self.problems():
+            return 0.0
+        start = time.monotonic()
+        self.down()
+        _check_addresses()
+        self.state = {"hosts": to_json(wanted), "pids": {}, "faults": []}
+        self.save()
+        self._prepare_files(wanted)
+        run("ip", "link", "add", BRIDGE, "type", "bridge")
+        # Lab traffic between namespaces must not meet the machine's own iptables.
+        run("ip", "link", "set", BRIDGE, "type", "bridge", "nf_call_iptables", "0")
+        run("ip", "addr", "add", f"{GATEWAY}/{NODE_NETWORK.prefixlen}", "dev", BRIDGE)
+        run("ip", "link", "set", BRIDGE, "up")
+        try:
+            for h in wanted:
+                self.runtime(h).create()
+                self.save()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda h: self.runtime(h).configure(), wanted))
+            self.save()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda h: self.runtime(h).wait_ready(), wanted))
+        finally:
+            self.save()
+        return time.monotonic() - start
+
+    def _prepare_files(self, hosts: list[LabHost]) -> None:
+        ssh = self.dir / "ssh"
+        ssh.mkdir(parents=True, exist_ok=True)
+        key = ssh / "id_ed25519"
+        if not key.exists():
+            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kubeaccept-lab", "-f",
+                str(key))
+        (ssh / "authorized_keys").write_text((ssh / "id_ed25519.pub").read_text())
+        known = []
+        for h in hosts:
+            d = self.dir / "hosts" / h.name
+            d.mkdir(parents=True, exist_ok=True)
+            hk = d / "ssh_host_ed25519_key"
+            if not hk.exists():
+                run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h.name, "-f", str(hk))
+            known.append(f"{h.ip} {' '.join(hk.with_suffix('.pub').read_text().split()[:2])}")
+            (d / "sshd_config").write_text(sshd_config(h, d, ssh / "authorized_keys"))
+            if LB in h.roles:
+                cps = [c for c in hosts if CONTROL_PLANE in c.roles]
+                (d / "haproxy.cfg").write_text(nodefiles.haproxy_cfg(cps))
+        (ssh / "known_hosts").write_text("\n".join(known) + "\n")
+        bin_dir = self.dir / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        socat = shutil.which("socat")
+        # Listeners run socat under the component's name, so `ss -p` names the component.
+        for name in {n for h in hosts for n, _, _ in listeners(h)}:
+            link = bin_dir / name
+            if not link.exists():
+                link.symlink_to(socat)
+        self.inventory.parent.mkdir(parents=True, exist_ok=True)
+        self.inventory.write_text(self._inventory_yaml(hosts))
+
+    def _inventory_yaml(self, hosts: list[LabHost]) -> str:
+        ssh = self.dir / "ssh"
+        groups: dict[str, dict] = {g: {"hosts": {}} for g in GROUPS.values()}
+        for h in hosts:
+            for role in h.roles:
+                groups[GROUPS[role]]["hosts"][h.name] = {"ansible_host": h.ip, "ip": h.ip}
+        doc = {"all": {
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(ssh / "id_ed25519"),
+                "ansible_ssh_common_args":
+                    f"-o UserKnownHostsFile={ssh / 'known_hosts'} -o StrictHostKeyChecking=yes",
+                "kube_pods_subnet": POD_SUBNET,
+                "kube_service_addresses": SERVICE_SUBNET,
+                "loadbalancer_apiserver": {"address": VIP, "port": 6443},
+            },
+            "children": {**groups, "k8s_cluster": {"children": {
+                "kube_control_plane": None, "kube_node": None}}},
+        }}
+        return ("# Written by `python -m kubeaccept.lab up`: the lab's hosts, not a real cluster.\n"
+                + yaml.safe_dump(doc, sort_keys=False))
+
+    # --- faults ---------------------------------------------------------------------------
+    def inject(self, name: str, host_name: str | None = None):
+        fault = FAULTS.get(name)
+        if fault is None:
+            raise LabError(f"no fault {name!r}; faults: {', '.join(sorted(FAULTS))}")
+        host = self.host(host_name or fault.host)
+        if fault.runtime and host.runtime != fault.runtime:
+            raise LabError(f"{fault.name} needs a {fault.runtime} host; {host.name} uses "
+                           f"{host.runtime or 'none'}")
+        fault.action(self.runtime(host))
+        self.state.setdefault("faults", []).append({"fault": fault.name, "host": host.name})
+        self.save()
+        return fault, host
+
+    def heal(self) -> None:
+        """Every host back to its healthy configuration, whatever was injected."""
+        swapfile = self.dir / "swapfile"
+        if swapfile.exists():
+            run("swapoff", str(swapfile), check=False)
+            swapfile.unlink()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda h: self.runtime(h).configure(), self.hosts))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda h: self.runtime(h).wait_ready(), self.hosts))
+        self.state["faults"] = []
+        self.save()
+
+    # --- status / down --------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        out = []
+        pids = self.state.get("pids", {})
+        for h in self.hosts:
+            for key, pid in sorted(pids.get(h.name, {}).items()):
+                if not alive(pid):
+                    out.append(f"{h.name}: {key} (pid {pid}) is not running")
+            if not pids.get(h.name):
+                out.append(f"{h.name}: not started")
+        return out
+
+    def down(self) -> list[str]:
+        """Remove everything the lab made; returns what it removed."""
+        removed = []
+        names = set(run("ip", "netns", "list", check=False).split())
+        for ns in sorted(n for n in names if n.startswith(NETNS_PREFIX)):
+            pids = run("ip", "netns", "pids", ns, check=False).split()
+            for pid in pids:
+                run("kill", "-9", pid, check=False)
+            run("ip", "netns", "del", ns, check=False)
+            removed.append(f"netns {ns} ({len(pids)} processes)")
+        for pid in _all_pids(self.state):
+            if alive(pid):
+                run("kill", "-9", str(pid), check=False)
+        if Path(f"/sys/class/net/{BRIDGE}").exists():
+            run("ip", "link", "del", BRIDGE)
+            removed.append(f"bridge {BRIDGE}")
+        swapfile = self.dir / "swapfile"
+        if swapfile.exists():
+            run("swapoff", str(swapfile), check=False)
+            removed.append("swap file")
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+            removed.append(f"state {self.dir}")
+        self.state = {}
+        return removed
+
+    def logins(self) -> dict[str, int]:
+        """SSH logins each host's sshd accepted since the lab came up."""
+        out = {}
+        for h in self.hosts:
+            log = self.dir / "hosts" / h.name / "sshd.log"
+            text = log.read_text(errors="replace") if log.exists() else ""
+            out[h.name] = text.count("Accepted publickey")
+        return out
+
+
+def _all_pids(state: dict) -> list[int]:
+    return [p for host in state.get("pids", {}).values() for p in host.values() if p]
+
+
+def _check_addresses() -> None:
+    """Refuse to shadow a network this machine already routes."""
+    for line in run("ip", "-4", "route", "show").splitlines():
+        dest = line.split()[0]
+        if dest == "default":
+            continue
+        net = ipaddress.ip_network(dest, strict=False)
+        if net.overlaps(NODE_NETWORK):
+            raise LabError(f"this machine already routes {net} ({line.strip()}), which overlaps "
+                           f"the lab's {NODE_NETWORK}: remove that route or run `down` first")
+
+

@@ -1,0 +1,57 @@
+"""Running the machine's commands for the lab, with one-line errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+# Debian package for each command the lab runs.
+REQUIRED = {
+    "ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux",
+    "iptables-restore": "iptables", "sshd": "openssh-server", "ssh-keygen": "openssh-client",
+    "socat": "socat", "haproxy": "haproxy", "ss": "iproute2", "mkswap": "util-linux",
+}
+
+
+class LabError(Exception):
+    pass
+
+
+def check_machine() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab creates network namespaces: run it as root")
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    missing = sorted({pkg for cmd, pkg in REQUIRED.items() if not shutil.which(cmd, path=path)})
+    if missing:
+        raise LabError(f"missing packages: apt-get install -y {' '.join(missing)} "
+                       "(or run scripts/setup)")
+
+
+def run(*argv: str, input: str | None = None, check: bool = True, timeout: float = 60) -> str:
+    try:
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{' '.join(argv[:6])} did not finish within {timeout:g}s") from None
+    if check and proc.returncode != 0:
+        detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise LabError(f"{' '.join(argv[:6])} failed: {detail[0]}")
+    return proc.stdout
+
+
+def spawn(argv: list[str], log: str) -> int:
+    """Start a long-running process in its own session, reparented to init (so no zombie
+    and no Popen left behind); returns its pid."""
+    out = run("sh", "-c", 'setsid "$@" >>"$0" 2>&1 </dev/null & echo $!', log, *argv)
+    return int(out.strip())
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] not in ("Z", "X")
+    except OSError:
+        return False

@@ -1,0 +1,48 @@
+"""Run the acceptance suite in a subprocess and read its JUnit report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    outcomes: dict[str, str]   # test name (check_id[host]) -> passed/failed/error/skipped
+    messages: dict[str, str]   # test name -> failure/error text
+    properties: dict[str, dict[str, str]]
+    seconds: float
+    output: str
+
+    def failing(self) -> set[str]:
+        return {n for n, o in self.outcomes.items() if o in ("failed", "error")}
+
+
+def run_suite(hosts: str, junit: Path, *extra: str, timeout: float = 600) -> SuiteRun:
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", f"--hosts={hosts}", f"--junitxml={junit}", "-q",
+         "-p", "no:randomly", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    seconds = time.monotonic() - start
+    outcomes, messages, properties = {}, {}, {}
+    if junit.exists():
+        for case in ET.parse(junit).getroot().iter("testcase"):
+            name = case.get("name")
+            outcome = "passed"
+            for tag in ("failure", "error", "skipped"):
+                el = case.find(tag)
+                if el is not None:
+                    outcome = {"failure": "failed"}.get(tag, tag)
+                    messages[name] = (el.get("message") or "") + "\n" + (el.text or "")
+            outcomes[name] = outcome
+            properties[name] = {p.get("name"): p.get("value") for p in case.iter("property")}
+    return SuiteRun(proc.returncode, outcomes, messages, properties, seconds,
+                    proc.stdout + proc.stderr)

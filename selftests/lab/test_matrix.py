@@ -1,0 +1,73 @@
+"""The detection matrix: healthy lab -> every test passes; each fault -> exactly the expected
+tests fail, with the expected words; healed -> all pass again. Serial and with -n 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubeaccept.lab.faults import FAULTS
+
+from .suite import run_suite
+
+MODES = {"serial": (), "xdist": ("-n", "2")}
+NODE_CHECKS = ("node_rp_filter", "node_ip_forward", "node_bridge_nf_call_iptables",
+               "node_swap", "node_cgroup_driver", "node_listening_ports",
+               "node_ports_reachable", "node_firewall_input", "node_firewall_forward")
+
+
+def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
+    out = {}
+    for template, words in fault.expect:
+        if template.endswith("[*]"):
+            check = template.removesuffix("[*]")
+            out.update({f"{check}[{h.name}]": words for h in lab.hosts if h.is_node})
+        else:
+            out[template.format(host=host.name)] = words
+    return out
+
+
+def all_tests(lab) -> set[str]:
+    names = {f"{c}[{h.name}]" for c in NODE_CHECKS for h in lab.hosts if h.is_node}
+    return names | {f"lb_listening[{h.name}]" for h in lab.hosts if "lb" in h.roles}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_healthy_lab_passes(lab, tmp_path, mode, matrix):
+    run = run_suite(str(lab.inventory), tmp_path / "junit.xml", *MODES[mode])
+    matrix.append((mode, "(none)", "-", ", ".join(sorted(run.failing())) or "nothing fails"))
+    assert run.returncode == 0, run.output[-3000:]
+    assert set(run.outcomes) == all_tests(lab), run.output[-2000:]
+    assert set(run.outcomes.values()) == {"passed"}
+    props = run.properties["node_rp_filter[w1]"]
+    assert props["check_id"] == "node_rp_filter" and props["host"] == "w1"
+    assert "rp_filter" in props["evidence"]
+
+
+@pytest.mark.parametrize("fault_name", FAULTS)
+@pytest.mark.parametrize("mode", MODES)
+def test_fault_is_detected(lab, tmp_path, mode, fault_name, matrix):
+    fault = FAULTS[fault_name]
+    try:
+        _, host = lab.inject(fault_name)
+        run = run_suite(str(lab.inventory), tmp_path / "junit.xml", *MODES[mode])
+    finally:
+        lab.heal()
+    expected = expected_failures(lab, fault, host)
+    matrix.append((mode, fault_name, host.name, ", ".join(sorted(run.failing()))))
+    assert run.failing() == set(expected), (
+        f"{fault_name} on {host.name}: expected {sorted(expected)} to fail, "
+        f"got {sorted(run.failing())}\n{run.output[-3000:]}")
+    for test, words in expected.items():
+        assert run.outcomes[test] == "failed", run.messages.get(test)
+        for w in words:
+            assert w in run.messages[test], f"{test}: {w!r} not in:\n{run.messages[test]}"
+        props = run.properties[test]
+        assert props.get("remediation") and props.get("check_id") == test.split("[")[0]
+        assert "Traceback" not in run.messages[test]
+    assert run.returncode == 1
+
+
+def test_healed_lab_passes_again(lab, tmp_path):
+    run = run_suite(str(lab.inventory), tmp_path / "junit.xml")
+    assert run.returncode == 0, run.output[-3000:]
+    assert set(run.outcomes.values()) == {"passed"} and set(run.outcomes) == all_tests(lab)

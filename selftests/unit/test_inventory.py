@@ -1,0 +1,294 @@
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kubeaccept.inventory import (
+    Host,
+    InventoryError,
+    load_hosts,
+    load_inventory,
+    parse_host_specs,
+    resolve_inventory_path,
+)
+from kubeaccept.roles import CONTROL_PLANE, ETCD, LB, WORKER
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+KUBESPRAY_HOSTS = """
+all:
+  hosts:
+    cp1: {ansible_host: 203.0.113.11, ip: 198.51.100.11, ansible_become: "false"}
+    cp2: {ansible_host: 203.0.113.12, ip: 198.51.100.12, ansible_become: "no"}
+    cp3: {ansible_host: 203.0.113.13, ip: 198.51.100.13, ansible_port: 2222}
+    worker10: {ansible_host: 203.0.113.30, ansible_user: admin}
+    worker2:
+      ansible_host: "{{ ip }}"
+      ip: 198.51.100.22
+      ansible_ssh_common_args: >-
+        -o UserKnownHostsFile=/x/known_hosts -o StrictHostKeyChecking=yes
+    bastion: {ansible_host: 203.0.113.99}
+  children:
+    kube_control_plane:
+      hosts: {cp1: , cp2: , cp3: }
+    kube_node:
+      hosts: {cp3: , worker2: , worker10: }
+    etcd:
+      hosts: {cp1: , cp2: , cp3: }
+    k8s_cluster:
+      children: {kube_control_plane: , kube_node: }
+    bastion:
+      hosts: {bastion: }
+"""
+
+
+@pytest.fixture
+def kubespray(tmp_path):
+    hosts = write(tmp_path / "inventory" / "mycluster" / "hosts.yaml", KUBESPRAY_HOSTS)
+    write(hosts.parent / "group_vars" / "all" / "all.yml", """
+        ansible_user: ubuntu
+        ansible_become: true
+        ansible_ssh_private_key_file: ~/.ssh/cluster_key
+        kube_version: v1.31.2
+    """)
+    write(hosts.parent / "group_vars" / "k8s_cluster" / "k8s-cluster.yml", """
+        kube_pods_subnet: 10.233.64.0/18
+        kube_service_addresses: 10.233.0.0/18
+    """)
+    return hosts
+
+
+def test_kubespray_layout_roles_and_connection_vars(kubespray):
+    inv = load_inventory(kubespray)
+    assert inv.source == str(kubespray)
+    cp1, cp2, cp3 = inv.get("cp1"), inv.get("cp2"), inv.get("cp3")
+    assert cp1.roles == {CONTROL_PLANE, ETCD}
+    assert cp3.roles == {CONTROL_PLANE, ETCD, WORKER}
+    assert inv.get("worker2").roles == {WORKER}
+    assert inv.get("bastion").roles == frozenset()
+    assert inv.get("bastion").groups == {"bastion"}
+    assert cp1.groups == {"kube_control_plane", "etcd", "k8s_cluster"}
+
+    assert cp1.user == "ubuntu" and inv.get("worker10").user == "admin"
+    assert (cp1.become, cp2.become, cp3.become) == (False, False, True)
+    assert cp1.key_file == os.path.expanduser("~/.ssh/cluster_key")
+    assert (cp1.address, cp1.port, cp3.port) == ("203.0.113.11", 22, 2222)
+    assert cp1.known_hosts is None and cp1.host_key_checking
+
+
+def test_ssh_args_and_templated_address(kubespray):
+    w2 = load_inventory(kubespray).get("worker2")
+    assert w2.address == "198.51.100.22"
+    assert w2.known_hosts == "/x/known_hosts"
+    assert w2.host_key_checking is True
+    assert w2.vars["ip"] == "198.51.100.22" and w2.vars["kube_version"] == "v1.31.2"
+    assert "inventory_hostname" not in w2.vars and "groups" not in w2.vars
+
+
+def test_strict_host_key_checking_no_turns_checking_off(tmp_path):
+    hosts = write(tmp_path / "hosts.yaml", """
+        kube_control_plane:
+          hosts:
+            cp1:
+              ansible_ssh_extra_args: "-o StrictHostKeyChecking=no"
+            cp2:
+              ansible_host_key_checking: "false"
+    """)
+    inv = load_inventory(hosts)
+    assert not inv.get("cp1").host_key_checking
+    assert not inv.get("cp2").host_key_checking
+
+
+def test_order_cluster_vars_and_lookup(kubespray):
+    inv = load_inventory(kubespray)
+    assert [h.name for h in inv.hosts] == ["cp1", "cp2", "cp3", "worker2", "worker10", "bastion"]
+    assert [h.name for h in inv.by_role(WORKER)] == ["cp3", "worker2", "worker10"]
+    assert [h.name for h in inv.by_role(ETCD, LB)] == ["cp1", "cp2", "cp3"]
+    assert inv.cluster_vars["kube_pods_subnet"] == "10.233.64.0/18"
+    assert inv.cluster_vars["kube_version"] == "v1.31.2"
+    assert "ansible_host" not in inv.cluster_vars
+    with pytest.raises(KeyError, match="nope"):
+        inv.get("nope")
+    hash(inv)
+
+
+def test_ini_with_children_and_inline_vars(tmp_path):
+    hosts = write(tmp_path / "hosts.ini", """
+        [kube_control_plane]
+        master1 ansible_host=198.51.100.1 ansible_port=2200 ansible_user=core ansible_become=no
+        [etcd]
+        master1
+        [kube_node]
+        node1 ansible_host=198.51.100.2 ansible_ssh_private_key_file=/keys/id ansible_become=yes
+        [lb]
+        lb1 ansible_host=198.51.100.3 ansible_become_password=s3cret
+        [k8s_cluster:children]
+        kube_control_plane
+        kube_node
+        [k8s_cluster:vars]
+        kube_pods_subnet=10.244.0.0/16
+    """)
+    inv = load_inventory(hosts)
+    m, n, lb = inv.get("master1"), inv.get("node1"), inv.get("lb1")
+    assert (m.address, m.port, m.user, m.become) == ("198.51.100.1", 2200, "core", False)
+    assert m.roles == {CONTROL_PLANE, ETCD} and "k8s_cluster" in m.groups
+    assert (n.key_file, n.become, n.user, n.roles) == ("/keys/id", True, "root", {WORKER})
+    assert lb.become_password == "s3cret" and lb.roles == {LB}
+    assert inv.cluster_vars["kube_pods_subnet"] == "10.244.0.0/16"
+
+
+def test_loading_prints_nothing(kubespray, capfd):
+    load_inventory(kubespray)
+    with pytest.raises(InventoryError):
+        load_inventory(write(kubespray.parent / "broken.yaml", "all: [\n"))
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_malformed_yaml_is_one_line_error_naming_the_file(tmp_path):
+    bad = write(tmp_path / "hosts.yaml", """
+        all:
+          hosts:
+            cp1: {ansible_host: 198.51.100.1
+            cp2:
+    """)
+    with pytest.raises(InventoryError) as e:
+        load_inventory(bad)
+    msg = str(e.value)
+    assert str(bad) in msg and "YAML" in msg and "line" in msg
+    assert "\n" not in msg and "Traceback" not in msg
+
+
+def test_malformed_group_vars_names_that_file(kubespray):
+    write(kubespray.parent / "group_vars" / "all" / "all.yml", "a: [1,\n")
+    with pytest.raises(InventoryError, match=r"group_vars/all/all\.yml line \d") as e:
+        load_inventory(kubespray)
+    assert "\n" not in str(e.value)
+
+
+def test_no_known_groups(tmp_path):
+    hosts = write(tmp_path / "hosts.ini", "[servers]\na\nb\n")
+    with pytest.raises(InventoryError, match=r"groups found: servers; expected: kube_control_plane"):
+        load_inventory(hosts)
+    with pytest.raises(InventoryError, match="no hosts"):
+        load_inventory(write(tmp_path / "empty.yaml", "all:\n  children:\n    kube_node:\n"))
+
+
+def test_bad_boolean_is_reported(tmp_path):
+    hosts = write(tmp_path / "hosts.yaml", "kube_node:\n  hosts:\n    n1: {ansible_become: maybe}\n")
+    with pytest.raises(InventoryError, match="ansible_become is 'maybe', not a boolean"):
+        load_inventory(hosts)
+
+
+# resolve_inventory_path
+
+
+def test_repo_inventory_with_only_examples(tmp_path):
+    write(tmp_path / "inventory" / "examples" / "kubespray" / "hosts.yaml", KUBESPRAY_HOSTS)
+    write(tmp_path / "inventory" / "README.md", "read me\n")
+    with pytest.raises(InventoryError) as e:
+        resolve_inventory_path("inventory", tmp_path)
+    assert str(e.value) == (
+        "inventory/ holds no cluster inventory (examples/ is never used): copy your cluster's "
+        "hosts.yaml to inventory/<cluster>/hosts.yaml or pass --hosts=PATH")
+
+
+def test_repo_inventory_picks_the_one_cluster(tmp_path):
+    write(tmp_path / "inventory" / "examples" / "hosts.ini", "[kube_node]\nx\n")
+    write(tmp_path / "inventory" / "lab" / "hosts.yaml", KUBESPRAY_HOSTS)
+    write(tmp_path / "inventory" / ".hidden" / "hosts.yaml", KUBESPRAY_HOSTS)
+    mine = write(tmp_path / "inventory" / "mycluster" / "hosts.yaml", KUBESPRAY_HOSTS)
+    assert resolve_inventory_path("inventory", tmp_path) == mine
+    assert resolve_inventory_path("inventory/mycluster/", tmp_path) == mine
+    assert resolve_inventory_path(str(mine), Path("/")) == mine
+
+
+def test_repo_inventory_with_two_clusters(tmp_path):
+    write(tmp_path / "inventory" / "prod" / "hosts.yaml", KUBESPRAY_HOSTS)
+    write(tmp_path / "inventory" / "staging" / "inventory.ini", "[kube_node]\nx\n")
+    with pytest.raises(InventoryError, match=r"^inventory/ holds several cluster inventories "
+                       r"\(prod, staging\): pass --hosts=inventory/<cluster>$"):
+        resolve_inventory_path("inventory", tmp_path)
+
+
+def test_directory_with_two_inventory_files(tmp_path):
+    write(tmp_path / "c" / "hosts.yaml", KUBESPRAY_HOSTS)
+    write(tmp_path / "c" / "inventory.ini", "[kube_node]\nx\n")
+    with pytest.raises(InventoryError, match=r"c/ holds several inventory files "
+                       r"\(hosts\.yaml, inventory\.ini\)"):
+        resolve_inventory_path("c", tmp_path)
+
+
+def test_a_direct_file_and_non_paths(tmp_path):
+    f = write(tmp_path / "anything.txt", "[kube_node]\nx\n")
+    assert resolve_inventory_path("anything.txt", tmp_path) == f
+    for value in ("10.0.0.1", "ssh://root@cp1:22", "cp1,cp2", "", "missing/hosts.yaml"):
+        assert resolve_inventory_path(value, tmp_path) is None
+
+
+# Shipped examples
+
+
+@pytest.mark.parametrize("rel", ["kubespray/hosts.yaml", "hosts.ini"])
+def test_examples_load_but_are_refused(rel):
+    path = EXAMPLES / rel
+    inv = load_inventory(path, allow_example=True)
+    assert len(inv.by_role(CONTROL_PLANE)) == 3 and len(inv.by_role(WORKER)) >= 2
+    assert {h.name for h in inv.by_role(ETCD)} == {h.name for h in inv.by_role(CONTROL_PLANE)}
+    assert inv.cluster_vars["kube_pods_subnet"] == "10.244.0.0/16"
+    assert all(h.address.startswith(("198.51.100.", "203.0.113.")) for h in inv.hosts)
+    with pytest.raises(InventoryError, match=r"is an example inventory; copy it to inventory/"):
+        load_hosts(str(path), Path.cwd())
+    # the examples directory itself holds hosts.ini, so naming it is refused the same way
+    with pytest.raises(InventoryError, match="is an example inventory"):
+        load_hosts(str(EXAMPLES), Path.cwd())
+
+
+def test_load_hosts_dispatches(kubespray, tmp_path):
+    assert load_hosts("inventory", tmp_path).source == str(kubespray)
+    assert load_hosts("cp1,cp2", tmp_path).source == "command line"
+
+
+# Host specs
+
+
+def test_host_specs():
+    inv = parse_host_specs(
+        "ssh://admin@198.51.100.1:2222?ssh_identity_file=/k&timeout=5&roles=control_plane+etcd,"
+        "paramiko://198.51.100.2,node3,ubuntu@node4?sudo=true&roles=kube_node")
+    a, b, c, d = inv.hosts
+    assert a == Host("198.51.100.1", "198.51.100.1", 2222, "admin", "/k",
+                     roles=frozenset({CONTROL_PLANE, ETCD}))
+    assert (b.address, b.port, b.user, b.roles) == ("198.51.100.2", 22, "root", {WORKER})
+    assert (c.name, c.become) == ("node3", False)
+    assert (d.user, d.become, d.roles) == ("ubuntu", True, {WORKER})
+    assert inv.source == "command line"
+    assert parse_host_specs("n1", default_roles=frozenset({LB})).hosts[0].roles == {LB}
+
+
+@pytest.mark.parametrize("spec", ["docker://abc", "local://", "ansible://all"])
+def test_unsupported_scheme(spec):
+    with pytest.raises(InventoryError, match=r"^unsupported host spec .*: kubeaccept connects "
+                       r"over SSH \(ssh:// or paramiko://\)$"):
+        parse_host_specs(f"node1,{spec}")
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("ssh://n1?roles=boss", "unknown role boss"),
+    ("ssh://n1?ssh_config=/c", "unknown option ssh_config"),
+    ("ssh://n1:abc", "port is not a number"),
+    ("inventory/prod/hosts.yaml", "neither an existing inventory"),
+    ("hosts.yaml", "neither an existing inventory"),
+    (" , ", "--hosts is empty"),
+])
+def test_bad_host_specs(spec, match):
+    with pytest.raises(InventoryError, match=match):
+        parse_host_specs(spec)
