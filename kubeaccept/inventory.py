@@ -1,7 +1,7 @@
 """The hosts to test: an Ansible inventory (kubespray's layout), or testinfra-style host specs.
 
-Inventories are read with ansible-core's own inventory code, so group_vars/host_vars,
-INI and YAML mean exactly what they mean to `ansible-playbook -i`.
+Inventories are read by ansible-core itself, so group_vars, host_vars, INI and YAML mean
+what they mean to `ansible-playbook -i`.
 """
 
 from __future__ import annotations
@@ -187,16 +187,17 @@ def _host(name: str, groups: frozenset[str], raw: Mapping[str, Any], templar, sr
     checking = C.HOST_KEY_CHECKING if checking is None else checking
     if "stricthostkeychecking" in opts:
         checking = opts["stricthostkeychecking"].lower() not in ("no", "off", "accept-new")
-    key_file, known_hosts = pick("ansible_ssh_private_key_file", "ansible_private_key_file"), \
-        opts.get("userknownhostsfile")
+    key_file = pick("ansible_ssh_private_key_file", "ansible_private_key_file")
+    known_hosts = opts.get("userknownhostsfile")
     port = pick("ansible_port", "ansible_ssh_port") or C.DEFAULT_REMOTE_PORT or 22
     if not str(port).isdigit():
         raise InventoryError(f"{src}: host {name}: ansible_port is {port!r}, not a number")
+    # str(): ansible hands out tagged str subclasses that pytest-xdist cannot serialize.
     return Host(
-        name=name,
-        address=pick("ansible_host", "ansible_ssh_host") or name,
+        name=str(name),
+        address=str(pick("ansible_host", "ansible_ssh_host") or name),
         port=int(port),
-        user=pick("ansible_user", "ansible_ssh_user") or C.DEFAULT_REMOTE_USER or "root",
+        user=str(pick("ansible_user", "ansible_ssh_user") or C.DEFAULT_REMOTE_USER or "root"),
         key_file=str(Path(key_file).expanduser()) if key_file else None,
         password=pick("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"),
         become=_bool(pick("ansible_become") or False, f"{src}: host {name}: ansible_become"),
@@ -232,7 +233,7 @@ def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
             variables = VariableManager(loader=loader, inventory=manager)
             hosts = []
             for name, h in manager.hosts.items():
-                groups = frozenset(g.name for g in h.get_groups()) - {"all", "ungrouped"}
+                groups = frozenset(str(g.name) for g in h.get_groups()) - {"all", "ungrouped"}
                 raw = variables.get_vars(host=h, include_hostvars=False, stage="all")
                 hosts.append(_host(name, groups, raw, Templar(loader, variables=raw), path, C))
             cluster: dict[str, Any] = {}
@@ -297,7 +298,7 @@ def parse_host_specs(value: str, default_roles: frozenset[str] = frozenset({WORK
     """Comma-separated specs, as testinfra takes them: [ssh|paramiko://][user@]host[:port][?opts].
 
     Options: ssh_identity_file=KEY, sudo=true, roles=ROLE+ROLE (role or inventory group
-    names; default_roles when absent), timeout (accepted; --connect-timeout governs).
+    names; default_roles when absent), timeout (ignored: the suite's connect timeout applies).
     """
     hosts = [_spec_host(s.strip(), default_roles) for s in value.split(",") if s.strip()]
     if not hosts:

@@ -135,7 +135,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError("kubeaccept's tests need --hosts=INVENTORY (an inventory file "
                                 "or directory, or ssh://host specs)")
     hosts = state.inventory.by_role(*marker.args)
-    metafunc.parametrize("node", hosts, ids=[h.name for h in hosts], indirect=True)
+    metafunc.parametrize("node", hosts, ids=[str(h.name) for h in hosts], indirect=True)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config, items) -> None:
@@ -172,9 +172,9 @@ def verdict(request: pytest.FixtureRequest):
         if not findings:
             pytest.fail("the check produced no findings", pytrace=False)
         failed = [f for f in findings if not f.ok]
-        item.user_properties.append(("check_id", findings[0].check_id))
+        item.user_properties.append(("check_id", str(findings[0].check_id)))
         if hasattr(item, "callspec") and "node" in item.callspec.params:
-            item.user_properties.append(("host", item.callspec.params["node"].name))
+            item.user_properties.append(("host", str(item.callspec.params["node"].name)))
         fixes = sorted({f.fix for f in failed if f.fix})
         if fixes:
             item.user_properties.append(("remediation", " | ".join(fixes)))

@@ -66,7 +66,10 @@ def kubespray(tmp_path):
     return hosts
 
 
-def test_kubespray_layout_roles_and_connection_vars(kubespray):
+def test_kubespray_layout_roles_and_connection_vars(kubespray, monkeypatch):
+    from ansible import constants as C
+
+    monkeypatch.setattr(C, "HOST_KEY_CHECKING", True)
     inv = load_inventory(kubespray)
     assert inv.source == str(kubespray)
     cp1, cp2, cp3 = inv.get("cp1"), inv.get("cp2"), inv.get("cp3")
@@ -91,6 +94,15 @@ def test_ssh_args_and_templated_address(kubespray):
     assert w2.host_key_checking is True
     assert w2.vars["ip"] == "198.51.100.22" and w2.vars["kube_version"] == "v1.31.2"
     assert "inventory_hostname" not in w2.vars and "groups" not in w2.vars
+
+
+def test_host_key_checking_follows_ansible_config(kubespray, monkeypatch):
+    from ansible import constants as C
+
+    monkeypatch.setattr(C, "HOST_KEY_CHECKING", False)  # kubespray's ansible.cfg does this
+    inv = load_inventory(kubespray)
+    assert not inv.get("cp1").host_key_checking
+    assert inv.get("worker2").host_key_checking  # StrictHostKeyChecking=yes in its ssh args
 
 
 def test_strict_host_key_checking_no_turns_checking_off(tmp_path):
@@ -142,6 +154,7 @@ def test_ini_with_children_and_inline_vars(tmp_path):
     assert m.roles == {CONTROL_PLANE, ETCD} and "k8s_cluster" in m.groups
     assert (n.key_file, n.become, n.user, n.roles) == ("/keys/id", True, "root", {WORKER})
     assert lb.become_password == "s3cret" and lb.roles == {LB}
+    assert "s3cret" not in repr(lb)
     assert inv.cluster_vars["kube_pods_subnet"] == "10.244.0.0/16"
 
 
@@ -174,17 +187,33 @@ def test_malformed_group_vars_names_that_file(kubespray):
     assert "\n" not in str(e.value)
 
 
+def test_yaml_file_is_not_half_read_as_ini(tmp_path):
+    # ansible's ini plugin would accept this as two ungrouped hosts
+    with pytest.raises(InventoryError, match="YAML inventory has invalid structure"):
+        load_inventory(write(tmp_path / "hosts.yaml", "cp1\ncp2\n"))
+
+
+def test_ansible_settings_and_output_are_restored(kubespray):
+    from ansible import constants as C
+    from ansible.utils.display import Display
+
+    before = (list(C.INVENTORY_ENABLED), C.INVENTORY_UNPARSED_IS_FAILED)
+    load_inventory(kubespray)
+    assert (list(C.INVENTORY_ENABLED), C.INVENTORY_UNPARSED_IS_FAILED) == before
+    assert not {"warning", "display", "error_as_warning"} & set(vars(Display()))
+
+
 def test_no_known_groups(tmp_path):
     hosts = write(tmp_path / "hosts.ini", "[servers]\na\nb\n")
-    with pytest.raises(InventoryError, match=r"groups found: servers; expected: kube_control_plane"):
+    with pytest.raises(InventoryError, match=r"found: servers; expected: kube_control_plane, "):
         load_inventory(hosts)
     with pytest.raises(InventoryError, match="no hosts"):
         load_inventory(write(tmp_path / "empty.yaml", "all:\n  children:\n    kube_node:\n"))
 
 
 def test_bad_boolean_is_reported(tmp_path):
-    hosts = write(tmp_path / "hosts.yaml", "kube_node:\n  hosts:\n    n1: {ansible_become: maybe}\n")
-    with pytest.raises(InventoryError, match="ansible_become is 'maybe', not a boolean"):
+    hosts = write(tmp_path / "hosts.yaml", "kube_node:\n  hosts:\n    n1: {ansible_become: hm}\n")
+    with pytest.raises(InventoryError, match="ansible_become is 'hm', not a boolean"):
         load_inventory(hosts)
 
 
