@@ -323,7 +323,7 @@ class _Run:
                 return None
             sub = self.table.chains.get(t)
             if sub is not None and sub.policy is None:
-                if len(calls) >= _MAX_DEPTH:
+                if t in calls or len(calls) >= _MAX_DEPTH:
                     self.uncertain[rule.text] = None  # a loop: not taken
                     continue
                 hit = self.chain(sub, here, (*calls, t))

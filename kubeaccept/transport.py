@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
@@ -34,9 +35,11 @@ def _known_hosts_file(host: Host) -> str:
 
 def _cause(host: Host, exc: BaseException, timeout: float) -> str:
     where = f"{host.user}@{host.address}:{host.port}"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
+        exc = next(iter(exc.errors.values()))  # paramiko wraps the socket error per address
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return f"connection to {where} timed out after {timeout:g}s"
-    if isinstance(exc, ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
         return f"connection refused by {where} (is sshd running and listening on {host.port}?)"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve {host.address!r}: {exc.strerror}"
@@ -51,6 +54,9 @@ def _cause(host: Host, exc: BaseException, timeout: float) -> str:
         return (f"host key of {host.address} is not in {kh}: add it "
                 f"(ssh-keyscan -p {host.port} {host.address} >> {kh}) "
                 "or set ansible_host_key_checking=false")
+    if getattr(exc, "errno", None) == errno.EHOSTUNREACH:
+        return (f"cannot connect to {where}: No route to host (host down, or a firewall "
+                "rejects SSH with icmp-host-prohibited)")
     if isinstance(exc, OSError) and exc.strerror:
         return f"cannot connect to {where}: {exc.strerror}"
     return f"cannot connect to {where}: {exc}"

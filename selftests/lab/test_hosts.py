@@ -1,0 +1,86 @@
+"""The lab's hosts and the suite's transport: reachability errors, SSH logins, no way out."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import yaml
+
+from .suite import run_suite
+
+
+def test_up_is_idempotent(lab):
+    pids = dict(lab.state["pids"])
+    assert lab.up(len([h for h in lab.hosts if h.name.startswith("w")])) == 0.0
+    assert lab.state["pids"] == pids and not lab.problems()
+
+
+def test_hosts_have_their_own_identity(lab):
+    for h in lab.hosts:
+        rt = lab.runtime(h)
+        assert rt.sh("hostname").strip() == h.name
+        assert rt.sh("ip -4 -o addr show dev eth0").split()[3].startswith(h.ip)
+    w1 = lab.runtime(lab.host("w1"))
+    assert "native.cgroupdriver=systemd" in w1.sh("cat /etc/docker/daemon.json")
+    assert "daemon.json" not in lab.runtime(lab.host("w2")).sh("ls /etc/docker 2>/dev/null; true")
+
+
+def test_no_route_out_of_the_lab(lab):
+    for h in lab.hosts:
+        rt = lab.runtime(h)
+        assert rt.sh("ip -4 route show default").strip() == ""
+        out = rt.sh("ip route get 192.0.2.2 2>&1; ip route get 8.8.8.8 2>&1", check=False)
+        assert out.count("Network is unreachable") == 2, f"{h.name}: {out}"
+
+
+def test_unreachable_hosts_error_alone(lab, tmp_path):
+    """Refused, rejected, timed out and auth-failed hosts error with `unreachable: <cause>` within the
+    connect timeout and no traceback; the real hosts' tests pass."""
+    doc = yaml.safe_load(lab.inventory.read_text())
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")],
+                   check=True)
+    doc["all"]["children"]["kube_node"]["hosts"].update({
+        "refused": {"ansible_host": "198.18.0.10", "ansible_port": 2222},
+        "rejected": {"ansible_host": "198.18.0.11", "ansible_port": 2222},
+        "silent": {"ansible_host": "198.18.0.250"},
+        "badkey": {"ansible_host": "198.18.0.12", "ansible_ssh_private_key_file": str(tmp_path / "k")},
+    })
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(yaml.safe_dump(doc))
+    start = time.monotonic()
+    run = run_suite(str(inventory), tmp_path / "junit.xml", "--connect-timeout=2")
+    took = time.monotonic() - start
+    causes = {"refused": "unreachable: connection refused by root@198.18.0.10:2222",
+              "rejected": "unreachable: cannot connect to root@198.18.0.11:2222: No route to host",
+              "silent": "unreachable: connection to root@198.18.0.250:22 timed out after 2s",
+              "badkey": "unreachable: authentication failed for root@198.18.0.12:22"}
+    for name, cause in causes.items():
+        mine = {t: o for t, o in run.outcomes.items() if t.endswith(f"[{name}]")}
+        assert mine and set(mine.values()) == {"error"}, mine
+        for test in mine:
+            assert cause in run.messages[test], run.messages[test]
+            assert "Traceback" not in run.messages[test] and ".py:" not in run.messages[test]
+    others = {t: o for t, o in run.outcomes.items() if t.split("[")[1][:-1] not in causes}
+    assert others and set(others.values()) == {"passed"}, run.output[-3000:]
+    assert took < 30, f"suite took {took:.1f}s with three unreachable hosts"
+
+
+def test_one_login_per_host(lab, tmp_path):
+    for extra in ((), ("-n", "2")):
+        before = lab.logins()
+        run = run_suite(str(lab.inventory), tmp_path / "junit.xml", *extra)
+        assert run.returncode == 0, run.output[-2000:]
+        after = lab.logins()
+        delta = {h: after[h] - before[h] for h in after}
+        # One facts command per host per run, shared by xdist workers.
+        assert set(delta.values()) == {1}, f"{extra}: logins per host {delta}"
+
+
+def test_bad_inventory_is_one_line(lab, tmp_path):
+    bad = tmp_path / "hosts.yaml"
+    bad.write_text("all:\n  children:\n    kube_node:\n      hosts: [oops\n")
+    run = run_suite(str(bad), tmp_path / "junit.xml")
+    assert run.returncode == 4
+    assert "Traceback" not in run.output
+    assert str(bad) in run.output

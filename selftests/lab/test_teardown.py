@@ -1,0 +1,47 @@
+"""`down` removes everything the lab made: namespaces, links, routes, processes, swap, files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from kubeaccept.lab.plan import BRIDGE, NETNS_PREFIX
+
+
+def leftovers(state_dir: Path) -> list[str]:
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {n}" for n in netns.split() if n.startswith(NETNS_PREFIX)]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found += [f"link {ln.split(':')[1].strip()}" for ln in links.splitlines()
+              if ln.split(":")[1].strip().split("@")[0] == BRIDGE
+              or ln.split(":")[1].strip().startswith("kl-")]
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    found += [f"route {r}" for r in routes.splitlines() if "198.18." in r]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(state_dir) in cmd:
+            found.append(f"process {pid}: {cmd[:80]}")
+    if str(state_dir) in Path("/proc/swaps").read_text():
+        found.append("swap")
+    if str(state_dir) in Path("/proc/self/mountinfo").read_text():
+        found.append("mount")
+    if state_dir.exists():
+        found.append(f"directory {state_dir}")
+    return found
+
+
+def test_down_removes_everything(lab):
+    lab.up(5)  # a different size: rebuilds
+    assert len(lab.hosts) == 9 and not lab.problems()
+    lab.inject("swap-active")
+    lab.inject("forward-reject")
+    assert leftovers(lab.dir)
+    removed = lab.down()
+    assert any(r.startswith("netns") for r in removed)
+    assert leftovers(lab.dir) == []
+    assert lab.down() == []  # nothing left to remove

@@ -1,0 +1,53 @@
+"""Build NodeFacts/NodeContext by hand, as gather.sh would print them."""
+
+from __future__ import annotations
+
+import base64
+
+from kubeaccept.checks import NodeContext
+from kubeaccept.facts import NodeFacts
+from kubeaccept.inventory import Host, Inventory
+from kubeaccept.roles import CONTROL_PLANE, WORKER
+
+HEALTHY_SYSCTL = """\
+net.ipv4.conf.all.rp_filter 1
+net.ipv4.conf.default.rp_filter 1
+net.ipv4.conf.eth0.rp_filter 1
+net.ipv4.conf.lo.rp_filter 0
+net.ipv4.ip_forward 1
+net.bridge.bridge-nf-call-iptables 1"""
+
+KUBELET = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n"
+FLAGS_CONTAINERD = 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock"\n'
+CONTAINERD = """version = 2
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  SystemdCgroup = true
+"""
+
+
+def facts(name="n1", sections=None, files=None, **named) -> NodeFacts:
+    s = {"sysctl": HEALTHY_SYSCTL, "swaps": "Filename Type Size Used Priority",
+         "cgroupfs": "cgroup2fs", "end": ""}
+    default_files = {"/var/lib/kubelet/config.yaml": KUBELET,
+                     "/var/lib/kubelet/kubeadm-flags.env": FLAGS_CONTAINERD,
+                     "/etc/containerd/config.toml": CONTAINERD,
+                     "/etc/fstab": "UUID=x / ext4 defaults 0 1\n#/swap.img none swap sw 0 0\n"}
+    default_files.update(files or {})
+    for path, text in default_files.items():
+        s[f"file {path}"] = "!missing" if text is None else base64.b64encode(text.encode()).decode()
+    s.update({k.replace("_", "-"): v for k, v in named.items()})
+    s.update(sections or {})
+    return NodeFacts(name, s)
+
+
+def host(name="n1", ip="192.0.2.11", roles=(WORKER,)) -> Host:
+    return Host(name=name, address=ip, roles=frozenset(roles), groups=frozenset())
+
+
+def context(f: NodeFacts | None = None, h: Host | None = None, peers=(), **kw) -> NodeContext:
+    h = h or host()
+    inv = Inventory(source="test", hosts=(h, *[p for p, _ in peers]), cluster_vars={})
+    return NodeContext(h, f or facts(h.name), inv, peers={p.name: pf for p, pf in peers}, **kw)
+
+
+CP = (CONTROL_PLANE,)

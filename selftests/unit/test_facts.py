@@ -1,0 +1,56 @@
+"""The facts document: command line, parsing, and what a broken run turns into."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from kubeaccept import facts
+from kubeaccept.facts import FactsError, parse
+
+from .factory import host
+
+
+def test_command_runs_as_is_for_root_and_through_sudo_otherwise():
+    line, stdin = facts.command(host(), "tok", 3, ["10.0.0.1:6443"])
+    assert line.startswith("sh -c ") and line.endswith("kubeaccept-facts tok 3 10.0.0.1:6443")
+    assert stdin == b""
+    user = host().__class__(name="n", address="a", user="ops", become=True)
+    assert facts.command(user, "t", 3, [])[0].startswith("sudo -n -- sh -c ")
+    pw = host().__class__(name="n", address="a", user="ops", become=True, become_password="s3")
+    line, stdin = facts.command(pw, "t", 3, [])
+    assert line.startswith("sudo -S -p '' -- ") and stdin == b"s3\n"
+
+
+def test_gather_script_runs_locally_and_parses():
+    """The real script on this machine (no SSH): every section present and parseable."""
+    token = facts.new_token()
+    line, _ = facts.command(host(), token, 1, ["127.0.0.1:9"])
+    out = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
+    f = parse("local", token, out.stdout, out.stderr, out.returncode)
+    for name in ("hostname", "sysctl", "swaps", "listen-tcp", "addresses", "iptables-save",
+                 "probes", "file /etc/fstab"):
+        assert name in f.sections, name
+    assert f.sysctls["net.ipv4.conf.all.rp_filter"] in "012"
+    assert f.probes["127.0.0.1:9"].startswith("closed")
+    assert ("lo", "127.0.0.1") in f.addresses
+
+
+def test_parse_rejects_a_truncated_document_with_the_cause():
+    with pytest.raises(FactsError, match="did not complete on n1: sudo: a password is required"):
+        parse("n1", "t", "", "sudo: a password is required\n", 1)
+    with pytest.raises(FactsError, match="exit status 137"):
+        parse("n1", "t", "\n@@t hostname\nn1\n", "", 137)
+
+
+def test_files_listeners_and_versions():
+    doc = ("\n@@t file /a\naGVsbG8K\n@@t file /b\n!missing\n@@t listen-tcp\n"
+           'LISTEN 0 4096 [::ffff:127.0.0.1]:10259 [::]:* users:(("kube-scheduler",pid=7,fd=3))\n'
+           "LISTEN 0 4096 *:10250 *:*\n@@t kubelet-version\nKubernetes v1.31.4\n@@t end\n")
+    f = parse("n1", "t", doc, "", 0)
+    assert f.file("/a").text == "hello\n" and not f.file("/b").exists
+    assert [(x.address, x.port, x.process, x.pid) for x in f.listeners] == [
+        ("::ffff:127.0.0.1", 10259, "kube-scheduler", 7), ("*", 10250, "", None)]
+    assert f.kube_version == (1, 31)
+    assert facts.NodeFacts.from_json(f.to_json()).sections == f.sections
