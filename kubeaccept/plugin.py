@@ -35,9 +35,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--probe-timeout", type=float, default=3.0,
                     help="timeout of each node-to-node port probe, seconds (default 3)")
     group.addoption("--pod-subnet", default=None,
-                    help="pod network CIDR (default: inventory kube_pods_subnet, else 10.244.0.0/16)")
+                    help="pod network CIDR (default: the inventory's kube_pods_subnet, "
+                    "else 10.244.0.0/16)")
     group.addoption("--service-subnet", default=None,
-                    help="Service CIDR (default: inventory kube_service_addresses, else 10.96.0.0/12)")
+                    help="Service CIDR (default: the inventory's kube_service_addresses, "
+                    "else 10.96.0.0/12)")
     group.addoption("--kube-version", default=None,
                     help="Kubernetes version (default: read from each node)")
     group.addoption("--vxlan-port", type=int, default=None,

@@ -126,10 +126,11 @@ def _pod_packets(ctx: NodeContext, in_iface: str | None, out_iface: str | None):
         return []
     remote = str(net.network_address + 256 + 2)  # a pod on another node (10.244.1.2)
     local = str(net.network_address + 2)         # a pod on this node (10.244.0.2)
+    inbound, outbound = (in_iface, out_iface), (out_iface, in_iface)
     return [
-        ("DNS from a remote pod to a pod here", Packet("udp", remote, local, 53, in_iface, out_iface)),
-        ("DNS from a pod here to a remote pod", Packet("udp", local, remote, 53, out_iface, in_iface)),
-        ("TCP from a remote pod to a pod here", Packet("tcp", remote, local, 80, in_iface, out_iface)),
+        ("DNS from a remote pod to a pod here", Packet("udp", remote, local, 53, *inbound)),
+        ("DNS from a pod here to a remote pod", Packet("udp", local, remote, 53, *outbound)),
+        ("TCP from a remote pod to a pod here", Packet("tcp", remote, local, 80, *inbound)),
     ]
 
 

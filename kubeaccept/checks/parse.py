@@ -38,7 +38,8 @@ def load(fact: FileFact) -> dict | None:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{fact.path}{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{fact.path}: expected a mapping at the top, found {type(data).__name__}")
+        raise ConfigError(f"{fact.path}: expected a mapping at the top, "
+                          f"found {type(data).__name__}")
     return data
 
 

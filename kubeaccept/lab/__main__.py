@@ -15,7 +15,7 @@ from .system import LabError, check_machine
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m kubeaccept.lab", description=__doc__)
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                   help=f"where the lab keeps keys, inventory and logs (default {DEFAULT_STATE_DIR})")
+                   help=f"keys, inventory and logs of the lab (default {DEFAULT_STATE_DIR})")
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="build the lab (idempotent)")
     up.add_argument("--workers", type=int, default=2)

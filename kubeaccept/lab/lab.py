@@ -16,8 +16,17 @@ from . import nodefiles
 from .faults import FAULTS
 from .hosts import HostRuntime, listeners, sshd_config
 from .plan import (
-    BRIDGE, GATEWAY, NETNS_PREFIX, NODE_NETWORK, POD_SUBNET, SERVICE_SUBNET, VIP, LabHost,
-    from_json, plan, to_json,
+    BRIDGE,
+    GATEWAY,
+    NETNS_PREFIX,
+    NODE_NETWORK,
+    POD_SUBNET,
+    SERVICE_SUBNET,
+    VIP,
+    LabHost,
+    from_json,
+    plan,
+    to_json,
 )
 from .system import LabError, alive, check_machine, run
 

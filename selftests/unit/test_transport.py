@@ -14,7 +14,7 @@ from .factory import host
 
 
 @pytest.mark.parametrize("exc, words", [
-    (socket.timeout(), "timed out after 5s"),
+    (TimeoutError(), "timed out after 5s"),
     (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), "connection refused by root@192.0.2.11:22"),
     (OSError(errno.EHOSTUNREACH, "No route to host"), "icmp-host-prohibited"),
     (paramiko.AuthenticationException("x"), "authentication failed for root@192.0.2.11:22"),
