@@ -9,6 +9,8 @@ from ..firewall import Packet, ParseError, Ruleset, Verdict, evaluate, parse_ipt
 from ..ports import NODEPORT_RANGE, reachable_from
 from ..roles import NODE
 from . import NodeContext, node_ip
+from .firewalld import parse_zones
+from .firewalld import zone_for as firewalld_zone_for
 
 FORWARD_WHY = (
     "cross-node pod traffic is refused before anything accepts it: pods see "
@@ -25,12 +27,15 @@ def rulesets(ctx: NodeContext) -> tuple[list[Ruleset], list[str]]:
         text = ctx.facts.section(source)
         if text is None:
             continue
-        body, _, status = text.rpartition("!exit ")
-        if status and status.strip() != "0":
-            errors.append(f"{source} failed: {body.strip().splitlines()[-1:] or status}")
+        body, marker, status = text.rpartition("!exit ")
+        if not marker:
+            body, status = text, "0"
+        if status.strip() != "0":
+            last = body.strip().splitlines()[-1:] or [f"exit status {status.strip()}"]
+            errors.append(f"{source} failed: {last[0]}")
             continue
         try:
-            out.append(parse_iptables_save(body if status else text, source))
+            out.append(parse_iptables_save(body, source))
         except ParseError as exc:
             errors.append(f"{source}: {exc}")
     return out, errors
@@ -74,10 +79,16 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
     if errors:
         return _unreadable(cid, ctx, errors)
     iface = ctx.facts.iface_of(ctx.ip)
+    firewalld = ctx.facts.section("firewalld")
+    zone = firewalld_zone_for(parse_zones(firewalld)[0], iface) if firewalld else None
     findings = []
     for label, proto, number, sources in _inbound(ctx):
         blocked: dict[str, list[str]] = {}
         uncertain: set[str] = set()
+        if zone is not None and not zone.allows(proto, number):
+            blocked[f"firewalld zone {zone.name} has no port or service for {number}/{proto} "
+                    f"(ports: {zone.settings.get('ports') or '-'}; services: "
+                    f"{zone.settings.get('services') or '-'})"] = [s.name for s in sources]
         for src in sources:
             packet = Packet(proto, node_ip(src), ctx.ip, number, in_iface=iface)
             verdict = _worst(sets, "INPUT", packet)

@@ -35,9 +35,15 @@ sec listen-udp; ss -Hulnp 2>&1
 sec addresses; ip -o -4 addr show 2>&1
 sec links; ip -o link show 2>&1
 sec iptables-save; iptables-save 2>&1; echo "!exit $?"
-if have iptables-legacy-save; then sec iptables-legacy-save; iptables-legacy-save 2>&1; fi
+if have iptables-legacy-save; then
+  sec iptables-legacy-save; iptables-legacy-save 2>&1; echo "!exit $?"
+fi
 if have firewall-cmd && firewall-cmd --state >/dev/null 2>&1; then
-  sec firewalld; firewall-cmd --list-all 2>&1
+  sec firewalld
+  for z in $(firewall-cmd --get-active-zones 2>/dev/null | grep -v '^[[:space:]]'); do
+    firewall-cmd --list-all --zone="$z" 2>&1
+  done
+  echo "default-zone: $(firewall-cmd --get-default-zone 2>&1)"
 fi
 if have kubelet; then sec kubelet-version; kubelet --version 2>&1; fi
 sec probes

@@ -1,0 +1,103 @@
+"""node_firewall_input / node_firewall_forward over iptables-save text and firewalld zones."""
+
+from __future__ import annotations
+
+from kubeaccept.checks import firewall
+from kubeaccept.checks.firewalld import parse_zones, zone_for
+from kubeaccept.roles import CONTROL_PLANE
+
+from .factory import context, facts, host
+
+FIREWALLD_RHEL = """\
+public (active)
+  target: default
+  interfaces: eth0
+  services: cockpit dhcpv6-client ssh
+  ports: 6443/tcp 2379-2380/tcp 10250-10252/tcp 8472/udp
+  rich rules:
+default-zone: public"""
+
+OPEN = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+COMMIT
+!exit 0"""
+
+REPORT03 = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i lo -j ACCEPT
+-A FORWARD -j REJECT --reject-with icmp-host-prohibited
+-A FORWARD -s 10.244.0.0/16 -j ACCEPT
+COMMIT
+!exit 0"""
+
+
+def failed(findings):
+    return [f for f in findings if not f.ok]
+
+
+def cluster(node_sections):
+    cp1 = host("cp1", "192.0.2.11", (CONTROL_PLANE,))
+    w1 = host("w1", "192.0.2.21")
+    me = facts("w1", addresses="2: eth0    inet 192.0.2.21/24 brd x scope global eth0",
+               **node_sections)
+    return context(me, w1, peers=[(cp1, facts("cp1"))])
+
+
+def test_open_firewall_passes():
+    ctx = cluster({"iptables_save": OPEN})
+    assert not failed(firewall.firewall_input(ctx))
+    assert not failed(firewall.firewall_forward(ctx))
+
+
+def test_forward_reject_names_rule_and_report():
+    out = failed(firewall.firewall_forward(cluster({"iptables_save": REPORT03})))
+    assert len(out) == 3
+    assert "REJECT by FORWARD rule 3" in out[0].observed
+    assert "admin prohibited" in out[0].why and "iptables -D FORWARD 3" in out[0].fix
+
+
+def test_forward_policy_drop_without_accepts():
+    text = OPEN.replace(":FORWARD ACCEPT", ":FORWARD DROP")
+    out = failed(firewall.firewall_forward(cluster({"iptables_save": text})))
+    assert out and "policy" in out[0].observed and "-s 10.244.0.0/16 -j ACCEPT" in out[0].fix
+
+
+def test_input_drop_from_control_plane_names_rule():
+    text = OPEN.replace("COMMIT", "-A INPUT -s 192.0.2.11/32 -p tcp --dport 10250 -j DROP\nCOMMIT")
+    out = failed(firewall.firewall_input(cluster({"iptables_save": text})))
+    assert [f.subject for f in out] == ["w1:tcp/10250"]
+    assert "from cp1: DROP by INPUT rule 1" in out[0].observed
+
+
+def test_unreadable_iptables_is_a_failure_that_says_become():
+    out = failed(firewall.firewall_input(cluster({
+        "iptables_save": "iptables-save v1.8.9 (nf_tables): Permission denied (you must be root)\n!exit 1"})))
+    assert out and "ansible_become=true" in out[0].fix and "Permission denied" in out[0].observed
+
+
+def test_legacy_backend_rules_count_too():
+    legacy = OPEN.replace("COMMIT", "-A INPUT -p udp --dport 8472 -j DROP\nCOMMIT").replace("\n!exit 0", "")
+    out = failed(firewall.firewall_input(cluster({"iptables_save": OPEN,
+                                                  "iptables_legacy_save": legacy})))
+    assert [f.subject for f in out] == ["w1:udp/8472"]
+    assert "[iptables-legacy-save]" in out[0].observed
+
+
+def test_firewalld_zone_ports_and_services():
+    zones, default = parse_zones(FIREWALLD_RHEL)
+    zone = zone_for(zones, "eth0")
+    assert default == "public" and zone.name == "public"
+    assert zone.allows("tcp", 2380) == "zone public port 2379-2380/tcp"
+    assert zone.allows("tcp", 22) == "zone public service ssh"
+    assert zone.allows("tcp", 30000) is None
+    # The worker's zone lacks the NodePort range: firewall_input says so, naming the zone.
+    out = failed(firewall.firewall_input(cluster({"iptables_save": OPEN,
+                                                  "firewalld": FIREWALLD_RHEL})))
+    assert {f.subject for f in out} == {"w1:tcp/30000", "w1:tcp/32767"}
+    assert "firewalld zone public has no port or service for 30000/tcp" in out[0].observed
+    assert "firewall-cmd --permanent --add-port=30000/tcp" in out[0].fix
