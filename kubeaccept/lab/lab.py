@@ -71,7 +71,8 @@ class Lab:
         start = time.monotonic()
         self.down()
         _check_addresses()
-        self.state = {"hosts": to_json(wanted), "pids": {}, "faults": []}
+        self.state = {"hosts": to_json(wanted), "pids": {}, "faults": [],
+                      "sysctl_restore": _size_neighbour_table(len(wanted))}
         self.save()
         self._prepare_files(wanted)
         run("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -198,6 +199,9 @@ class Lab:
         for pid in _all_pids(self.state):
             if alive(pid):
                 run("kill", "-9", str(pid), check=False)
+        for key, value in self.state.get("sysctl_restore", {}).items():
+            _write_sysctl(key, value)
+            removed.append(f"{key} restored to {value}")
         if Path(f"/sys/class/net/{BRIDGE}").exists():
             run("ip", "link", "del", BRIDGE)
             removed.append(f"bridge {BRIDGE}")
@@ -223,6 +227,27 @@ class Lab:
 
 def _all_pids(state: dict) -> list[int]:
     return [p for host in state.get("pids", {}).values() for p in host.values() if p]
+
+
+NEIGH = "/proc/sys/net/ipv4/neigh/default/gc_thresh{}"
+
+
+def _write_sysctl(path: str, value: int) -> None:
+    Path(path).write_text(f"{value}\n")
+
+
+def _size_neighbour_table(hosts: int) -> dict[str, int]:
+    """The ARP table is one for all namespaces (default limit 1024 entries); a lab of hundreds
+    of hosts needs more, or connections fail with "neighbor table overflow!". Returns the
+    original values of what it raised, for `down` to restore."""
+    original = {}
+    for level, per_host in ((1, 4), (2, 8), (3, 16)):
+        path = NEIGH.format(level)
+        current = int(Path(path).read_text())
+        if current < per_host * hosts:
+            original[path] = current
+            _write_sysctl(path, per_host * hosts)
+    return original
 
 
 def _check_addresses() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
+import xml.etree.ElementTree as ET
 
 import yaml
 
-from .suite import run_suite
+from .suite import ROOT, run_suite
 
 
 def test_up_is_idempotent(lab):
@@ -84,3 +86,29 @@ def test_bad_inventory_is_one_line(lab, tmp_path):
     assert run.returncode == 4
     assert "Traceback" not in run.output
     assert str(bad) in run.output
+
+
+def test_junit_lands_in_reports_without_flags(lab):
+    junit = ROOT / "reports" / "junit.xml"
+    junit.unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert len(cases) == 46 and cases[0].get("classname").startswith("tests.")
+    props = {p.get("name") for p in cases[0].iter("property")}
+    assert {"check_id", "host", "evidence"} <= props
+
+
+def test_testinfra_host_fixture_reaches_the_inventory_hosts(lab, tmp_path):
+    """Users' own testinfra tests get the inventory's hosts through the same --hosts."""
+    (tmp_path / "test_mine.py").write_text(
+        "def test_own_hostname(host):\n"
+        "    assert host.file('/etc/hostname').exists or host.check_output('hostname') == 'lb1'\n"
+        "    assert host.check_output('hostname') in {'lb1', 'cp1', 'cp2', 'cp3', 'w1', 'w2'}\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "-q",
+                           "-p", "no:cacheprovider", "--junitxml", str(tmp_path / "j.xml"),
+                           str(tmp_path / "test_mine.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "6 passed" in proc.stdout
