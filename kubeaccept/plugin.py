@@ -133,16 +133,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: a node test must declare "
                                 "@pytest.mark.roles(...)")
     state = metafunc.config.stash.get(STATE, None)
-    if state is None:
-        raise pytest.UsageError("kubeaccept's tests need --hosts=INVENTORY (an inventory file "
-                                "or directory, or ssh://host specs)")
-    hosts = state.inventory.by_role(*marker.args)
+    # Without --hosts there is nothing to test; pytest_collection_modifyitems says so once.
+    hosts = state.inventory.by_role(*marker.args) if state else ()
     metafunc.parametrize("node", hosts, ids=[str(h.name) for h in hosts], indirect=True)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config, items) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
+        if any("node" in getattr(item, "fixturenames", ()) for item in items):
+            raise pytest.UsageError("kubeaccept's tests need --hosts=INVENTORY (an inventory "
+                                    "file or directory, e.g. --hosts=inventory, or "
+                                    "ssh://user@host specs)")
         return
     names = {item.callspec.params["node"].name for item in items
              if hasattr(item, "callspec") and "node" in item.callspec.params}

@@ -35,13 +35,19 @@ def leftovers(state_dir: Path) -> list[str]:
     return found
 
 
+NEIGH = [Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}") for i in (1, 2, 3)]
+
+
 def test_down_removes_everything(lab):
-    lab.up(5)  # a different size: rebuilds
-    assert len(lab.hosts) == 9 and not lab.problems()
+    sysctls = [p.read_text() for p in NEIGH]
+    lab.up(70)  # a different size: rebuilds; 74 hosts outgrow the default ARP table
+    assert len(lab.hosts) == 74 and not lab.problems()
+    assert int(NEIGH[2].read_text()) >= 74 * 16
     lab.inject("swap-active")
     lab.inject("forward-reject")
     assert leftovers(lab.dir)
     removed = lab.down()
     assert any(r.startswith("netns") for r in removed)
     assert leftovers(lab.dir) == []
+    assert [p.read_text() for p in NEIGH] == sysctls
     assert lab.down() == []  # nothing left to remove

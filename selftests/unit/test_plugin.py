@@ -1,0 +1,47 @@
+"""The plugin from the command line: usage errors are one line, unreachable hosts error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_run(tmp_path, *args):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"--junitxml={tmp_path / 'j.xml'}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_repository_inventory_dir_with_only_examples(tmp_path):
+    rc, out = pytest_run(tmp_path, "--hosts=inventory")
+    assert rc == 4 and "inventory/ holds no cluster inventory (examples/ is never used)" in out
+    assert "Traceback" not in out
+
+
+def test_example_inventory_is_refused(tmp_path):
+    rc, out = pytest_run(tmp_path, "--hosts=inventory/examples/kubespray/hosts.yaml")
+    assert rc == 4 and "is an example inventory" in out
+
+
+def test_no_hosts_is_one_usage_line(tmp_path):
+    rc, out = pytest_run(tmp_path)
+    assert rc == 4 and "kubeaccept's tests need --hosts=INVENTORY" in out
+    assert out.count("need --hosts") == 1 and "Traceback" not in out
+
+
+def test_unreachable_spec_errors_each_test_without_traceback(tmp_path):
+    rc, out = pytest_run(tmp_path, "--hosts=ssh://root@127.0.0.1:1?roles=control_plane",
+                         "--connect-timeout=1", "-rE")
+    assert rc == 1
+    assert out.count("unreachable: connection refused by root@127.0.0.1:1") >= 9
+    assert "9 errors" in out and "Traceback" not in out
+    assert "node_rp_filter[127.0.0.1]" in out
+
+
+def test_bad_option_value(tmp_path):
+    rc, out = pytest_run(tmp_path, "--hosts=ssh://root@127.0.0.1:1", "--pod-subnet=10.244.0.0/33")
+    assert rc == 4 and "10.244.0.0/33" in out and "Traceback" not in out
