@@ -44,6 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Kubernetes version (default: read from each node)")
     group.addoption("--vxlan-port", type=int, default=None,
                     help="overlay VXLAN UDP port (default 8472, flannel's)")
+    group.addoption("--cert-expiry-days", type=float, default=30.0,
+                    help="fail certificates expiring within this many days (default 30)")
 
 
 def _settings(config: pytest.Config, inventory: Inventory) -> Settings:
@@ -57,6 +59,7 @@ def _settings(config: pytest.Config, inventory: Inventory) -> Settings:
         service_subnet=opt.service_subnet or cv.get("kube_service_addresses") or "10.96.0.0/12",
         vxlan_port=opt.vxlan_port or int(cv.get("kubeaccept_vxlan_port") or 8472),
         kube_version=parse_version(opt.kube_version or cv.get("kube_version")),
+        cert_expiry_days=opt.cert_expiry_days,
     )
 
 

@@ -14,6 +14,7 @@ class Settings:
     pod_subnet: str = "10.244.0.0/16"
     service_subnet: str = "10.96.0.0/12"
     vxlan_port: int = 8472
+    cert_expiry_days: float = 30.0  # a certificate expiring sooner than this fails
     kube_version: tuple[int, int] | None = None  # None: read it from each node
 
     def __post_init__(self):

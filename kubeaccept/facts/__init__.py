@@ -169,6 +169,18 @@ class NodeFacts:
         return out
 
     @cached_property
+    def certificates(self) -> dict[str, bytes]:
+        """Path -> PEM of each certificate found (see gather.sh for which)."""
+        out = {}
+        for line in (self.section("certificates") or "").splitlines():
+            path, _, data = line.partition(" ")
+            try:
+                out[path] = base64.b64decode(data.strip())
+            except ValueError:
+                out[path] = b""
+        return out
+
+    @cached_property
     def kube_version(self) -> tuple[int, int] | None:
         """From the kube-apiserver static pod's image tag, else `kubelet --version`."""
         manifest = self.file("/etc/kubernetes/manifests/kube-apiserver.yaml").text or ""

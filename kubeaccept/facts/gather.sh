@@ -24,6 +24,18 @@ for f in /etc/fstab /etc/docker/daemon.json /etc/containerd/config.toml \
   sec "file $f"
   if [ -f "$f" ]; then base64 -w0 < "$f" || echo "!unreadable"; else echo "!missing"; fi
 done
+sec certificates
+# Certificates only (never keys): kubeadm's PKI, the kubeconfigs' client certificates, and
+# kubelet's client certificate (its .pem also holds the key: keep the certificate block).
+for f in /etc/kubernetes/pki/*.crt /etc/kubernetes/pki/etcd/*.crt; do
+  [ -f "$f" ] && echo "$f $(base64 -w0 < "$f")"
+done
+for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf \
+         /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf; do
+  [ -f "$f" ] && echo "$f $(sed -n 's/^ *client-certificate-data: *//p' "$f" | head -n 1)"
+done
+f=/var/lib/kubelet/pki/kubelet-client-current.pem
+[ -f "$f" ] && echo "$f $(sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$f" | base64 -w0)"
 sec sockets
 for s in /run/containerd/containerd.sock /var/run/docker.sock /run/cri-dockerd.sock \
          /var/run/cri-dockerd.sock /var/run/crio/crio.sock; do

@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from . import pki
 from .hosts import HostRuntime
+from .plan import VIP
 from .system import run
 
 MALFORMED_DAEMON_JSON = """\
@@ -40,6 +45,32 @@ def _swap_on(rt: HostRuntime) -> None:
     swapfile.chmod(0o600)
     run("mkswap", str(swapfile))
     run("swapon", str(swapfile))
+
+
+def _host_pki(rt: HostRuntime, name: str) -> pki.Pair:
+    base = rt.dir / "files" / pki.PKI.lstrip("/")
+    cert = x509.load_pem_x509_certificate((base / f"{name}.crt").read_bytes())
+    key = serialization.load_pem_private_key((base / f"{name}.key").read_bytes(), None)
+    return pki.Pair(cert, key)
+
+
+def _expiring_apiserver_cert(rt: HostRuntime) -> None:
+    """Re-issue apiserver.crt from the cluster CA, valid for 10 more days."""
+    old = _host_pki(rt, "apiserver").cert
+    sans = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    pair = pki.issue("kube-apiserver", _host_pki(rt, "ca"), usages=[pki.SERVER], days=10,
+                     dns=sans.get_values_for_type(x509.DNSName),
+                     ips=[str(i) for i in sans.get_values_for_type(x509.IPAddress)])
+    cert, key = pair.pem()
+    rt.write(f"{pki.PKI}/apiserver.crt", cert)
+    rt.write(f"{pki.PKI}/apiserver.key", key, 0o600)
+
+
+def _other_ca(rt: HostRuntime) -> None:
+    """This control plane's whole PKI from a CA of its own (a botched join)."""
+    files = pki.control_plane_files(pki.ClusterCAs.new(), rt.host.name, rt.host.ip, VIP)
+    for path, data in files.items():
+        rt.write(path, data, 0o600 if path.endswith((".key", ".conf")) else 0o644)
 
 
 FAULTS = {f.name: f for f in (
@@ -94,6 +125,14 @@ FAULTS = {f.name: f for f in (
                                                      "icmp-host-prohibited",
                                                      "admin prohibited")),),
           action=_sh("iptables -I FORWARD 3 -j REJECT --reject-with icmp-host-prohibited")),
+    Fault("cert-expiring", "apiserver.crt re-issued to expire in 10 days", "cp2",
+          expect=(("node_certificates[{host}]", ("/etc/kubernetes/pki/apiserver.crt: expires",
+                                                 "in 9 days", "kubeadm certs renew")),),
+          action=_expiring_apiserver_cert),
+    Fault("different-ca", "a control plane with a CA of its own", "cp3",
+          expect=(("node_cluster_ca[{host}]", ("differs from the CA of cp1, cp2",
+                                               "signed by unknown authority")),),
+          action=_other_ca),
     Fault("lb-down", "HAProxy stopped on the load balancer", "lb1",
           expect=(("lb_listening[{host}]", ("nothing listens on tcp/6443",)),),
           action=lambda rt: rt.stop("haproxy")),

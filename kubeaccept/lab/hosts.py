@@ -96,6 +96,11 @@ class HostRuntime:
     def sh(self, script: str, check: bool = True) -> str:
         return run(*self.enter(), "sh", "-c", script, check=check)
 
+    def write(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write a file inside the host (through its own /etc and /var/lib)."""
+        run(*self.enter(), "sh", "-c", 'mkdir -p "$(dirname "$0")" && cat > "$0" && '
+            'chmod "$1" "$0"', path, f"{mode:o}", input=data.decode())
+
     def start(self, key: str, argv: list[str]) -> None:
         if alive(self.state.get(key)):
             return
@@ -111,13 +116,10 @@ class HostRuntime:
         h = self.host
         script = []
         if h.is_node:
-            for path, content in nodefiles.node_files(h).items():
-                script.append(f"mkdir -p {shlex.quote(str(Path(path).parent))} && "
-                              f"cat > {shlex.quote(path)} <<'KUBEACCEPT_LAB_EOF'\n"
-                              f"{content}KUBEACCEPT_LAB_EOF")
-            for path in ("/etc/docker/daemon.json",):
-                if path not in nodefiles.node_files(h):
-                    script.append(f"rm -f {path}")
+            # The host's files were written once under files/ at `up`; copying them back is
+            # also how `heal` undoes a fault (same certificates, same configs).
+            files = self.dir / "files"
+            script.append(f"rm -f /etc/docker/daemon.json && cp -a {shlex.quote(str(files))}/. /")
             script.append("sysctl -q " + " ".join(f"-w {k}={v}" for k, v in
                                                   HEALTHY_SYSCTLS.items()))
             ports = sorted({p for _, _, p in listeners(h)})

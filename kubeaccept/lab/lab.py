@@ -12,9 +12,10 @@ from pathlib import Path
 import yaml
 
 from ..roles import CONTROL_PLANE, ETCD, LB, WORKER
-from . import nodefiles
+from . import nodefiles, pki
 from .faults import FAULTS
 from .hosts import HostRuntime, listeners, sshd_config
+from .nodefiles import host_files, write_tree
 from .plan import (
     BRIDGE,
     GATEWAY,
@@ -114,6 +115,10 @@ class Lab:
                 cps = [c for c in hosts if CONTROL_PLANE in c.roles]
                 (d / "haproxy.cfg").write_text(nodefiles.haproxy_cfg(cps))
         (ssh / "known_hosts").write_text("\n".join(known) + "\n")
+        cas = pki.ClusterCAs.new()
+        for h in hosts:
+            if h.is_node:
+                write_tree(self.dir / "hosts" / h.name / "files", host_files(h, cas))
         bin_dir = self.dir / "bin"
         bin_dir.mkdir(exist_ok=True)
         socat = shutil.which("socat")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from ..roles import CONTROL_PLANE
+from . import pki
 from .plan import KUBE_VERSION, POD_SUBNET, SERVICE_SUBNET, VIP, LabHost
 
 DAEMON_JSON = {  # field report 03
@@ -169,3 +172,22 @@ backend kube-apiserver
     balance roundrobin
 {servers}
 """
+
+
+def host_files(host: LabHost, cas: pki.ClusterCAs) -> dict[str, bytes]:
+    """Everything the lab writes into a node: configs, and kubeadm's PKI on control planes."""
+    files = {path: text.encode() for path, text in node_files(host).items()}
+    files["/var/lib/kubelet/pki/kubelet-client-current.pem"] = pki.kubelet_client_pem(
+        cas, host.name)
+    if CONTROL_PLANE in host.roles:
+        files.update(pki.control_plane_files(cas, host.name, host.ip, VIP))
+    return files
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for path, data in files.items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        secret = path.endswith((".key", ".pem", ".conf"))
+        os.chmod(target, 0o600 if secret else 0o644)

@@ -95,7 +95,7 @@ def test_junit_lands_in_reports_without_flags(lab):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
     cases = list(ET.parse(junit).getroot().iter("testcase"))
-    assert len(cases) == 46 and cases[0].get("classname").startswith("tests.")
+    assert len(cases) == 54 and cases[0].get("classname").startswith("tests.")
     props = {p.get("name") for p in cases[0].iter("property")}
     assert {"check_id", "host", "evidence"} <= props
 

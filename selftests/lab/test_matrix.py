@@ -12,7 +12,8 @@ from .suite import run_suite
 MODES = {"serial": (), "xdist": ("-n", "2")}
 NODE_CHECKS = ("node_rp_filter", "node_ip_forward", "node_bridge_nf_call_iptables",
                "node_swap", "node_cgroup_driver", "node_listening_ports",
-               "node_ports_reachable", "node_firewall_input", "node_firewall_forward")
+               "node_ports_reachable", "node_firewall_input", "node_firewall_forward",
+               "node_certificates")
 
 
 def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
@@ -28,6 +29,7 @@ def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
 
 def all_tests(lab) -> set[str]:
     names = {f"{c}[{h.name}]" for c in NODE_CHECKS for h in lab.hosts if h.is_node}
+    names |= {f"node_cluster_ca[{h.name}]" for h in lab.hosts if "control_plane" in h.roles}
     return names | {f"lb_listening[{h.name}]" for h in lab.hosts if "lb" in h.roles}
 
 
