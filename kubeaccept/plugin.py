@@ -138,6 +138,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = metafunc.config.stash.get(STATE, None)
     # Without --hosts there is nothing to test; pytest_collection_modifyitems says so once.
     hosts = state.inventory.by_role(*marker.args) if state else ()
+    if state and not hosts:
+        roles = "/".join(marker.args)
+        skip = pytest.mark.skip(reason=f"the inventory has no host in role {roles}")
+        metafunc.parametrize("node", [pytest.param(None, id=f"no-{roles}-host", marks=skip)],
+                             indirect=True)
+        return
     metafunc.parametrize("node", hosts, ids=[str(h.name) for h in hosts], indirect=True)
 
 
@@ -150,7 +156,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config, items) -> Non
                                     "ssh://user@host specs)")
         return
     names = {item.callspec.params["node"].name for item in items
-             if hasattr(item, "callspec") and "node" in item.callspec.params}
+             if hasattr(item, "callspec") and item.callspec.params.get("node")}
     state.selected = [h for h in state.inventory.hosts if h.name in names]
 
 
@@ -180,7 +186,7 @@ def verdict(request: pytest.FixtureRequest):
             pytest.fail("the check produced no findings", pytrace=False)
         failed = [f for f in findings if not f.ok]
         item.user_properties.append(("check_id", str(findings[0].check_id)))
-        if hasattr(item, "callspec") and "node" in item.callspec.params:
+        if hasattr(item, "callspec") and item.callspec.params.get("node"):
             item.user_properties.append(("host", str(item.callspec.params["node"].name)))
         fixes = sorted({f.fix for f in failed if f.fix})
         if fixes:

@@ -112,3 +112,22 @@ def test_testinfra_host_fixture_reaches_the_inventory_hosts(lab, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "6 passed" in proc.stdout
+
+
+def test_plain_ssh_specs_reach_lab_hosts(lab, tmp_path):
+    """testinfra-style --hosts=ssh://… specs work; host keys come from ~/.ssh/known_hosts."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text((lab.dir / "ssh" / "known_hosts").read_text())
+    key = lab.dir / "ssh" / "id_ed25519"
+    specs = (f"ssh://root@198.18.1.1?ssh_identity_file={key},"
+             f"paramiko://root@198.18.0.11:22?ssh_identity_file={key}&roles=control_plane")
+    proc = subprocess.run([sys.executable, "-m", "pytest", f"--hosts={specs}", "-q",
+                           "-p", "no:cacheprovider", "--junitxml", str(tmp_path / "j.xml")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={"HOME": str(home), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    names = {c.get("name") for c in ET.parse(tmp_path / "j.xml").getroot().iter("testcase")}
+    assert {"node_rp_filter[198.18.1.1]", "node_cluster_ca[198.18.0.11]",
+            "lb_listening[no-lb-host]"} <= names
+    assert len(names) == 10 + 11 + 1  # worker: 10 checks; control plane: 11; lb: skipped
