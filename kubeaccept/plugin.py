@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .checks import NodeContext
+from .checks import ClusterContext, NodeContext
 from .factstore import FactStore
 from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts
@@ -150,7 +150,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config, items) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
-        if any("node" in getattr(item, "fixturenames", ()) for item in items):
+        if any({"node", "cluster"} & set(getattr(item, "fixturenames", ())) for item in items):
             raise pytest.UsageError("kubeaccept's tests need --hosts=INVENTORY (an inventory "
                                     "file or directory, e.g. --hosts=inventory, or "
                                     "ssh://user@host specs)")
@@ -174,6 +174,15 @@ def node(request: pytest.FixtureRequest) -> NodeContext:
         if peer.name != host.name:
             peers[peer.name] = state.store.get(peer)
     return NodeContext(host, found, state.inventory, state.settings, peers)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> ClusterContext:
+    """Every host's facts, for checks that look at the cluster as a whole."""
+    state: KubeAccept = request.config.stash[STATE]
+    state.store.prefetch(state.inventory.hosts)
+    facts = {h.name: state.store.get(h) for h in state.inventory.hosts}
+    return ClusterContext(state.inventory, state.settings, facts)
 
 
 @pytest.fixture

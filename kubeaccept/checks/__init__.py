@@ -16,6 +16,13 @@ def node_ip(host: Host) -> str:
 
 
 @dataclass(frozen=True)
+class ClusterContext:
+    inventory: Inventory
+    settings: Settings
+    facts: Mapping[str, NodeFacts | str]  # every host's facts, or why there are none
+
+
+@dataclass(frozen=True)
 class NodeContext:
     host: Host
     facts: NodeFacts

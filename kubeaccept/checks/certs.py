@@ -7,6 +7,7 @@ import hashlib
 from collections import Counter
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from ..facts import NodeFacts
@@ -29,6 +30,29 @@ def _fix(path: str) -> str:
                 "`journalctl -u kubelet | grep -i certificate`; or re-join the node")
     return ("kubeadm certs check-expiration; kubeadm certs renew all (then restart the "
             "control-plane static pods); keep the cluster upgraded: upgrades renew them")
+
+
+def issuer_path(path: str) -> str | None:
+    """The CA kubeadm signs this certificate with (None for the CAs themselves)."""
+    name = path.rsplit("/", 1)[-1]
+    if name.endswith("ca.crt"):
+        return None
+    if "/pki/etcd/" in path or name == "apiserver-etcd-client.crt":
+        return "/etc/kubernetes/pki/etcd/ca.crt"
+    if name == "front-proxy-client.crt":
+        return "/etc/kubernetes/pki/front-proxy-ca.crt"
+    return CA
+
+
+def _signed_by(cert: x509.Certificate, ca_pem: bytes | None) -> bool | None:
+    ca = _load(ca_pem) if ca_pem else None
+    if ca is None or isinstance(ca, str):
+        return None
+    try:
+        cert.verify_directly_issued_by(ca)
+        return True
+    except (ValueError, TypeError, InvalidSignature):
+        return False
 
 
 def _load(pem: bytes) -> x509.Certificate | str:
@@ -67,9 +91,18 @@ def certificates(ctx: NodeContext, now: dt.datetime | None = None) -> list[Findi
                     f"issuer {cert.issuer.rfc4514_string()}",)
         expected = f"valid for more than {ctx.settings.cert_expiry_days:g} days"
         ok = cert.not_valid_before_utc <= now and left > window
-        why = EXPIRED_WHY["kubelet" if "kubelet" in path else "default"]
+        why, fix = EXPIRED_WHY["kubelet" if "kubelet" in path else "default"], _fix(path)
+        ca_path = issuer_path(path)
+        if ok and _signed_by(cert, certs.get(ca_path)) is False:
+            ok, observed = False, f"not signed by {ca_path} (issuer {cert.issuer.rfc4514_string()})"
+            expected = f"signed by {ca_path}"
+            why = ("peers and clients that trust the cluster's CA reject it: \"x509: "
+                   "certificate signed by unknown authority\" / \"remote error: tls: bad "
+                   "certificate\"")
+            fix = (f"re-issue it from {ca_path}: kubeadm certs renew <name>, or kubeadm init "
+                   "phase certs <name> after moving the bad one away")
         findings.append(Finding(cid, subject, ok, observed, expected,
-                                "" if ok else why, "" if ok else _fix(path), evidence))
+                                "" if ok else why, "" if ok else fix, evidence))
     if not findings:
         findings.append(passed(cid, ctx.host.name, "no kubeadm certificates on this node", ""))
     return findings

@@ -169,6 +169,22 @@ class NodeFacts:
         return out
 
     @cached_property
+    def etcd(self) -> dict[str, str] | None:
+        """etcdctl's answers on this node: query ("member list", ...) -> output; None when the
+        node has no kubeadm etcd; {"!no-etcdctl": ""} when there is nothing to ask with."""
+        text = self.section("etcd")
+        if text is None:
+            return None
+        out, query = {}, None
+        for line in text.splitlines():
+            if line.startswith("!"):
+                query = line[1:].removeprefix("etcdctl ")
+                out[query] = ""
+            elif query is not None:
+                out[query] += line
+        return out
+
+    @cached_property
     def certificates(self) -> dict[str, bytes]:
         """Path -> PEM of each certificate found (see gather.sh for which)."""
         out = {}

@@ -36,6 +36,28 @@ for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf \
 done
 f=/var/lib/kubelet/pki/kubelet-client-current.pem
 [ -f "$f" ] && echo "$f $(sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$f" | base64 -w0)"
+if [ -f /etc/kubernetes/pki/etcd/healthcheck-client.crt ]; then
+  # kubeadm's etcd, asked with kubeadm's healthcheck client certificate: etcdctl on the host,
+  # else the one inside the etcd static pod.
+  sec etcd
+  p=/etc/kubernetes/pki/etcd
+  e="--endpoints=https://127.0.0.1:2379 --cacert=$p/ca.crt --cert=$p/healthcheck-client.crt"
+  e="$e --key=$p/healthcheck-client.key --dial-timeout=2s --command-timeout=4s -w json"
+  run=""
+  if have etcdctl; then run=etcdctl
+  elif have crictl; then
+    id=$(crictl ps -q --name '^etcd$' 2>/dev/null | head -n 1)
+    [ -n "$id" ] && run="crictl exec $id etcdctl"
+  fi
+  if [ -z "$run" ]; then echo "!no-etcdctl"; else
+    t=$(mktemp)
+    for q in "member list" "endpoint status --cluster" "endpoint health --cluster"; do
+      echo "!etcdctl $q"; ETCDCTL_API=3 $run $e $q 2>"$t" | tr -d '\n'; echo
+      echo "!stderr $q"; tr '\n' ' ' < "$t"; echo
+    done
+    rm -f "$t"
+  fi
+fi
 sec sockets
 for s in /run/containerd/containerd.sock /var/run/docker.sock /run/cri-dockerd.sock \
          /var/run/cri-dockerd.sock /var/run/crio/crio.sock; do

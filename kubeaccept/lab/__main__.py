@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .build import DEFAULT_CACHE_DIR
 from .faults import FAULTS
 from .lab import Lab
 from .plan import DEFAULT_STATE_DIR
@@ -19,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="build the lab (idempotent)")
     up.add_argument("--workers", type=int, default=2)
+    up.add_argument("--control-plane", action="store_true",
+                    help="run real etcd, kube-apiserver, kube-controller-manager and "
+                    "kube-scheduler (built from Go modules the first time) instead of stand-ins")
+    up.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR,
+                    help=f"where built binaries are kept (default {DEFAULT_CACHE_DIR})")
     sub.add_parser("down", help="remove every namespace, link, process and file of the lab")
     sub.add_parser("status", help="hosts, processes, injected faults")
     inj = sub.add_parser("inject", help="inject a fault")
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_up(lab: Lab, args) -> int:
-    took = lab.up(args.workers)
+    took = lab.up(args.workers, args.control_plane, args.cache_dir)
     print(("lab already up" if not took else f"lab up in {took:.1f}s") +
           f": {len(lab.hosts)} hosts; run the suite with:")
     print(f"  pytest --hosts={lab.inventory}")

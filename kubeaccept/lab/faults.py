@@ -33,6 +33,7 @@ class Fault:
     # test id template ({host} = the target) -> words its failure message must contain
     expect: tuple[tuple[str, tuple[str, ...]], ...] = ()
     action: Callable[[HostRuntime], None] | None = None
+    restart: tuple[str, ...] = ()  # processes `heal` restarts on the target (they hold state)
 
 
 def _sh(script: str) -> Callable[[HostRuntime], None]:

@@ -23,8 +23,9 @@ HEALTHY_SYSCTLS = {
 }
 
 
-def listeners(host: LabHost) -> list[tuple[str, str, int]]:
-    """(process name, bind address, port) as a kubeadm node binds them."""
+def listeners(host: LabHost, real: tuple[str, ...] = ()) -> list[tuple[str, str, int]]:
+    """(process name, bind address, port) as a kubeadm node binds them, for the components
+    that do not run for real (`real`: names of those that do)."""
     if LB in host.roles:
         return []
     local_only = {"kube-controller-manager", "kube-scheduler"}
@@ -37,12 +38,15 @@ def listeners(host: LabHost) -> list[tuple[str, str, int]]:
             out.append(("etcd", host.ip, 2380))
         else:
             out.append((name, "127.0.0.1" if name in local_only else "0.0.0.0", port.number))
-    return out
+    return [entry for entry in out if entry[0] not in real]
 
 
 class HostRuntime:
-    def __init__(self, host: LabHost, state_dir: Path, state: dict):
+    def __init__(self, host: LabHost, state_dir: Path, state: dict,
+                 components: dict[str, list[str]] | None = None):
         self.host = host
+        # Control-plane processes (name -> argv), started in this order; None: stand-ins.
+        self.components = components or {}
         self.dir = state_dir / "hosts" / host.name
         self.state_dir = state_dir
         self.state = state.setdefault(host.name, {})  # pids, persisted by the caller
@@ -115,11 +119,12 @@ class HostRuntime:
     def configure(self) -> None:
         h = self.host
         script = []
-        if h.is_node:
+        if (self.dir / "files").is_dir():
             # The host's files were written once under files/ at `up`; copying them back is
             # also how `heal` undoes a fault (same certificates, same configs).
             files = self.dir / "files"
             script.append(f"rm -f /etc/docker/daemon.json && cp -a {shlex.quote(str(files))}/. /")
+        if h.is_node:
             script.append("sysctl -q " + " ".join(f"-w {k}={v}" for k, v in
                                                   HEALTHY_SYSCTLS.items()))
             ports = sorted({p for _, _, p in listeners(h)})
@@ -132,18 +137,20 @@ class HostRuntime:
         h = self.host
         self.start("sshd", ["/usr/sbin/sshd", "-D", "-f", str(self.dir / "sshd_config"),
                             "-E", str(self.dir / "sshd.log")])
-        for name, address, port in listeners(h):
+        for name, address, port in listeners(h, tuple(self.components)):
             self.start(f"listen-{address}:{port}",
                        [str(self.state_dir / "bin" / name), "-u",
                         f"TCP-LISTEN:{port},bind={address},reuseaddr,fork", "/dev/null"])
+        for name, argv in self.components.items():
+            self.start(name, argv)
         if LB in h.roles:
-            self.start("haproxy", ["haproxy", "-db", "-f", str(self.dir / "haproxy.cfg")])
+            self.start("haproxy", ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"])
 
     def wait_ready(self, timeout: float = 15) -> None:
         """sshd and every listener accept connections."""
         targets = [(self.host.ip, 22)] + [
-            (self.host.ip if a == "0.0.0.0" else a, p) for _, a, p in listeners(self.host)
-            if a != "127.0.0.1"]
+            (self.host.ip if a == "0.0.0.0" else a, p)
+            for _, a, p in listeners(self.host, tuple(self.components)) if a != "127.0.0.1"]
         if LB in self.host.roles:
             targets.append((VIP, 6443))
         deadline = time.monotonic() + timeout

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from ..roles import CONTROL_PLANE, ETCD, LB, WORKER
-from . import nodefiles, pki
+from . import controlplane, nodefiles, pki
+from .build import DEFAULT_CACHE_DIR
 from .faults import FAULTS
 from .hosts import HostRuntime, listeners, sshd_config
 from .nodefiles import host_files, write_tree
@@ -55,7 +56,12 @@ class Lab:
         tmp.replace(self.state_file)
 
     def runtime(self, host: LabHost) -> HostRuntime:
-        return HostRuntime(host, self.dir, self.state.setdefault("pids", {}))
+        bins = {k: Path(v) for k, v in self.state.get("binaries", {}).items()}
+        components = None
+        if bins and CONTROL_PLANE in host.roles:
+            cps = [h for h in self.hosts if CONTROL_PLANE in h.roles]
+            components = controlplane.argvs(bins, host, cps)
+        return HostRuntime(host, self.dir, self.state.setdefault("pids", {}), components)
 
     def host(self, name: str) -> LabHost:
         for h in self.hosts:
@@ -64,15 +70,20 @@ class Lab:
         raise LabError(f"no lab host {name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
 
     # --- up -------------------------------------------------------------------------------
-    def up(self, workers: int) -> float:
+    def up(self, workers: int, control_plane: bool = False,
+           cache_dir: Path = DEFAULT_CACHE_DIR) -> float:
         check_machine()
         wanted = plan(workers)
-        if self.state.get("hosts") == to_json(wanted) and not self.problems():
+        # Build (or find in the cache) before touching anything: no half-started lab.
+        bins = ({k: str(v) for k, v in controlplane.binaries(cache_dir).items()}
+                if control_plane else {})
+        if (self.state.get("hosts") == to_json(wanted) and not self.problems()
+                and self.state.get("binaries", {}) == bins):
             return 0.0
         start = time.monotonic()
         self.down()
         _check_addresses()
-        self.state = {"hosts": to_json(wanted), "pids": {}, "faults": [],
+        self.state = {"hosts": to_json(wanted), "pids": {}, "faults": [], "binaries": bins,
                       "sysctl_restore": _size_neighbour_table(len(wanted))}
         self.save()
         self._prepare_files(wanted)
@@ -90,9 +101,19 @@ class Lab:
             self.save()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda h: self.runtime(h).wait_ready(), wanted))
+            self.wait_control_plane()
         finally:
             self.save()
         return time.monotonic() - start
+
+    def wait_control_plane(self) -> None:
+        if not self.state.get("binaries"):
+            return
+        ca = (self.dir / "hosts" / "cp1" / "files" / "etc/kubernetes/pki/ca.crt").read_bytes()
+        for h in self.hosts:
+            if CONTROL_PLANE in h.roles:
+                controlplane.wait_ready(ca, h.ip)
+        controlplane.wait_ready(ca, VIP, timeout=30)
 
     def _prepare_files(self, hosts: list[LabHost]) -> None:
         ssh = self.dir / "ssh"
@@ -113,12 +134,16 @@ class Lab:
             (d / "sshd_config").write_text(sshd_config(h, d, ssh / "authorized_keys"))
             if LB in h.roles:
                 cps = [c for c in hosts if CONTROL_PLANE in c.roles]
-                (d / "haproxy.cfg").write_text(nodefiles.haproxy_cfg(cps))
+                write_tree(d / "files", {"/etc/haproxy/haproxy.cfg":
+                                         nodefiles.haproxy_cfg(cps).encode()})
         (ssh / "known_hosts").write_text("\n".join(known) + "\n")
         cas = pki.ClusterCAs.new()
         for h in hosts:
             if h.is_node:
                 write_tree(self.dir / "hosts" / h.name / "files", host_files(h, cas))
+        admin = self.dir / "hosts" / "cp1" / "files" / "etc/kubernetes/admin.conf"
+        if admin.exists():
+            shutil.copy(admin, self.dir / "admin.conf")
         bin_dir = self.dir / "bin"
         bin_dir.mkdir(exist_ok=True)
         socat = shutil.which("socat")
@@ -172,10 +197,15 @@ class Lab:
         if swapfile.exists():
             run("swapoff", str(swapfile), check=False)
             swapfile.unlink()
+        for f in self.state.get("faults", []):
+            rt = self.runtime(self.host(f["host"]))
+            for name in FAULTS[f["fault"]].restart:  # running with what the fault changed
+                rt.stop(name)
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda h: self.runtime(h).configure(), self.hosts))
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda h: self.runtime(h).wait_ready(), self.hosts))
+        self.wait_control_plane()
         self.state["faults"] = []
         self.save()
 

@@ -149,8 +149,8 @@ COMMIT
 
 
 def haproxy_cfg(control_planes: list[LabHost]) -> str:
-    servers = "\n".join(f"    server {h.name} {h.ip}:6443 check inter 2s fall 2 rise 2"
-                        for h in control_planes)
+    servers = "\n".join(f"    server {h.name} {h.ip}:6443 check check-ssl verify none "
+                        "inter 2s fall 2 rise 2" for h in control_planes)
     return f"""\
 global
     maxconn 4096
@@ -168,7 +168,9 @@ frontend kube-apiserver
     default_backend kube-apiserver
 
 backend kube-apiserver
-    option tcp-check
+    # As kubeadm's HA guide: send traffic only to apiservers whose /readyz says ok.
+    option httpchk GET /readyz HTTP/1.0
+    http-check expect status 200
     balance roundrobin
 {servers}
 """

@@ -65,3 +65,17 @@ def test_cluster_ca_majority_and_tie():
     out = failed(certs.cluster_ca(ctx("cp3", f)))
     assert out and "differs from the CA of cp1, cp2" in out[0].observed
     assert failed(certs.cluster_ca(ctx("cp2", ["cp2", "cp3"])))  # 1:1, nobody is right
+
+
+def test_certificate_must_be_signed_by_its_kubeadm_ca():
+    ca, etcd_ca, other = (pki.issue(n, ca=True) for n in ("kubernetes", "etcd-ca", "rogue"))
+    section = cert_section({
+        certs.CA: ca, "/etc/kubernetes/pki/etcd/ca.crt": etcd_ca,
+        "/etc/kubernetes/pki/apiserver.crt": pki.issue("kube-apiserver", ca),
+        "/etc/kubernetes/pki/apiserver-etcd-client.crt": pki.issue("c", etcd_ca),
+        "/etc/kubernetes/pki/etcd/peer.crt": pki.issue("cp3", other),
+    })
+    out = failed(certs.certificates(context(facts(certificates=section), host(roles=CPS))))
+    assert [f.subject for f in out] == ["n1:/etc/kubernetes/pki/etcd/peer.crt"]
+    assert "not signed by /etc/kubernetes/pki/etcd/ca.crt (issuer CN=rogue)" in out[0].observed
+    assert "signed by unknown authority" in out[0].why

@@ -1,0 +1,115 @@
+"""etcd: the members are the control planes, all healthy, one leader on one term, quorum."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+from ..facts import NodeFacts
+from ..findings import Finding, passed
+from ..inventory import Host
+from . import node_ip
+
+QUORUM_WHY = ("etcd refuses writes: kube-apiserver fails /readyz (\"etcdserver: request timed "
+              "out\"), nothing can be created, updated or scheduled")
+FIX_MEMBER = ("on that control plane: crictl ps -a --name etcd; crictl logs <id>; check "
+              "/etc/kubernetes/pki/etcd/{server,peer}.crt are signed by etcd/ca.crt and that "
+              "2379/2380 are open between control planes")
+
+
+def _json(text: str):
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def _host_of(url: str) -> str:
+    return urlsplit(url).hostname or url
+
+
+def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str]) -> list[Finding]:
+    cid, subj = "cluster_etcd", "etcd"
+    by_ip = {node_ip(h): h.name for h in control_planes}
+    members, health, status, errors, evidence = None, {}, {}, {}, []
+    for h in control_planes:
+        f = facts.get(h.name)
+        view = f.etcd if isinstance(f, NodeFacts) else None
+        if view is None:
+            errors[h.name] = f if isinstance(f, str) else "no kubeadm etcd certificates"
+            continue
+        if "!no-etcdctl" in view or "no-etcdctl" in view:
+            errors[h.name] = "neither etcdctl nor crictl on the node"
+            continue
+        listed = _json(view.get("member list", ""))
+        if listed and members is None:
+            members = listed.get("members", [])
+        for e in _json(view.get("endpoint health --cluster", "")) or []:
+            ip = _host_of(e.get("endpoint", ""))
+            health[ip] = health.get(ip) or (e.get("health"), e.get("error", ""))
+            if e.get("health"):
+                health[ip] = (True, "")
+        for e in _json(view.get("endpoint status --cluster", "")) or []:
+            st = e.get("Status", {})
+            status[_host_of(e.get("Endpoint", ""))] = (st.get("leader"), st.get("raftTerm"),
+                                                        st.get("header", {}).get("member_id"))
+        err = view.get("stderr member list", "").strip()
+        if not listed:
+            errors[h.name] = err or "no answer from the local member"
+        evidence.append(f"{h.name}: etcdctl member list -> "
+                        f"{len(listed.get('members', [])) if listed else 'error: ' + err[:120]}")
+    if members is None:
+        return [Finding(cid, subj, False, "no control plane could list the etcd members: " +
+                        "; ".join(f"{n}: {e}" for n, e in errors.items()),
+                        "an answering etcd cluster", QUORUM_WHY, FIX_MEMBER, tuple(evidence))]
+    findings = []
+    peer_ips = {_host_of(u): m.get("name", "?") for m in members for u in m.get("peerURLs", [])}
+    missing = sorted(n for ip, n in by_ip.items() if ip not in peer_ips)
+    extra = sorted(f"{n} ({ip})" for ip, n in peer_ips.items() if ip not in by_ip)
+    observed = f"{len(members)} members: " + ", ".join(sorted(peer_ips.values()))
+    if missing or extra:
+        findings.append(Finding(
+            cid, f"{subj}:members", False,
+            observed + (f"; no member on {', '.join(missing)}" if missing else "")
+            + (f"; members on no control plane: {', '.join(extra)}" if extra else ""),
+            "one member per control plane", "a member too few or too many moves the quorum "
+            "line: a stale member counts against quorum when it never answers",
+            "etcdctl member remove <id> for stale members; kubeadm join --control-plane "
+            "re-adds a missing one", tuple(evidence)))
+    else:
+        findings.append(passed(cid, f"{subj}:members", observed, "one per control plane"))
+    healthy = 0
+    for ip, name in sorted(by_ip.items(), key=lambda kv: kv[1]):
+        ok, err = health.get(ip, (False, errors.get(name, "no health answer")))
+        healthy += bool(ok)
+        if ok:
+            findings.append(passed(cid, f"{subj}:{name}", f"member {name} healthy", "healthy"))
+        else:
+            findings.append(Finding(
+                cid, f"{subj}:{name}", False, f"member {name} ({ip}:2379) unhealthy: "
+                f"{err or errors.get(name, 'no answer')}", "healthy",
+                "the cluster runs one failure away from losing quorum; the apiserver on "
+                f"{name} loses its local etcd", FIX_MEMBER, tuple(evidence)))
+    leaders = {s[0] for s in status.values() if s[0]}
+    terms = {s[1] for s in status.values() if s[1] is not None}
+    st_evidence = tuple(f"{ip}: leader {s[0]:x} term {s[1]}" for ip, s in sorted(status.items())
+                        if s[0])
+    if len(leaders) == 1 and len(terms) == 1:
+        findings.append(passed(cid, f"{subj}:leader", f"one leader {next(iter(leaders)):x}, "
+                               f"raft term {next(iter(terms))}", "one leader, one term",
+                               *st_evidence))
+    else:
+        findings.append(Finding(
+            cid, f"{subj}:leader", False, f"{len(leaders)} leader(s) {sorted(leaders)}, "
+            f"raft terms {sorted(terms)}", "exactly one leader and one raft term",
+            "members disagree about the leader: a partition or an election storm; writes stall",
+            FIX_MEMBER, st_evidence))
+    total = len(members)
+    if healthy * 2 <= total:
+        findings.append(Finding(cid, f"{subj}:quorum", False,
+                                f"quorum lost: {healthy} of {total} members healthy",
+                                f"more than {total // 2} healthy", QUORUM_WHY, FIX_MEMBER))
+    else:
+        findings.append(passed(cid, f"{subj}:quorum", f"{healthy} of {total} healthy",
+                               f"more than {total // 2} healthy"))
+    return findings

@@ -1,0 +1,79 @@
+"""cluster_etcd over etcdctl's JSON as gather.sh reports it."""
+
+from __future__ import annotations
+
+import json
+
+from kubeaccept.checks.etcd import etcd_cluster
+from kubeaccept.roles import CONTROL_PLANE
+
+from .factory import facts, host
+
+CPS = [host(f"cp{i}", f"10.0.0.{i}", (CONTROL_PLANE,)) for i in (1, 2, 3)]
+IDS = {1: 0x11, 2: 0x22, 3: 0x33}
+
+
+def members(n=3):
+    return json.dumps({"members": [{"ID": IDS[i], "name": f"cp{i}",
+                                    "peerURLs": [f"https://10.0.0.{i}:2380"]}
+                                   for i in range(1, n + 1)]})
+
+
+def status(up=(1, 2, 3), leader=0x11, terms=None):
+    return json.dumps([{"Endpoint": f"https://10.0.0.{i}:2379", "Status": {
+        "header": {"member_id": IDS[i]}, "leader": leader,
+        "raftTerm": (terms or {}).get(i, 5)}} for i in up])
+
+
+def health(up=(1, 2, 3), down=()):
+    return json.dumps([{"endpoint": f"https://10.0.0.{i}:2379", "health": True} for i in up]
+                      + [{"endpoint": f"https://10.0.0.{i}:2379", "health": False,
+                          "error": "context deadline exceeded"} for i in down])
+
+
+def view(name, m=None, s=None, h=None, err=""):
+    lines = ["!etcdctl member list", m if m is not None else members(), "!stderr member list",
+             err, "!etcdctl endpoint status --cluster", s if s is not None else status(),
+             "!etcdctl endpoint health --cluster", h if h is not None else health()]
+    return facts(name, etcd="\n".join(lines))
+
+
+def failed(findings):
+    return [f for f in findings if not f.ok]
+
+
+def test_healthy_cluster():
+    out = etcd_cluster(CPS, {h.name: view(h.name) for h in CPS})
+    assert not failed(out)
+    assert {f.subject for f in out} == {"etcd:members", "etcd:cp1", "etcd:cp2", "etcd:cp3",
+                                        "etcd:leader", "etcd:quorum"}
+
+
+def test_one_member_down_keeps_quorum():
+    v = {"cp1": view("cp1", s=status((1, 3)), h=health((1, 3), (2,))),
+         "cp2": view("cp2", m="", s="", h="", err="context deadline exceeded"),
+         "cp3": view("cp3", s=status((1, 3)), h=health((1, 3), (2,)))}
+    out = failed(etcd_cluster(CPS, v))
+    assert [f.subject for f in out] == ["etcd:cp2"]
+    assert "member cp2 (10.0.0.2:2379) unhealthy: context deadline exceeded" in out[0].observed
+
+
+def test_quorum_lost_and_split_leaders():
+    v = {"cp1": view("cp1", s=status((1,)), h=health((1,), (2, 3)))}
+    out = {f.subject: f for f in failed(etcd_cluster(CPS, v))}
+    assert "quorum lost: 1 of 3 members healthy" in out["etcd:quorum"].observed
+    v = {"cp1": view("cp1", s=status(leader=0x11, terms={3: 6}))}
+    out = {f.subject: f for f in failed(etcd_cluster(CPS, v))}
+    assert "raft terms [5, 6]" in out["etcd:leader"].observed
+
+
+def test_members_must_be_the_control_planes():
+    stale = json.dumps({"members": json.loads(members())["members"] + [
+        {"ID": 0x44, "name": "old-cp", "peerURLs": ["https://10.0.0.9:2380"]}]})
+    out = failed(etcd_cluster(CPS, {"cp1": view("cp1", m=stale)}))
+    assert out and "members on no control plane: old-cp (10.0.0.9)" in out[0].observed
+
+
+def test_nobody_answers():
+    out = failed(etcd_cluster(CPS, {h.name: "unreachable: x" for h in CPS}))
+    assert len(out) == 1 and "no control plane could list the etcd members" in out[0].observed
