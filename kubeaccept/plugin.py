@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from .checks import ClusterContext, NodeContext
+from . import apiprobe
+from .checks import ClusterContext, NodeContext, controlplane
+from .checks.certs import CA
+from .facts import NodeFacts
 from .factstore import FactStore
 from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts
@@ -183,6 +186,16 @@ def cluster(request: pytest.FixtureRequest) -> ClusterContext:
     state.store.prefetch(state.inventory.hosts)
     facts = {h.name: state.store.get(h) for h in state.inventory.hosts}
     return ClusterContext(state.inventory, state.settings, facts)
+
+
+@pytest.fixture(scope="session")
+def apiserver_readyz(cluster: ClusterContext) -> dict:
+    """Each apiserver's and the controlPlaneEndpoint's /readyz?verbose, verified against the
+    cluster CA read off a control plane."""
+    ca = next((f.certificates.get(CA) for f in cluster.facts.values()
+               if isinstance(f, NodeFacts) and f.certificates.get(CA)), None)
+    timeout = cluster.settings.connect_timeout
+    return apiprobe.readyz_all(controlplane.readyz_urls(cluster), ca, timeout)
 
 
 @pytest.fixture

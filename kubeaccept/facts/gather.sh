@@ -20,7 +20,7 @@ done
 sec swaps; cat /proc/swaps
 for f in /etc/fstab /etc/docker/daemon.json /etc/containerd/config.toml \
          /var/lib/kubelet/config.yaml /var/lib/kubelet/kubeadm-flags.env \
-         /etc/kubernetes/manifests/kube-apiserver.yaml; do
+         /etc/kubernetes/manifests/kube-apiserver.yaml /etc/haproxy/haproxy.cfg; do
   sec "file $f"
   if [ -f "$f" ]; then base64 -w0 < "$f" || echo "!unreadable"; else echo "!missing"; fi
 done
@@ -52,7 +52,7 @@ if [ -f /etc/kubernetes/pki/etcd/healthcheck-client.crt ]; then
   if [ -z "$run" ]; then echo "!no-etcdctl"; else
     t=$(mktemp)
     for q in "member list" "endpoint status --cluster" "endpoint health --cluster"; do
-      echo "!etcdctl $q"; ETCDCTL_API=3 $run $e $q 2>"$t" | tr -d '\n'; echo
+      echo "!etcdctl $q"; $run $e $q 2>"$t" | tr -d '\n'; echo
       echo "!stderr $q"; tr '\n' ' ' < "$t"; echo
     done
     rm -f "$t"

@@ -34,6 +34,7 @@ class Fault:
     expect: tuple[tuple[str, tuple[str, ...]], ...] = ()
     action: Callable[[HostRuntime], None] | None = None
     restart: tuple[str, ...] = ()  # processes `heal` restarts on the target (they hold state)
+    control_plane: bool = False  # needs the real control plane (`up --control-plane`)
 
 
 def _sh(script: str) -> Callable[[HostRuntime], None]:
@@ -68,10 +69,40 @@ def _expiring_apiserver_cert(rt: HostRuntime) -> None:
 
 
 def _other_ca(rt: HostRuntime) -> None:
-    """This control plane's whole PKI from a CA of its own (a botched join)."""
-    files = pki.control_plane_files(pki.ClusterCAs.new(), rt.host.name, rt.host.ip, VIP)
+    """This control plane's Kubernetes PKI from a CA of its own (a botched join); etcd's PKI
+    stays, so etcd keeps its quorum. The apiserver, controller-manager and scheduler are
+    restarted to serve and use the new certificates."""
+    cas = pki.ClusterCAs.new()
+    files = pki.control_plane_files(cas, rt.host.name, rt.host.ip, VIP)
+    files["/var/lib/kubelet/pki/kubelet-client-current.pem"] = pki.kubelet_client_pem(
+        cas, rt.host.name)
     for path, data in files.items():
-        rt.write(path, data, 0o600 if path.endswith((".key", ".conf")) else 0o644)
+        if "/pki/etcd/" not in path and "etcd-client" not in path:
+            rt.write(path, data, 0o600 if path.endswith((".key", ".conf", ".pem")) else 0o644)
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        if name in rt.components:
+            rt.stop(name)
+            rt.start(name, rt.components[name], restart=True)
+
+
+def _rogue_etcd_peer_cert(rt: HostRuntime) -> None:
+    """etcd's peer certificate from a CA nobody else trusts; etcd restarted to load it."""
+    pair = pki.issue(rt.host.name, pki.issue("rogue-etcd-ca", ca=True),
+                     usages=[pki.SERVER, pki.CLIENT], dns=[rt.host.name, "localhost"],
+                     ips=[rt.host.ip, "127.0.0.1"])
+    cert, key = pair.pem()
+    rt.write(f"{pki.PKI}/etcd/peer.crt", cert)
+    rt.write(f"{pki.PKI}/etcd/peer.key", key, 0o600)
+    rt.stop("etcd")
+    rt.start("etcd", rt.components["etcd"], restart=True)
+
+
+def _drop_backend(server: str) -> Callable[[HostRuntime], None]:
+    def action(rt: HostRuntime) -> None:
+        rt.sh(f"sed -i '/^    server {server} /d' /etc/haproxy/haproxy.cfg")
+        rt.stop("haproxy")
+        rt.start("haproxy", ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"])
+    return action
 
 
 FAULTS = {f.name: f for f in (
@@ -131,10 +162,38 @@ FAULTS = {f.name: f for f in (
                                                  "in 9 days", "kubeadm certs renew")),),
           action=_expiring_apiserver_cert),
     Fault("different-ca", "a control plane with a CA of its own", "cp3",
+          restart=("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
           expect=(("node_cluster_ca[{host}]", ("differs from the CA of cp1, cp2",
-                                               "signed by unknown authority")),),
+                                               "signed by unknown authority")),
+                  ("cluster_control_plane", ("cp3:readyz", "certificate verify failed"))),
           action=_other_ca),
+    Fault("etcd-down", "the etcd member of a control plane stopped", "cp2", control_plane=True,
+          expect=(("node_listening_ports[{host}]",
+                   ("nothing listens on tcp/2379 (etcd client)",)),
+                  ("node_ports_reachable[{host}]", ("tcp/2380 (etcd peer) not reachable",)),
+                  ("cluster_etcd", ("member cp2 (198.18.0.12:2379) unhealthy",)),
+                  ("cluster_control_plane", ("not running: etcd", "[-]etcd"))),
+          action=lambda rt: rt.stop("etcd")),
+    Fault("etcd-peer-cert", "etcd's peer certificate from a foreign CA", "cp3",
+          control_plane=True, restart=("etcd",),
+          expect=(("node_certificates[{host}]", ("etcd/peer.crt", "not signed by "
+                                                 "/etc/kubernetes/pki/etcd/ca.crt")),
+                  ("cluster_etcd", ("member cp3 (198.18.0.13:2379) unhealthy",)),
+                  ("cluster_control_plane", ("cp3:readyz",))),
+          action=_rogue_etcd_peer_cert),
+    Fault("apiserver-down", "kube-apiserver stopped behind the load balancer", "cp1",
+          control_plane=True,
+          expect=(("node_listening_ports[{host}]",
+                   ("nothing listens on tcp/6443 (kube-apiserver)",)),
+                  ("node_ports_reachable[{host}]", ("tcp/6443 (kube-apiserver) not reachable",)),
+                  ("cluster_control_plane", ("not running: kube-apiserver", "no answer"))),
+          action=lambda rt: rt.stop("kube-apiserver")),
+    Fault("lb-missing-backend", "HAProxy without cp3 among its servers", "lb1",
+          control_plane=True, restart=("haproxy",),
+          expect=(("cluster_control_plane", ("missing cp3",)),),
+          action=_drop_backend("cp3")),
     Fault("lb-down", "HAProxy stopped on the load balancer", "lb1",
-          expect=(("lb_listening[{host}]", ("nothing listens on tcp/6443",)),),
+          expect=(("lb_listening[{host}]", ("nothing listens on tcp/6443",)),
+                  ("cluster_control_plane", ("endpoint 198.18.0.100:6443: no answer",))),
           action=lambda rt: rt.stop("haproxy")),
 )}

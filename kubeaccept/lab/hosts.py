@@ -12,7 +12,7 @@ from ..ports import served
 from ..roles import LB
 from . import nodefiles
 from .plan import BRIDGE, NODE_NETWORK, VIP, LabHost
-from .system import LabError, alive, run, spawn
+from .system import LabError, alive, group_alive, run, spawn
 
 HEALTHY_SYSCTLS = {
     "net.ipv4.ip_forward": "1",
@@ -77,6 +77,8 @@ class HostRuntime:
             f"workdir={d}/varlib.work /var/lib && "
             # A lean home: no .bashrc, so each SSH command starts a bare shell.
             f"mount --bind {d}/home /root && "
+            # Tools an operator has on a control plane (etcdctl), from the build cache.
+            f"mount --bind {self.state_dir}/hostbin /usr/local/bin && "
             "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/sshd && "
             f"hostname {self.host.name} && touch {ready} && exec sleep infinity"
         )
@@ -105,15 +107,28 @@ class HostRuntime:
         run(*self.enter(), "sh", "-c", 'mkdir -p "$(dirname "$0")" && cat > "$0" && '
             'chmod "$1" "$0"', path, f"{mode:o}", input=data.decode())
 
-    def start(self, key: str, argv: list[str]) -> None:
+    def start(self, key: str, argv: list[str], restart: bool = False) -> None:
+        """Start a process in the host; `restart`: rerun it when it exits, as kubelet reruns
+        a static pod (kube-controller-manager exits on purpose when it loses its lease)."""
         if alive(self.state.get(key)):
             return
+        if restart:
+            argv = ["sh", "-c", 'while :; do "$@"; sleep 1; done', key, *argv]
         self.state[key] = spawn(self.enter() + argv, str(self.dir / f"{key}.log"))
 
-    def stop(self, key: str) -> None:
+    def stop(self, key: str, timeout: float = 10) -> None:
+        """Stop a process and wait until it is gone (etcd, for one, shuts down gracefully)."""
         pid = self.state.pop(key, None)
-        if alive(pid):
-            run("kill", str(pid), check=False)
+        if not alive(pid):
+            return
+        # The process leads its own group (spawn uses setsid): a restart loop and its child,
+        # or socat and its per-connection children, go together.
+        run("kill", "--", f"-{pid}", check=False)
+        deadline = time.monotonic() + timeout
+        while group_alive(pid):
+            if time.monotonic() > deadline:
+                run("kill", "-9", "--", f"-{pid}", check=False)
+            time.sleep(0.05)
 
     # --- the healthy configuration (also what `heal` restores) ----------------------------
     def configure(self) -> None:
@@ -142,7 +157,7 @@ class HostRuntime:
                        [str(self.state_dir / "bin" / name), "-u",
                         f"TCP-LISTEN:{port},bind={address},reuseaddr,fork", "/dev/null"])
         for name, argv in self.components.items():
-            self.start(name, argv)
+            self.start(name, argv, restart=True)
         if LB in h.roles:
             self.start("haproxy", ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"])
 

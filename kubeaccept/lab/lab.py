@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -144,6 +145,10 @@ class Lab:
         admin = self.dir / "hosts" / "cp1" / "files" / "etc/kubernetes/admin.conf"
         if admin.exists():
             shutil.copy(admin, self.dir / "admin.conf")
+        host_bin = self.dir / "hostbin"
+        host_bin.mkdir(exist_ok=True)
+        if "etcdctl" in self.state.get("binaries", {}):
+            (host_bin / "etcdctl").symlink_to(self.state["binaries"]["etcdctl"])
         bin_dir = self.dir / "bin"
         bin_dir.mkdir(exist_ok=True)
         socat = shutil.which("socat")
@@ -228,12 +233,20 @@ class Lab:
         for ns in sorted(n for n in names if n.startswith(NETNS_PREFIX)):
             pids = run("ip", "netns", "pids", ns, check=False).split()
             for pid in pids:
-                run("kill", "-9", pid, check=False)
+                run("kill", "-9", pid, check=False)  # restart loops included
             run("ip", "netns", "del", ns, check=False)
             removed.append(f"netns {ns} ({len(pids)} processes)")
         for pid in _all_pids(self.state):
             if alive(pid):
                 run("kill", "-9", str(pid), check=False)
+        # The kernel frees a namespace's veth asynchronously: delete what is left, and wait.
+        deadline = time.monotonic() + 15
+        while links := _lab_links():
+            for link in links:
+                run("ip", "link", "del", link, check=False)
+            if time.monotonic() > deadline:
+                raise LabError(f"could not remove links {', '.join(links[:5])}")
+            time.sleep(0.1)
         for key, value in self.state.get("sysctl_restore", {}).items():
             _write_sysctl(key, value)
             removed.append(f"{key} restored to {value}")
@@ -258,6 +271,10 @@ class Lab:
             text = log.read_text(errors="replace") if log.exists() else ""
             out[h.name] = text.count("Accepted publickey")
         return out
+
+
+def _lab_links() -> list[str]:
+    return [name for name in os.listdir("/sys/class/net") if name.startswith("kl-")]
 
 
 def _all_pids(state: dict) -> list[int]:

@@ -31,8 +31,8 @@ def _session_lab():
 
 @pytest.fixture
 def lab(_session_lab):
-    """The healthy lab; `up` is a no-op when it is already up with this size."""
-    _session_lab.up(WORKERS)
+    """The healthy lab with its real control plane; `up` is a no-op when it is already up."""
+    _session_lab.up(WORKERS, control_plane=True)
     return _session_lab
 
 

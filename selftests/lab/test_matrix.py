@@ -22,7 +22,7 @@ def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
         if template.endswith("[*]"):
             check = template.removesuffix("[*]")
             out.update({f"{check}[{h.name}]": words for h in lab.hosts if h.is_node})
-        else:
+        else:  # cluster_* tests have no host in their id
             out[template.format(host=host.name)] = words
     return out
 
@@ -30,6 +30,7 @@ def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
 def all_tests(lab) -> set[str]:
     names = {f"{c}[{h.name}]" for c in NODE_CHECKS for h in lab.hosts if h.is_node}
     names |= {f"node_cluster_ca[{h.name}]" for h in lab.hosts if "control_plane" in h.roles}
+    names |= {"cluster_etcd", "cluster_control_plane"}
     return names | {f"lb_listening[{h.name}]" for h in lab.hosts if "lb" in h.roles}
 
 

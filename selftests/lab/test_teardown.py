@@ -40,7 +40,7 @@ NEIGH = [Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}") for i in (1, 2, 
 
 def test_down_removes_everything(lab):
     sysctls = [p.read_text() for p in NEIGH]
-    lab.up(70)  # a different size: rebuilds; 74 hosts outgrow the default ARP table
+    lab.up(70, control_plane=True)  # rebuilds; 74 hosts outgrow the default ARP table
     assert len(lab.hosts) == 74 and not lab.problems()
     assert int(NEIGH[2].read_text()) >= 74 * 16
     lab.inject("swap-active")

@@ -1,0 +1,132 @@
+"""Control plane: each apiserver ready, the controlPlaneEndpoint answering through the load
+balancer, and the load balancer's backends = the control planes."""
+
+from __future__ import annotations
+
+import re
+
+from ..apiprobe import Answer
+from ..facts import NodeFacts
+from ..findings import Finding, passed
+from ..roles import CONTROL_PLANE, LB
+from . import ClusterContext, node_ip
+
+COMPONENTS = {6443: "kube-apiserver", 10257: "kube-controller", 10259: "kube-scheduler",
+              2379: "etcd"}  # ss shows 15-character process names
+
+
+def endpoint(ctx: ClusterContext) -> tuple[str, int] | None:
+    """The controlPlaneEndpoint: kubespray's loadbalancer_apiserver, else the LB host."""
+    lb = ctx.inventory.cluster_vars.get("loadbalancer_apiserver") or {}
+    if isinstance(lb, dict) and lb.get("address"):
+        return str(lb["address"]), int(lb.get("port") or 6443)
+    hosts = ctx.inventory.by_role(LB)
+    return (node_ip(hosts[0]), 6443) if hosts else None
+
+
+def readyz_urls(ctx: ClusterContext) -> list[str]:
+    cps = ctx.inventory.by_role(CONTROL_PLANE)
+    urls = [f"https://{node_ip(h)}:6443/readyz?verbose" for h in cps]
+    ep = endpoint(ctx)
+    return urls + ([f"https://{ep[0]}:{ep[1]}/readyz?verbose"] if ep else [])
+
+
+def haproxy_backends(cfg: str, port: int) -> list[tuple[str, str]]:
+    """(name, address) of the servers of the backends that serve frontends bound to `port`."""
+    sections, current = {}, None
+    for raw in cfg.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.match(r"^(frontend|backend|listen|defaults|global)\b\s*(\S*)", line)
+        if m and not raw[0].isspace():
+            current = (m.group(1), m.group(2))
+            sections[current] = []
+        elif current:
+            sections[current].append(line)
+    wanted = set()
+    for (kind, name), lines in sections.items():
+        binds = any(re.match(rf"bind\s+\S*:{port}\b", ln) for ln in lines)
+        if kind == "listen" and binds:
+            wanted.add(("listen", name))
+        elif kind == "frontend" and binds:
+            for ln in lines:
+                if ln.startswith(("default_backend ", "use_backend ")):
+                    wanted.add(("backend", ln.split()[1]))
+    return [(ln.split()[1], ln.split()[2].rsplit(":", 1)[0])
+            for key in wanted for ln in sections.get(key, []) if ln.startswith("server ")]
+
+
+def _failed_checks(body: str) -> list[str]:
+    return [ln.strip() for ln in body.splitlines() if ln.startswith("[-]")]
+
+
+def control_plane(ctx: ClusterContext, answers: dict[str, Answer]) -> list[Finding]:
+    cid = "cluster_control_plane"
+    findings = []
+    cps = ctx.inventory.by_role(CONTROL_PLANE)
+    for h in cps:
+        facts = ctx.facts.get(h.name)
+        if isinstance(facts, NodeFacts):
+            names = {ln.process for ln in facts.listeners if ln.port in COMPONENTS}
+            missing = [c for p, c in COMPONENTS.items()
+                       if not any(ln.port == p and ln.process == c for ln in facts.listeners)]
+            subject = f"{h.name}:components"
+            if missing:
+                findings.append(Finding(
+                    cid, subject, False, f"not running: {', '.join(missing)}",
+                    "kube-apiserver, kube-controller-manager, kube-scheduler and etcd",
+                    "a control plane without all four is not a control plane: the LB may send "
+                    "clients to a broken apiserver, leader election has fewer candidates",
+                    f"crictl ps -a on {h.name}; check /etc/kubernetes/manifests/*.yaml and "
+                    "journalctl -u kubelet", tuple(f"listening: {n}" for n in sorted(names))))
+            else:
+                findings.append(passed(cid, subject, "all four components listening", ""))
+        url = f"https://{node_ip(h)}:6443/readyz?verbose"
+        findings.append(_ready(cid, f"{h.name}:readyz", answers.get(url), url))
+    ep = endpoint(ctx)
+    if ep:
+        url = f"https://{ep[0]}:{ep[1]}/readyz?verbose"
+        findings.append(_ready(cid, f"endpoint {ep[0]}:{ep[1]}", answers.get(url), url))
+    for lb in ctx.inventory.by_role(LB):
+        facts = ctx.facts.get(lb.name)
+        cfg = facts.file("/etc/haproxy/haproxy.cfg") if isinstance(facts, NodeFacts) else None
+        if not cfg or not cfg.exists:
+            continue
+        servers = haproxy_backends(cfg.text or "", ep[1] if ep else 6443)
+        ips = {a for _, a in servers}
+        cp_ips = {node_ip(h): h.name for h in cps}
+        missing = sorted(n for ip, n in cp_ips.items() if ip not in ips)
+        strangers = sorted(f"{n} ({a})" for n, a in servers if a not in cp_ips)
+        subject = f"{lb.name}:backends"
+        observed = "backends " + ", ".join(f"{n} {a}" for n, a in servers)
+        if missing or strangers:
+            findings.append(Finding(
+                cid, subject, False, observed + (f"; missing {', '.join(missing)}" if missing
+                                                 else "") +
+                (f"; not control planes: {', '.join(strangers)}" if strangers else ""),
+                "exactly the control planes", "a control plane missing from the LB takes no "
+                "load and is not there when another fails; a stranger gets API traffic",
+                "edit /etc/haproxy/haproxy.cfg (server lines of the apiserver backend) and "
+                "reload haproxy", (f"/etc/haproxy/haproxy.cfg on {lb.name}",)))
+        else:
+            findings.append(passed(cid, subject, observed, "exactly the control planes"))
+    return findings
+
+
+def _ready(cid: str, subject: str, answer: Answer | None, url: str) -> Finding:
+    if answer is not None and answer.status == 200:
+        return passed(cid, subject, "readyz ok", "200 ok", f"GET {url}: 200")
+    if answer is None:
+        observed = "not probed"
+    elif answer.status is None:
+        observed = f"no answer: {answer.body}"
+    else:
+        bad = _failed_checks(answer.body)
+        observed = f"HTTP {answer.status}" + (f": {'; '.join(bad)}" if bad else "")
+    return Finding(cid, subject, False, observed, "200 ok",
+                   "clients sent here fail; through the LB, requests fail whenever it picks "
+                   "this apiserver (\"The connection to the server … was refused\" / "
+                   "\"etcdserver: request timed out\")",
+                   "crictl logs <kube-apiserver container>; the [-] lines name the failing "
+                   "check (etcd: see cluster_etcd)", (f"GET {url}",))

@@ -1,0 +1,14 @@
+"""etcd behind the control planes (field report 03: a member down, a new leader elected)."""
+
+import pytest
+
+from kubeaccept.checks import etcd
+from kubeaccept.roles import CONTROL_PLANE, ETCD
+
+
+def cluster_etcd(cluster, verdict):
+    """Members = the etcd hosts, all healthy, one leader on one raft term, quorum holds."""
+    members = cluster.inventory.by_role(ETCD) or cluster.inventory.by_role(CONTROL_PLANE)
+    if not members:
+        pytest.skip("the inventory has no etcd or control-plane host")
+    verdict(etcd.etcd_cluster(list(members), cluster.facts))
