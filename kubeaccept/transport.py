@@ -113,6 +113,8 @@ class Connection:
 
 
 def _collect(chan: paramiko.Channel, timeout: float, command: str) -> Result:
+    """Read until the remote end closed its output AND sent the exit status: OpenSSH may send
+    the exit status before the last of the output."""
     deadline = time.monotonic() + timeout
     out, err = bytearray(), bytearray()
     while True:
@@ -120,7 +122,8 @@ def _collect(chan: paramiko.Channel, timeout: float, command: str) -> Result:
             out += chan.recv(65536)
         while chan.recv_stderr_ready():
             err += chan.recv_stderr(65536)
-        if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+        if (chan.eof_received and chan.exit_status_ready()
+                and not chan.recv_ready() and not chan.recv_stderr_ready()):
             break
         left = deadline - time.monotonic()
         if left <= 0:
