@@ -1,5 +1,5 @@
 """Suite wall time on the lab, serial vs -n 2, run side by side (alternating), and SSH logins
-per host. Usage (root): python -m benchmarks.suite_speed [--workers N] [--repeat K]"""
+per host. Usage (root): python -m benchmarks.suite_speed [--workers N] [--repeat K] [--stand-ins]"""
 
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--stand-ins", action="store_true", help="no real control plane")
     args = p.parse_args()
     lab = Lab(DEFAULT_STATE_DIR)
-    up = lab.up(args.workers)
+    up = lab.up(args.workers, control_plane=not args.stand_ins)
     print(f"lab: {len(lab.hosts)} hosts, up in {up:.1f}s (0 = already up)")
     modes = {"serial": [], "-n 2": ["-n", "2"]}
     times: dict[str, list[float]] = {m: [] for m in modes}

@@ -28,7 +28,30 @@ def _host_of(url: str) -> str:
     return urlsplit(url).hostname or url
 
 
-def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str]) -> list[Finding]:
+def api_opinion(control_planes: list[Host], readyz: dict) -> list[Finding]:
+    """The second opinion: what each apiserver's /readyz?verbose says about its etcd."""
+    findings = []
+    for h in control_planes:
+        answer = readyz.get(f"https://{node_ip(h)}:6443/readyz?verbose")
+        if answer is None or answer.status is None:
+            continue  # no apiserver answer: cluster_control_plane reports that
+        lines = [ln for ln in answer.body.splitlines() if ln[3:].startswith("etcd")]
+        bad = [ln for ln in lines if ln.startswith("[-]")]
+        subject = f"etcd:api-view:{h.name}"
+        if bad:
+            findings.append(Finding("cluster_etcd", subject, False,
+                                    f"kube-apiserver on {h.name}: {'; '.join(bad)}",
+                                    "[+]etcd ok", QUORUM_WHY, FIX_MEMBER,
+                                    (f"GET {answer.url}",)))
+        elif lines:
+            findings.append(passed("cluster_etcd", subject,
+                                   f"kube-apiserver on {h.name}: {'; '.join(lines)}",
+                                   "[+]etcd ok"))
+    return findings
+
+
+def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
+                 readyz: dict | None = None) -> list[Finding]:
     cid, subj = "cluster_etcd", "etcd"
     by_ip = {node_ip(h): h.name for h in control_planes}
     members, health, status, errors, evidence = None, {}, {}, {}, []
@@ -112,4 +135,4 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str]) 
     else:
         findings.append(passed(cid, f"{subj}:quorum", f"{healthy} of {total} healthy",
                                f"more than {total // 2} healthy"))
-    return findings
+    return findings + api_opinion(control_planes, readyz or {})

@@ -77,3 +77,12 @@ def test_members_must_be_the_control_planes():
 def test_nobody_answers():
     out = failed(etcd_cluster(CPS, {h.name: "unreachable: x" for h in CPS}))
     assert len(out) == 1 and "no control plane could list the etcd members" in out[0].observed
+
+
+def test_apiserver_readyz_is_a_second_opinion():
+    from kubeaccept.apiprobe import Answer
+    url = "https://10.0.0.2:6443/readyz?verbose"
+    readyz = {url: Answer(url, 500, "[+]ping ok\n[-]etcd failed: reason withheld\n[+]log ok")}
+    out = failed(etcd_cluster(CPS, {h.name: view(h.name) for h in CPS}, readyz))
+    assert [f.subject for f in out] == ["etcd:api-view:cp2"]
+    assert "[-]etcd failed" in out[0].observed

@@ -6,9 +6,10 @@ from kubeaccept.checks import etcd
 from kubeaccept.roles import CONTROL_PLANE, ETCD
 
 
-def cluster_etcd(cluster, verdict):
-    """Members = the etcd hosts, all healthy, one leader on one raft term, quorum holds."""
+def cluster_etcd(cluster, apiserver_readyz, verdict):
+    """Members = the etcd hosts, all healthy, one leader on one raft term, quorum holds; each
+    apiserver's /readyz agrees."""
     members = cluster.inventory.by_role(ETCD) or cluster.inventory.by_role(CONTROL_PLANE)
     if not members:
         pytest.skip("the inventory has no etcd or control-plane host")
-    verdict(etcd.etcd_cluster(list(members), cluster.facts))
+    verdict(etcd.etcd_cluster(list(members), cluster.facts, apiserver_readyz))
