@@ -57,7 +57,7 @@ def plan(workers: int, control_planes: int = 3) -> list[LabHost]:
 
 
 def to_json(hosts: list[LabHost]) -> list[dict]:
-    return [asdict(h) for h in hosts]
+    return [{**asdict(h), "roles": list(h.roles)} for h in hosts]  # as lab.json holds them
 
 
 def from_json(data: list[dict]) -> list[LabHost]:

@@ -9,6 +9,8 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
+from kubeaccept.lab.lab import Lab
+
 from .suite import ROOT, run_suite
 
 
@@ -17,6 +19,12 @@ def test_up_is_idempotent(lab):
     workers = len([h for h in lab.hosts if h.name.startswith("w")])
     assert lab.up(workers, control_plane=True) == 0.0
     assert lab.state["pids"] == pids and not lab.problems()
+    # And from the command line, a new process reading lab.json:
+    out = subprocess.run([sys.executable, "-m", "kubeaccept.lab", "up", "--control-plane",
+                          "--workers", str(workers)], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT).stdout
+    assert out.startswith("lab already up"), out
+    assert Lab(lab.dir).state["pids"] == pids
 
 
 def test_hosts_have_their_own_identity(lab):
