@@ -17,7 +17,11 @@ from .transport import CommandTimeout, Connection, Unreachable
 
 
 class FactStore:
-    def __init__(self, inventory: Inventory, settings: Settings, shared_dir: Path | None = None):
+    def __init__(self, inventory: Inventory, settings: Settings, shared_dir: Path | None = None,
+                 worker: tuple[int, int] = (0, 1)):
+        # (index, count) of this xdist worker: each starts gathering at its own share of the
+        # hosts, so workers gather different hosts at once instead of queueing on one lock.
+        self.worker = worker
         self.inventory = inventory
         self.settings = settings
         self.shared_dir = shared_dir
@@ -36,6 +40,8 @@ class FactStore:
 
     def prefetch(self, hosts) -> None:
         hosts = [h for h in hosts if h.name not in self._cache]
+        start = len(hosts) * self.worker[0] // max(1, self.worker[1])
+        hosts = hosts[start:] + hosts[:start]
         if hosts:
             with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
                 list(pool.map(self.get, hosts))

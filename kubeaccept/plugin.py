@@ -95,7 +95,13 @@ def pytest_configure(config: pytest.Config) -> None:
     elif config.pluginmanager.hasplugin("xdist") and _xdist_workers(config):
         shared = Path(tempfile.mkdtemp(prefix="kubeaccept-facts-"))
         config.pluginmanager.register(_XdistHooks(shared), "kubeaccept-xdist")
-    config.stash[STATE] = KubeAccept(inventory, settings, FactStore(inventory, settings, shared))
+    worker = (0, 1)
+    if is_worker:
+        wi = config.workerinput
+        worker = (int(str(wi.get("workerid", "gw0")).removeprefix("gw") or 0),
+                  int(wi.get("workercount", 1)))
+    store = FactStore(inventory, settings, shared, worker)
+    config.stash[STATE] = KubeAccept(inventory, settings, store)
     config.option.hosts = ",".join(_testinfra_spec(h) for h in inventory.hosts)
     if not is_worker and not config.option.xmlpath:
         config.option.xmlpath = str(Path(config.rootpath) / "reports" / "junit.xml")
