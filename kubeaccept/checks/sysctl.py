@@ -46,33 +46,31 @@ def rp_filter(ctx: NodeContext) -> list[Finding]:
     return findings
 
 
-def ip_forward(ctx: NodeContext) -> list[Finding]:
-    cid = "node_ip_forward"
-    value = ctx.facts.sysctls.get("net.ipv4.ip_forward")
-    evidence = f"/proc/sys/net/ipv4/ip_forward = {value}"
+def _must_be_one(ctx: NodeContext, cid: str, key: str, why: str, fix: str) -> list[Finding]:
+    value = ctx.facts.sysctls.get(key)
+    evidence = f"/proc/sys/{key.replace('.', '/')} = {value}"
     if value == "1":
-        return [passed(cid, ctx.host.name, "net.ipv4.ip_forward = 1", "1", evidence)]
-    return [Finding(
-        cid, ctx.host.name, False, f"net.ipv4.ip_forward = {value}", "1",
+        return [passed(cid, ctx.host.name, f"{key} = 1", "1", evidence)]
+    return [Finding(cid, ctx.host.name, False, f"{key} = {value}", "1", why, fix, (evidence,))]
+
+
+def ip_forward(ctx: NodeContext) -> list[Finding]:
+    return _must_be_one(
+        ctx, "node_ip_forward", "net.ipv4.ip_forward",
         "the node stops routing pod traffic: pods lose other nodes, Services and DNS; "
         "kubeadm preflight fails with [ERROR FileContent--proc-sys-net-ipv4-ip_forward]",
         "sysctl -w net.ipv4.ip_forward=1 and persist `net.ipv4.ip_forward = 1` in "
-        "/etc/sysctl.d/k8s.conf", (evidence,))]
+        "/etc/sysctl.d/k8s.conf")
 
 
 def bridge_nf_call_iptables(ctx: NodeContext) -> list[Finding]:
-    cid = "node_bridge_nf_call_iptables"
-    value = ctx.facts.sysctls.get("net.bridge.bridge-nf-call-iptables")
-    if value is None:
-        return [passed(cid, ctx.host.name, "br_netfilter not loaded", "1 where loaded",
-                       "/proc/sys/net/bridge/bridge-nf-call-iptables absent")]
-    evidence = f"/proc/sys/net/bridge/bridge-nf-call-iptables = {value}"
-    if value == "1":
-        return [passed(cid, ctx.host.name, "bridge-nf-call-iptables = 1", "1", evidence)]
-    return [Finding(
-        cid, ctx.host.name, False, f"net.bridge.bridge-nf-call-iptables = {value}", "1",
+    key = "net.bridge.bridge-nf-call-iptables"
+    if key not in ctx.facts.sysctls:
+        return [passed("node_bridge_nf_call_iptables", ctx.host.name, "br_netfilter not loaded",
+                       "1 where loaded", "/proc/sys/net/bridge/bridge-nf-call-iptables absent")]
+    return _must_be_one(
+        ctx, "node_bridge_nf_call_iptables", key,
         "bridged pod traffic bypasses iptables, so kube-proxy's Service rules never see it: "
         "pods on the same bridge cannot reach Services such as kube-dns 10.96.0.10",
         "sysctl -w net.bridge.bridge-nf-call-iptables=1 and persist it in "
-        "/etc/sysctl.d/k8s.conf (load br_netfilter at boot via /etc/modules-load.d/k8s.conf)",
-        (evidence,))]
+        "/etc/sysctl.d/k8s.conf (load br_netfilter at boot via /etc/modules-load.d/k8s.conf)")
