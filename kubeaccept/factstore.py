@@ -12,6 +12,7 @@ from pathlib import Path
 from . import facts
 from .checks.ports import probe_targets
 from .inventory import Host, Inventory
+from .roles import NODE
 from .settings import Settings
 from .transport import CommandTimeout, Connection, Unreachable
 
@@ -77,8 +78,9 @@ class FactStore:
         except Unreachable as exc:
             return {"error": f"unreachable: {exc}"}
         token = facts.new_token()
+        dns = self.settings.dns_ip if set(host.roles) & set(NODE) else None
         line, stdin = facts.command(host, token, self.settings.probe_timeout,
-                                    probe_targets(host, self.inventory))
+                                    probe_targets(host, self.inventory), dns)
         try:
             result = conn.run(line, self.settings.command_timeout, stdin)
             return facts.parse(host.name, token, result.stdout, result.stderr,

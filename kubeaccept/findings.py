@@ -15,6 +15,7 @@ class Finding:
     why: str = ""  # the failure it leads to, quoting the field report where there is one
     fix: str = ""
     evidence: tuple[str, ...] = field(default_factory=tuple)  # command / file / value seen
+    note: str = ""  # information worth showing even when the finding passes
 
 
 def passed(check_id: str, subject: str, observed: str, expected: str, *evidence: str) -> Finding:

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from . import apiprobe
+from . import apiprobe, dnsutils, kubeapi
+from .apistate import ApiState
 from .checks import ClusterContext, NodeContext, controlplane
 from .checks.certs import CA
 from .facts import NodeFacts
 from .factstore import FactStore
 from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts
-from .roles import ALL_ROLES
+from .roles import ALL_ROLES, CONTROL_PLANE
 from .settings import Settings, parse_version
 
 STATE = pytest.StashKey["KubeAccept"]()
@@ -49,6 +50,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="overlay VXLAN UDP port (default 8472, flannel's)")
     group.addoption("--cert-expiry-days", type=float, default=30.0,
                     help="fail certificates expiring within this many days (default 30)")
+    group.addoption("--kubeconfig", default=None,
+                    help="kubeconfig for the API checks (default: read "
+                    "/etc/kubernetes/admin.conf on a control plane over SSH)")
+    group.addoption("--restart-threshold", type=int, default=10,
+                    help="fail containers restarted more often than this (default 10)")
+    group.addoption("--flap-window", type=float, default=60.0,
+                    help="minutes of NodeReady/NodeNotReady events to count (default 60)")
+    group.addoption("--flap-threshold", type=int, default=4,
+                    help="that many Ready transitions in the window = flapping (default 4)")
+    group.addoption("--dnsutils-image", default=Settings.dnsutils_image,
+                    help="image of the dnsutils pod created for the DNS check if absent "
+                    f"(default {Settings.dnsutils_image})")
+    group.addoption("--cluster-dns", default=None,
+                    help="cluster DNS Service address (default: 10th address of the "
+                    "service subnet, e.g. 10.96.0.10)")
 
 
 def _settings(config: pytest.Config, inventory: Inventory) -> Settings:
@@ -63,6 +79,11 @@ def _settings(config: pytest.Config, inventory: Inventory) -> Settings:
         vxlan_port=opt.vxlan_port or int(cv.get("kubeaccept_vxlan_port") or 8472),
         kube_version=parse_version(opt.kube_version or cv.get("kube_version")),
         cert_expiry_days=opt.cert_expiry_days,
+        restart_threshold=opt.restart_threshold,
+        flap_window_minutes=opt.flap_window,
+        flap_threshold=opt.flap_threshold,
+        dnsutils_image=opt.dnsutils_image,
+        cluster_dns_ip=opt.cluster_dns or cv.get("kubeaccept_cluster_dns"),
     )
 
 
@@ -204,6 +225,77 @@ def apiserver_readyz(cluster: ClusterContext) -> dict:
     return apiprobe.readyz_all(controlplane.readyz_urls(cluster), ca, timeout)
 
 
+@pytest.fixture(scope="session")
+def kube(request: pytest.FixtureRequest) -> kubeapi.Api | str:
+    """The Kubernetes API, or the one-line reason it cannot be used."""
+    state: KubeAccept = request.config.stash[STATE]
+    opt = request.config.option
+    cps = list(state.inventory.by_role(CONTROL_PLANE))
+    try:
+        if opt.kubeconfig:
+            conf, source = kubeapi.kubeconfig_file(Path(opt.kubeconfig))
+        else:
+            conf, source = kubeapi.admin_conf_over_ssh(state.store, cps)
+        return kubeapi.connect(conf, source, cps, state.settings.connect_timeout,
+                               state.settings.command_timeout)
+    except kubeapi.ApiUnavailable as exc:
+        return str(exc)
+
+
+@pytest.fixture(scope="session")
+def api_state(kube) -> ApiState | str:
+    if isinstance(kube, str):
+        return kube
+    try:
+        return kubeapi.read_state(kube)
+    except kubeapi.ApiUnavailable as exc:
+        return str(exc)
+
+
+@pytest.fixture
+def api(api_state) -> ApiState:
+    """The API's view of the cluster; the test fails (no traceback) if there is none."""
+    if isinstance(api_state, str):
+        pytest.fail(f"cannot read the Kubernetes API: {api_state}", pytrace=False)
+    return api_state
+
+
+@pytest.fixture(scope="session")
+def dns_lookup(request: pytest.FixtureRequest, kube):
+    """nslookup kubernetes.default from the dnsutils pod (see kubeaccept.dnsutils)."""
+    from .checks.dns import DnsLookup
+
+    if isinstance(kube, str):
+        yield f"cannot use the Kubernetes API: {kube}"
+        return
+    settings = request.config.stash[STATE].settings
+    pod, created, problem = None, False, ""
+    try:
+        pod, created, problem = dnsutils.ensure_pod(kube, settings.dnsutils_image,
+                                                    settings.command_timeout)
+        if problem:
+            yield problem
+        else:
+            output = dnsutils.exec_lookup(kube)
+            yield DnsLookup(f"{dnsutils.NAMESPACE}/{dnsutils.NAME}",
+                            pod["spec"].get("nodeName", ""),
+                            "kubectl exec dnsutils -- " + " ".join(dnsutils.COMMAND),
+                            output, created)
+    except Exception as exc:  # noqa: BLE001 - exec errors come in many types; say which
+        yield f"exec in {dnsutils.NAMESPACE}/{dnsutils.NAME} failed: {kubeapi._short(exc)}"
+    finally:
+        if created:
+            dnsutils.delete_pod(kube)
+
+
+@pytest.fixture(scope="session")
+def calico_rpf_exception(api_state) -> str | None:
+    """Evidence that Calico is told to accept loose rp_filter, or None (also without API)."""
+    from .checks.sysctl import calico_ignores_loose_rpf
+
+    return None if isinstance(api_state, str) else calico_ignores_loose_rpf(api_state)
+
+
 @pytest.fixture
 def verdict(request: pytest.FixtureRequest):
     """verdict(findings): record them on the test and fail with an actionable message."""
@@ -221,6 +313,9 @@ def verdict(request: pytest.FixtureRequest):
             item.user_properties.append(("remediation", " | ".join(fixes)))
         evidence = [e for f in (failed or findings) for e in f.evidence]
         item.user_properties.append(("evidence", "\n".join(evidence)))
+        notes = [f"{f.subject}: {f.note}" for f in findings if f.note]
+        if notes:
+            item.user_properties.append(("note", "\n".join(notes)))
         if failed:
             pytest.fail(failure_message(findings, failed), pytrace=False)
 
@@ -243,3 +338,16 @@ def failure_message(findings: list[Finding], failed: list[Finding]) -> str:
         evidence = [e for f in group for e in f.evidence]
         lines.extend(f"  evidence: {e}" for e in dict.fromkeys(evidence))
     return "\n".join(lines)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Notes: information a passing check wants the operator to see (also under xdist)."""
+    notes = []
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            if getattr(rep, "when", None) == "call":
+                notes += [v for k, v in getattr(rep, "user_properties", ()) if k == "note"]
+    if notes:
+        terminalreporter.section("kubeaccept notes")
+        for note in dict.fromkeys(notes):
+            terminalreporter.line(note)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..apistate import ApiState
 from ..findings import Finding, passed
 from . import NodeContext
 
@@ -12,9 +13,38 @@ RP_FILTER_WHY = (
     "strict/loose reverse-path filtering also drops asymmetric pod traffic"
 )
 
+LOOSE_NOTE = ("loose rp_filter (2) accepted because Calico is told to ignore it "
+              "(IgnoreLooseRPF): the node does not stop pods spoofing source addresses")
 
-def rp_filter(ctx: NodeContext) -> list[Finding]:
-    """The kernel applies max(conf/all, conf/<iface>); 'default' is what new interfaces get."""
+
+def calico_ignores_loose_rpf(state: ApiState) -> str | None:
+    """Evidence that Calico's Felix runs with IgnoreLooseRPF, or None. Felix's environment
+    overrides the FelixConfiguration, so an explicit FELIX_IGNORELOOSERPF=false wins."""
+    overridden = False
+    for ds in state.daemonsets:
+        meta = ds.get("metadata", {})
+        if meta.get("name") != "calico-node":
+            continue
+        pod_spec = ds.get("spec", {}).get("template", {}).get("spec", {})
+        for c in pod_spec.get("containers") or []:
+            for env in c.get("env") or []:
+                if env.get("name") != "FELIX_IGNORELOOSERPF" or "value" not in env:
+                    continue
+                if str(env["value"]).strip().lower() == "true":
+                    return (f"DaemonSet {meta.get('namespace')}/calico-node: "
+                            f"FELIX_IGNORELOOSERPF={env['value']}")
+                overridden = True
+    if overridden:
+        return None
+    for fc in state.felix_configurations:
+        if (fc.get("spec") or {}).get("ignoreLooseRPF") is True:
+            return f"FelixConfiguration {fc.get('metadata', {}).get('name')}: ignoreLooseRPF: true"
+    return None
+
+
+def rp_filter(ctx: NodeContext, calico_exception: str | None = None) -> list[Finding]:
+    """The kernel applies max(conf/all, conf/<iface>); 'default' is what new interfaces get.
+    Loose mode (2) is fine where Calico is told to accept it (calico_exception: the evidence)."""
     cid = "node_rp_filter"
     sysctls = ctx.facts.sysctls
     all_value = sysctls.get("net.ipv4.conf.all.rp_filter")
@@ -35,6 +65,12 @@ def rp_filter(ctx: NodeContext) -> list[Finding]:
                     f"/proc/sys/net/ipv4/conf/{iface}/rp_filter = {value}")
         if effective in (0, 1):
             findings.append(passed(cid, subject, observed, "0 or 1", *evidence))
+            continue
+        if effective == 2 and calico_exception:
+            findings.append(Finding(
+                cid, subject, True, f"{observed} (loose), allowed: {calico_exception}",
+                "0 or 1 (2 with Calico IgnoreLooseRPF)",
+                evidence=(*evidence, calico_exception), note=LOOSE_NOTE))
             continue
         keys = [f"net.ipv4.conf.{k}.rp_filter=1"
                 for k, v in (("all", all_value), (iface, value)) if int(v) > 1]

@@ -19,9 +19,10 @@ class FactsError(Exception):
     """The facts command ran but did not produce a complete document."""
 
 
-def command(host: Host, token: str, probe_timeout: float, probes: list[str]) -> tuple[str, bytes]:
+def command(host: Host, token: str, probe_timeout: float, probes: list[str],
+            dns: str | None = None) -> tuple[str, bytes]:
     """The shell command line for `host`, and what to send on its standard input."""
-    args = " ".join(shlex.quote(a) for a in (token, f"{probe_timeout:g}", *probes))
+    args = " ".join(shlex.quote(a) for a in (token, f"{probe_timeout:g}", dns or "-", *probes))
     line = f"sh -c {shlex.quote(SCRIPT)} kubeaccept-facts {args}"
     if host.become and host.user != "root":
         if host.become_password:
@@ -194,6 +195,26 @@ class NodeFacts:
                 out[path] = base64.b64decode(data.strip())
             except ValueError:
                 out[path] = b""
+        return out
+
+    @cached_property
+    def dns(self) -> dict | None:
+        """The cluster-DNS query: {"tool", "command", "rc", "output"}; tool "" when the node
+        has neither dig nor nslookup; None when it was not asked."""
+        text = self.section("dns")
+        if text is None:
+            return None
+        out = {"tool": "", "command": "", "rc": -1, "output": ""}
+        lines = []
+        for line in text.splitlines():
+            if line.startswith("!cmd "):
+                out["command"] = line[5:]
+                out["tool"] = out["command"].split()[0]
+            elif line.startswith("!rc "):
+                out["rc"] = int(line[4:]) if line[4:].isdigit() else -1
+            else:
+                lines.append(line)
+        out["output"] = "\n".join(lines).strip()
         return out
 
     @cached_property

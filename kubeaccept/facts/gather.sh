@@ -1,7 +1,8 @@
 # kubeaccept: print one node's facts. Runs as `sh -c` with arguments:
-#   $1 section marker token, $2 probe timeout (s), $3.. TCP probes as ADDRESS:PORT.
+#   $1 section marker token, $2 probe timeout (s), $3 cluster DNS address ("-": none),
+#   $4.. TCP probes as ADDRESS:PORT.
 # Each section starts with a line "@@TOKEN NAME"; the parser on the other side splits on it.
-tok=$1; pt=$2; shift 2
+tok=$1; pt=$2; dns=$3; shift 3
 sec() { printf '\n@@%s %s\n' "$tok" "$1"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 PATH=$PATH:/usr/sbin:/sbin; export PATH LC_ALL=C
@@ -80,6 +81,18 @@ if have firewall-cmd && firewall-cmd --state >/dev/null 2>&1; then
   echo "default-zone: $(firewall-cmd --get-default-zone 2>&1)"
 fi
 if have kubelet; then sec kubelet-version; kubelet --version 2>&1; fi
+if [ "$dns" != - ]; then
+  # What a pod's resolver asks, straight to the cluster DNS Service: 1 try, bounded.
+  sec dns
+  name=kubernetes.default.svc.cluster.local; t=${pt%.*}; [ "${t:-0}" -ge 1 ] || t=1
+  if have dig; then
+    echo "!cmd dig +time=$t +tries=1 +short @$dns $name"
+    timeout $((t + 2)) dig +time="$t" +tries=1 +short "@$dns" "$name" 2>&1; echo "!rc $?"
+  elif have nslookup; then
+    echo "!cmd nslookup -timeout=$t -retry=0 $name $dns"
+    timeout $((t + 2)) nslookup -timeout="$t" -retry=0 "$name" "$dns" 2>&1; echo "!rc $?"
+  fi
+fi
 sec probes
 # One probe: sh -c "$probe" TIMEOUT ADDRESS:PORT -> "ADDRESS:PORT open|timeout|closed <why>"
 probe='t=$1

@@ -71,8 +71,9 @@ GO_FALLBACKS = ("/usr/local/go/bin/go",)  # sudo's secure_path drops /usr/local/
 # Run in a child process so RUSAGE_CHILDREN covers exactly one build.
 _RUNNER = ("import resource,subprocess,sys\n"
            "rc=subprocess.run(sys.argv[2:]).returncode\n"
-           "open(sys.argv[1],'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN)"
-           ".ru_maxrss))\nsys.exit(rc)\n")
+           "u=resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+           "open(sys.argv[1],'w').write(f'{u.ru_maxrss} {u.ru_utime+u.ru_stime}')\n"
+           "sys.exit(rc)\n")
 
 
 class BuildError(LabError):
@@ -194,7 +195,7 @@ def build(name: str, cache_dir: Path, timeout: float = BUILD_TIMEOUT) -> dict:
         print(f"building {name} {spec['version']} with {goversion}...", file=sys.stderr)
         start = time.monotonic()
         with log.open("w") as fh:
-            proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp / "maxrss"), *cmd],
+            proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp / "rusage"), *cmd],
                                     cwd=tmp / "src", env=_go_env(), stdout=fh,
                                     stderr=subprocess.STDOUT, start_new_session=True)
             try:
@@ -217,8 +218,10 @@ def build(name: str, cache_dir: Path, timeout: float = BUILD_TIMEOUT) -> dict:
         if not all(versions.values()):
             raise BuildError(f"built {name} but `--version` does not report {spec['version']}: "
                              + ", ".join(b for b, v in versions.items() if not v))
+        maxrss, cpu = (tmp / "rusage").read_text().split()
         info = {"component": name, "version": spec["version"], "go_version": goversion,
-                "seconds": seconds, "peak_rss_mib": round(int((tmp / "maxrss").read_text()) / 1024),
+                "seconds": seconds, "cpu_seconds": round(float(cpu), 1),
+                "peak_rss_mib": round(int(maxrss) / 1024),
                 "binaries": {b: {"size_bytes": (out / "bin" / b).stat().st_size,
                                  "version_output": versions[b]} for b in spec["binaries"]},
                 "built_at": date, "go_mod": gomod}

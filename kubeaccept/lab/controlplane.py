@@ -20,7 +20,8 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 
 def binaries(cache_dir: Path = DEFAULT_CACHE_DIR) -> dict[str, Path]:
     """Paths of the control-plane binaries, building them the first time (minutes)."""
-    return {name: ensure(name, cache_dir) for name in (*COMPONENTS, "etcdctl")}
+    return {name: ensure(name, cache_dir) for name in (*COMPONENTS, "etcdctl", "kwok",
+                                                        "coredns")}
 
 
 def etcd_argv(binary: Path, host: LabHost, cps: list[LabHost]) -> list[str]:

@@ -3,16 +3,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from . import pki
+from . import cluster, pki
 from .hosts import HostRuntime
 from .plan import VIP
-from .system import run
+from .system import LabError, run
+
+# Field report 02's strings, as the kubelet and the runtime put them.
+PLEG = ("PLEG is not healthy: pleg was last seen active 3m11.707539232s ago; "
+        "threshold is 3m0s")
+OCI = ('OCI runtime create failed: container_linux.go:348: starting container process '
+       'caused "process_linux.go:402: container init caused \\"\\"": unknown')
+DEADLINE = ("error determining status: rpc error: code = DeadlineExceeded desc = context "
+            "deadline exceeded")
 
 MALFORMED_DAEMON_JSON = """\
 {
@@ -35,6 +44,7 @@ class Fault:
     action: Callable[[HostRuntime], None] | None = None
     restart: tuple[str, ...] = ()  # processes `heal` restarts on the target (they hold state)
     control_plane: bool = False  # needs the real control plane (`up --control-plane`)
+    sync_dns: bool = False  # the lab re-reads the coredns ConfigMap and restarts CoreDNS
 
 
 def _sh(script: str) -> Callable[[HostRuntime], None]:
@@ -105,6 +115,115 @@ def _drop_backend(server: str) -> Callable[[HostRuntime], None]:
     return action
 
 
+def _kube(rt: HostRuntime) -> cluster.Kube:
+    return cluster.Kube(rt.state_dir / "admin.conf")
+
+
+def _ago(seconds: float) -> str:
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event(name: str, ns: str, kind: str, obj: str, reason: str, message: str, count: int,
+           first_days: float, etype: str = "Normal", component: str = "kubelet") -> dict:
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": ns,
+                         "labels": {"kubeaccept.lab/fault": "yes"}},
+            "involvedObject": {"kind": kind, "name": obj, "namespace": ns if kind == "Pod"
+                               else None, "apiVersion": "v1"},
+            "reason": reason, "message": message, "count": count, "type": etype,
+            "firstTimestamp": _ago(first_days * 86400), "lastTimestamp": _ago(90),
+            "source": {"component": component}}
+
+
+def _pleg(rt: HostRuntime) -> None:
+    """The node's kubelet reports PLEG unhealthy (its heartbeat, the Lease, goes on)."""
+    kube, name = _kube(rt), rt.host.name
+    kube.patch(f"/api/v1/nodes/{name}",
+               {"metadata": {"annotations": {cluster.LAB_STATUS: "lab"}}})
+    node = kube.call("GET", f"/api/v1/nodes/{name}")
+    conds = [c for c in node["status"]["conditions"] if c["type"] != "Ready"]
+    conds.append({"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                  "message": PLEG, "lastHeartbeatTime": _ago(0),
+                  "lastTransitionTime": _ago(200)})
+    kube.patch(f"/api/v1/nodes/{name}/status", {"status": {"conditions": conds}})
+
+
+def _flapping(rt: HostRuntime) -> None:
+    kube, name = _kube(rt), rt.host.name
+    kube.create(_event(f"{name}.kubeaccept-ready", "default", "Node", name, "NodeReady",
+                       f"Node {name} status is now: NodeReady", 8929, 45))
+    kube.create(_event(f"{name}.kubeaccept-notready", "default", "Node", name,
+                       "NodeNotReady", f"Node {name} status is now: NodeNotReady", 8932, 24,
+                       component="node-controller"))
+
+
+def _crashloop(rt: HostRuntime) -> None:
+    """The node's fluentd pod as field report 02 found it, and its events."""
+    kube, node = _kube(rt), rt.host.name
+    pods = [p for p in kube.items("/api/v1/namespaces/kube-system/pods?labelSelector="
+                                  "k8s-app%3Dfluentd") if p["spec"].get("nodeName") == node]
+    if not pods:
+        raise LabError(f"no fluentd pod on {node}")
+    pod = pods[0]["metadata"]["name"]
+    path = f"/api/v1/namespaces/kube-system/pods/{pod}"
+    kube.patch(path, {"metadata": {"annotations": {cluster.LAB_STATUS: "lab"}}})
+    st = kube.call("GET", path)["status"]
+    cs = st["containerStatuses"][0]
+    cs.update({"ready": False, "started": False, "restartCount": 2981,
+               "state": {"waiting": {"reason": "CrashLoopBackOff", "message":
+                                     f"back-off 5m0s restarting failed container=fluentd "
+                                     f"pod={pod}_kube-system"}},
+               "lastState": {"terminated": {"reason": "ContainerCannotRun", "exitCode": 128,
+                                            "message": OCI, "startedAt": _ago(400),
+                                            "finishedAt": _ago(400)}}})
+    conds = [c for c in st["conditions"] if c["type"] not in ("Ready", "ContainersReady")]
+    conds += [{"type": t, "status": "False", "reason": "ContainersNotReady",
+               "lastTransitionTime": _ago(400)} for t in ("Ready", "ContainersReady")]
+    kube.patch(f"{path}/status", {"status": {"containerStatuses": [cs], "conditions": conds}})
+    kube.create(_event(f"{pod}.kubeaccept-failedsync", "kube-system", "Pod", pod, "FailedSync",
+                       DEADLINE, 123314, 23, "Warning"))
+    cluster.wait_for("the fluentd DaemonSet to count the crash-looping pod", lambda: (
+        (kube.call("GET", "/apis/apps/v1/namespaces/kube-system/daemonsets/fluentd")
+         or {}).get("status", {}).get("numberUnavailable")), 30)
+
+
+def _coredns_down(rt: HostRuntime) -> None:
+    for key in [k for k in rt.state if k.startswith("pod:coredns")]:
+        rt.stop(key)
+
+
+WRONG_RECORD = """    hosts {
+       10.96.0.99 kubernetes.default.svc.cluster.local
+       fallthrough
+    }
+"""
+
+
+def _coredns_wrong(rt: HostRuntime) -> None:
+    kube = _kube(rt)
+    text = cluster.COREFILE.replace("    kubernetes cluster.local",
+                                    WRONG_RECORD + "    kubernetes cluster.local", 1)
+    kube.patch("/api/v1/namespaces/kube-system/configmaps/coredns",
+               {"data": {"Corefile": text}})
+
+
+def _flannel_network(rt: HostRuntime) -> None:
+    _kube(rt).patch("/api/v1/namespaces/kube-flannel/configmaps/kube-flannel-cfg",
+                    {"data": {"net-conf.json": cluster.net_conf("10.245.0.0/16")}})
+
+
+def _calico_loose(rt: HostRuntime) -> None:
+    """rp_filter=2 on a node of a Calico cluster told to accept it (report 01's way out)."""
+    rt.sh("sysctl -qw net.ipv4.conf.all.rp_filter=2")
+    kube = _kube(rt)
+    ds = cluster.calico_node()
+    kube.create(ds)
+    cluster.wait_for("calico-node to be ready", lambda: (lambda st: st.get(
+        "desiredNumberScheduled") and st.get("numberReady") == st["desiredNumberScheduled"])(
+        (kube.get(ds) or {}).get("status", {})), 60)
+
+
 FAULTS = {f.name: f for f in (
     Fault("rp-filter-all", "net.ipv4.conf.all.rp_filter=2 (report 01)", "w1",
           expect=(("node_rp_filter[{host}]", ("Kernel's RPF check is set to 'loose'",
@@ -145,17 +264,20 @@ FAULTS = {f.name: f for f in (
     Fault("kubelet-down", "nothing listens on 10250", "w2",
           expect=(("node_listening_ports[{host}]", ("nothing listens on tcp/10250 (kubelet)",)),
                   ("node_ports_reachable[{host}]", ("Connection refused",))),
-          action=lambda rt: rt.stop("listen-0.0.0.0:10250")),
-    Fault("port-blocked", "INPUT drops tcp/10250 ahead of the accepts", "w1",
+          action=lambda rt: [rt.stop(k) for k in ("kubelet", "listen-0.0.0.0:10250")] and None),
+    Fault("port-blocked", "INPUT drops tcp/10250 ahead of the accepts", "w2",
           expect=(("node_firewall_input[{host}]", ("DROP by INPUT rule 1",
                                                    "--dport 10250 -j DROP")),
                   ("node_ports_reachable[{host}]", ("tcp/10250 (kubelet) not reachable",
                                                     "timeout"))),
           action=_sh("iptables -I INPUT 1 -p tcp -m tcp --dport 10250 -j DROP")),
-    Fault("forward-reject", "report 03's FORWARD REJECT ahead of flannel's accepts", "w2",
+    Fault("forward-reject", "report 03's FORWARD REJECT ahead of flannel's accepts, on the "
+          "node of CoreDNS", "cp1",
           expect=(("node_firewall_forward[{host}]", ("REJECT by FORWARD rule 3",
                                                      "icmp-host-prohibited",
-                                                     "admin prohibited")),),
+                                                     "admin prohibited")),
+                  ("cluster_dns", ("dnsutils", "admin prohibited")),
+                  ("node_cluster_dns[others]", ("admin prohibited",))),
           action=_sh("iptables -I FORWARD 3 -j REJECT --reject-with icmp-host-prohibited")),
     Fault("cert-expiring", "apiserver.crt re-issued to expire in 10 days", "cp2",
           expect=(("node_certificates[{host}]", ("/etc/kubernetes/pki/apiserver.crt: expires",
@@ -196,4 +318,33 @@ FAULTS = {f.name: f for f in (
           expect=(("lb_listening[{host}]", ("nothing listens on tcp/6443",)),
                   ("cluster_control_plane", ("endpoint 198.18.0.100:6443: no answer",))),
           action=lambda rt: rt.stop("haproxy")),
+    Fault("node-pleg", "a Node NotReady with report 02's PLEG message", "w1",
+          control_plane=True,
+          expect=(("cluster_nodes_ready", ("PLEG is not healthy", "w1", "restart kubelet")),),
+          action=_pleg),
+    Fault("node-flapping", "NodeReady x8929 / NodeNotReady x8932 events (report 02)", "w2",
+          control_plane=True,
+          expect=(("cluster_nodes_not_flapping", ("NodeNotReady (x8932", "w2")),),
+          action=_flapping),
+    Fault("daemonset-crashloop", "the node's fluentd pod in CrashLoopBackOff (report 02)", "w1",
+          control_plane=True,
+          expect=(("cluster_pods_healthy", ("CrashLoopBackOff", "ContainerCannotRun",
+                                            "exit code 128", "OCI runtime create failed",
+                                            "context deadline exceeded")),
+                  ("cluster_daemonsets", ("kube-system/fluentd", "w1"))),
+          action=_crashloop),
+    Fault("coredns-stopped", "the CoreDNS processes stopped", "cp1", control_plane=True,
+          expect=(("cluster_dns", ("dnsutils",)), ("node_cluster_dns[*]", ("10.96.0.10",))),
+          action=_coredns_down),
+    Fault("coredns-wrong-record", "CoreDNS answers kubernetes.default with 10.96.0.99", "cp1",
+          control_plane=True, sync_dns=True,
+          expect=(("cluster_dns", ("10.96.0.99", "Corefile")),
+                  ("node_cluster_dns[*]", ("10.96.0.99",))),
+          action=_coredns_wrong),
+    Fault("flannel-network", "flannel's Network 10.245.0.0/16, podSubnet 10.244.0.0/16", "cp1",
+          control_plane=True,
+          expect=(("cluster_pod_network", ("10.245.0.0/16", "10.244.0.0/16")),),
+          action=_flannel_network),
+    Fault("calico-loose-rpf", "rp_filter=2 where calico-node has FELIX_IGNORELOOSERPF=true",
+          "w1", control_plane=True, expect=(), action=_calico_loose),
 )}

@@ -145,6 +145,9 @@ class HostRuntime:
             ports = sorted({p for _, _, p in listeners(h)})
             rules = nodefiles.iptables_rules(h, ports)
             script.append(f"iptables-restore <<'KUBEACCEPT_LAB_EOF'\n{rules}KUBEACCEPT_LAB_EOF")
+            nat = self.dir / "nat.rules"  # kube-proxy's Service NAT, once the cluster has it
+            if nat.exists():
+                script.append(f"iptables-restore < {shlex.quote(str(nat))}")
         self.sh("set -e\n" + "\n".join(script) + "\n")
         self.start_services()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..roles import CONTROL_PLANE, ETCD, LB, WORKER
-from . import controlplane, nodefiles, pki
+from . import cluster, controlplane, nodefiles, pki, podnet
 from .build import DEFAULT_CACHE_DIR
 from .faults import FAULTS
 from .hosts import HostRuntime, listeners, sshd_config
@@ -33,6 +35,10 @@ from .plan import (
 )
 from .system import LabError, alive, check_machine, run
 
+COREDNS_PODS = "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Commands `kubectl exec` can run in a lab pod (see podexec.py).
+POD_COMMANDS = ("nslookup", "dig", "host", "cat", "sh", "ip", "getent", "ping")
 GROUPS = {CONTROL_PLANE: "kube_control_plane", WORKER: "kube_node", ETCD: "etcd", LB: "lb"}
 
 
@@ -58,10 +64,15 @@ class Lab:
 
     def runtime(self, host: LabHost) -> HostRuntime:
         bins = {k: Path(v) for k, v in self.state.get("binaries", {}).items()}
-        components = None
+        components = {}
         if bins and CONTROL_PLANE in host.roles:
             cps = [h for h in self.hosts if CONTROL_PLANE in h.roles]
             components = controlplane.argvs(bins, host, cps)
+        if "kwok" in bins and host.is_node:
+            # kwok is this node's kubelet; its PATH starts with the pod-exec shims
+            components["kubelet"] = ["env", f"PATH={self.dir / 'podexec'}:{SYSTEM_PATH}",
+                                     *cluster.kwok_argv(str(self.dir / "bin" / "kubelet"),
+                                                        host)]
         return HostRuntime(host, self.dir, self.state.setdefault("pids", {}), components)
 
     def host(self, name: str) -> LabHost:
@@ -103,6 +114,7 @@ class Lab:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda h: self.runtime(h).wait_ready(), wanted))
             self.wait_control_plane()
+            self.cluster_up()
         finally:
             self.save()
         return time.monotonic() - start
@@ -145,6 +157,8 @@ class Lab:
         admin = self.dir / "hosts" / "cp1" / "files" / "etc/kubernetes/admin.conf"
         if admin.exists():
             shutil.copy(admin, self.dir / "admin.conf")
+        if "kwok" in self.state.get("binaries", {}):
+            self._kubelet_files(hosts, cas)
         host_bin = self.dir / "hostbin"
         host_bin.mkdir(exist_ok=True)
         if "etcdctl" in self.state.get("binaries", {}):
@@ -159,6 +173,153 @@ class Lab:
                 link.symlink_to(socat)
         self.inventory.parent.mkdir(parents=True, exist_ok=True)
         self.inventory.write_text(self._inventory_yaml(hosts))
+
+    def _kubelet_files(self, hosts: list[LabHost], cas: pki.ClusterCAs) -> None:
+        """kwok's credentials, serving certificate and Exec rules on every node; the
+        shims that route `kubectl exec` into a pod's sandbox; CoreDNS's kubeconfig."""
+        exec_dir = self.dir / "podexec"
+        exec_dir.mkdir(exist_ok=True)
+        for cmd in POD_COMMANDS:
+            shim = exec_dir / cmd
+            shim.write_text(
+                "#!/bin/sh\n# `kubectl exec POD -- CMD` on a lab node: CMD in the pod's sandbox\n"
+                'if [ -n "$KUBEACCEPT_POD" ]; then\n'
+                f'  exec {sys.executable} -m kubeaccept.lab.podexec exec "$KUBEACCEPT_POD" '
+                f'{cmd} "$@"\nfi\n'
+                f'PATH={SYSTEM_PATH} exec {cmd} "$@"\n')
+            shim.chmod(0o755)
+        kubelet = self.dir / "bin" / "kubelet"
+        kubelet.parent.mkdir(exist_ok=True)
+        if not kubelet.exists():
+            kubelet.symlink_to(self.state["binaries"]["kwok"])  # `ss -p` shows "kubelet"
+        user = pki.issue("kubeaccept-lab-kwok", cas.ca, orgs=["system:masters"],
+                         usages=[pki.CLIENT])
+        conf = pki.kubeconfig(f"https://{VIP}:6443", cas.ca, user, "kwok")
+        (self.dir / "coredns").mkdir(exist_ok=True)
+        (self.dir / "coredns" / "kubeconfig").write_bytes(
+            pki.kubeconfig("https://10.96.0.1:443", cas.ca, user, "coredns"))
+        for h in hosts:
+            if not h.is_node:
+                continue
+            cert, key = pki.issue(f"{h.name}", cas.ca, usages=[pki.SERVER], dns=[h.name],
+                                  ips=[h.ip]).pem()
+            write_tree(self.dir / "hosts" / h.name / "files", {
+                cluster.KWOK_CONF: conf,
+                "/var/lib/kubelet/pki/kubelet.crt": cert,
+                "/var/lib/kubelet/pki/kubelet.key": key,
+                "/etc/kwok/kwok.yaml": cluster.kwok_config([str(exec_dir)]).encode()})
+
+    # --- the cluster inside: objects, nodes, pod network, CoreDNS --------------------------
+    def kube(self) -> cluster.Kube:
+        return cluster.Kube(self.dir / "admin.conf")
+
+    def cluster_up(self) -> None:
+        if "kwok" not in self.state.get("binaries", {}):
+            return
+        kube = self.kube()
+        for obj in cluster.objects():
+            kube.create(obj)
+        nodes = [h for h in self.hosts if h.is_node]
+        for h in nodes:
+            kube.create(cluster.node_object(h))
+            if CONTROL_PLANE in h.roles:
+                for pod in cluster.static_pods(h):
+                    kube.create(pod)
+        self.wait_cluster(kube)
+        cidrs = {n["metadata"]["name"]: n["spec"]["podCIDR"]
+                 for n in kube.items("/api/v1/nodes")}
+        self.state["pod_cidrs"] = cidrs
+        for h in nodes:
+            peers = [(p, cidrs[p.name]) for p in nodes if p.name != h.name]
+            self.runtime(h).sh(podnet.node_script(h, cidrs[h.name], peers))
+        self.sync_coredns(kube)
+
+    def wait_cluster(self, kube: cluster.Kube, timeout: float = 120) -> None:
+        """Every Node Ready with a podCIDR, every DaemonSet and CoreDNS ready."""
+        names = {h.name for h in self.hosts if h.is_node}
+
+        def settled():
+            nodes = kube.items("/api/v1/nodes")
+            if {n["metadata"]["name"] for n in nodes if cluster.ready(n)
+                    and n["spec"].get("podCIDR")} != names:
+                return False
+            for ds in kube.items("/apis/apps/v1/daemonsets"):
+                st = ds.get("status", {})
+                if not st.get("desiredNumberScheduled") or \
+                        st.get("numberReady") != st.get("desiredNumberScheduled"):
+                    return False
+            pods = kube.items(COREDNS_PODS)
+            pods.append(kube.get(cluster.DNSUTILS))
+            return len(pods) >= 3 and all(cluster.ready(p) and p["status"].get("podIP")
+                                          for p in pods)
+        cluster.wait_for("the lab's Nodes, DaemonSets and CoreDNS to be ready", settled,
+                         timeout)
+
+    def sync_coredns(self, kube: cluster.Kube) -> None:
+        """A sandbox and a CoreDNS process per CoreDNS pod; kube-proxy's NAT on every node."""
+        host = self.host(cluster.COREDNS_NODE)
+        rt = self.runtime(host)
+        pods = kube.items(COREDNS_PODS)
+        corefile = kube.call("GET", "/api/v1/namespaces/kube-system/configmaps/coredns")
+        text = corefile["data"]["Corefile"]
+        # The pod's in-cluster credentials, as a kubeconfig (same server: 10.96.0.1:443).
+        conf = self.dir / "coredns" / "kubeconfig"
+        text = text.replace("kubernetes cluster.local in-addr.arpa ip6.arpa {",
+                            "kubernetes cluster.local in-addr.arpa ip6.arpa {\n"
+                            f"       kubeconfig {conf} coredns@kubernetes", 1)
+        path = self.dir / "coredns" / "Corefile"
+        changed = not path.exists() or path.read_text() != text
+        path.write_text(text)
+        endpoints = []
+        for pod in pods:
+            name = pod["metadata"]["name"]
+            pid = int(rt.sh(f"{sys.executable} -m kubeaccept.lab.podexec sandbox "
+                            f"kube-system/{name}").strip())
+            key = f"pod:{name}"
+            if changed:
+                rt.stop(key)
+            rt.start(key, ["nsenter", f"--net=/proc/{pid}/ns/net", "--",
+                           self.state["binaries"]["coredns"], "-conf", str(path)], restart=True)
+            endpoints.append(pod["status"]["podIP"])
+        cps = [h.ip for h in self.hosts if CONTROL_PLANE in h.roles]
+        rules = podnet.nat_rules({
+            (cluster.DNS_IP, 53, "UDP"): [f"{ip}:53" for ip in endpoints],
+            (cluster.DNS_IP, 53, "TCP"): [f"{ip}:53" for ip in endpoints],
+            ("10.96.0.1", 443, "TCP"): [f"{ip}:6443" for ip in cps]})
+        for h in self.hosts:
+            if h.is_node:
+                (self.dir / "hosts" / h.name / "nat.rules").write_text(rules)
+                self.runtime(h).sh(f"iptables-restore <<'EOF'\n{rules}EOF")
+        self.save()
+
+    def cluster_heal(self) -> None:
+        """Undo what faults did through the API; restart what they stopped."""
+        if "kwok" not in self.state.get("binaries", {}):
+            return
+        kube = self.kube()
+        for obj in cluster.objects():
+            if obj["kind"] == "ConfigMap":
+                kube.patch(f"{kube.path(obj)}/{obj['metadata']['name']}", {"data": obj["data"]})
+        kube.create(cluster.DNSUTILS)
+        for ds in kube.items("/apis/apps/v1/daemonsets"):
+            if ds["metadata"]["name"] == "calico-node":
+                kube.call("DELETE", f"/apis/apps/v1/namespaces/{ds['metadata']['namespace']}"
+                          f"/daemonsets/calico-node", missing_ok=True)
+        for n in kube.items("/api/v1/nodes"):
+            if cluster.LAB_STATUS in n["metadata"].get("annotations", {}):
+                kube.patch(f"/api/v1/nodes/{n['metadata']['name']}",
+                           {"metadata": {"annotations": {cluster.LAB_STATUS: None}}})
+        for pod in kube.items("/api/v1/pods"):
+            if cluster.LAB_STATUS in pod["metadata"].get("annotations", {}):
+                m = pod["metadata"]
+                kube.call("DELETE", f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}"
+                          "?gracePeriodSeconds=0", missing_ok=True)
+        for ev in kube.items("/api/v1/events?labelSelector=kubeaccept.lab%2Ffault"):
+            m = ev["metadata"]
+            kube.call("DELETE", f"/api/v1/namespaces/{m['namespace']}/events/{m['name']}",
+                      missing_ok=True)
+        self.wait_cluster(kube)
+        self.sync_coredns(kube)
 
     def _inventory_yaml(self, hosts: list[LabHost]) -> str:
         ssh = self.dir / "ssh"
@@ -193,6 +354,8 @@ class Lab:
                            f"{host.runtime or 'none'}")
         fault.action(self.runtime(host))
         self.state.setdefault("faults", []).append({"fault": fault.name, "host": host.name})
+        if fault.sync_dns:
+            self.sync_coredns(self.kube())
         self.save()
         return fault, host
 
@@ -211,6 +374,7 @@ class Lab:
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda h: self.runtime(h).wait_ready(), self.hosts))
         self.wait_control_plane()
+        self.cluster_heal()
         self.state["faults"] = []
         self.save()
 
@@ -236,7 +400,7 @@ class Lab:
                 run("kill", "-9", pid, check=False)  # restart loops included
             run("ip", "netns", "del", ns, check=False)
             removed.append(f"netns {ns} ({len(pids)} processes)")
-        for pid in _all_pids(self.state):
+        for pid in _all_pids(self.state) + _pause_pids(self.dir):
             if alive(pid):
                 run("kill", "-9", str(pid), check=False)
         # The kernel frees a namespace's veth asynchronously: delete what is left, and wait.
@@ -275,6 +439,15 @@ class Lab:
 
 def _lab_links() -> list[str]:
     return [name for name in os.listdir("/sys/class/net") if name.startswith("kl-")]
+
+
+def _pause_pids(state_dir: Path) -> list[int]:
+    """The pause processes holding pod sandboxes (see podexec.py)."""
+    out = []
+    for f in (state_dir / "pods").glob("*.json"):
+        with contextlib.suppress(ValueError, KeyError, OSError):
+            out.append(int(json.loads(f.read_text())["pid"]))
+    return out
 
 
 def _all_pids(state: dict) -> list[int]:

@@ -13,7 +13,10 @@ MODES = {"serial": (), "xdist": ("-n", "2")}
 NODE_CHECKS = ("node_rp_filter", "node_ip_forward", "node_bridge_nf_call_iptables",
                "node_swap", "node_cgroup_driver", "node_listening_ports",
                "node_ports_reachable", "node_firewall_input", "node_firewall_forward",
-               "node_certificates")
+               "node_certificates", "node_cluster_dns")
+CLUSTER_CHECKS = ("cluster_etcd", "cluster_control_plane", "cluster_nodes_ready",
+                  "cluster_nodes_not_flapping", "cluster_pods_healthy", "cluster_daemonsets",
+                  "cluster_pod_network", "cluster_dns", "cluster_kubeadm_certs")
 
 
 def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
@@ -22,6 +25,10 @@ def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
         if template.endswith("[*]"):
             check = template.removesuffix("[*]")
             out.update({f"{check}[{h.name}]": words for h in lab.hosts if h.is_node})
+        elif template.endswith("[others]"):
+            check = template.removesuffix("[others]")
+            out.update({f"{check}[{h.name}]": words for h in lab.hosts
+                        if h.is_node and h.name != host.name})
         else:  # cluster_* tests have no host in their id
             out[template.format(host=host.name)] = words
     return out
@@ -30,7 +37,7 @@ def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
 def all_tests(lab) -> set[str]:
     names = {f"{c}[{h.name}]" for c in NODE_CHECKS for h in lab.hosts if h.is_node}
     names |= {f"node_cluster_ca[{h.name}]" for h in lab.hosts if "control_plane" in h.roles}
-    names |= {"cluster_etcd", "cluster_control_plane"}
+    names |= set(CLUSTER_CHECKS)
     return names | {f"lb_listening[{h.name}]" for h in lab.hosts if "lb" in h.roles}
 
 

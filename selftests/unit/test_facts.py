@@ -7,14 +7,14 @@ import subprocess
 import pytest
 
 from kubeaccept import facts
-from kubeaccept.facts import FactsError, parse
+from kubeaccept.facts import FactsError, NodeFacts, parse
 
 from .factory import host
 
 
 def test_command_runs_as_is_for_root_and_through_sudo_otherwise():
     line, stdin = facts.command(host(), "tok", 3, ["10.0.0.1:6443"])
-    assert line.startswith("sh -c ") and line.endswith("kubeaccept-facts tok 3 10.0.0.1:6443")
+    assert line.startswith("sh -c ") and line.endswith("kubeaccept-facts tok 3 - 10.0.0.1:6443")
     assert stdin == b""
     user = host().__class__(name="n", address="a", user="ops", become=True)
     assert facts.command(user, "t", 3, [])[0].startswith("sudo -n -- sh -c ")
@@ -54,3 +54,21 @@ def test_files_listeners_and_versions():
         ("::ffff:127.0.0.1", 10259, "kube-scheduler", 7), ("*", 10250, "", None)]
     assert f.kube_version == (1, 31)
     assert facts.NodeFacts.from_json(f.to_json()).sections == f.sections
+
+
+def test_dns_section_parses_tool_command_status_and_answer():
+    f = NodeFacts("w1", {"dns": "!cmd dig +time=3 +tries=1 +short @10.96.0.10 kubernetes.default"
+                                ".svc.cluster.local\n10.96.0.1\n!rc 0", "end": ""})
+    assert f.dns == {"tool": "dig", "command": f.dns["command"], "rc": 0, "output": "10.96.0.1"}
+    assert NodeFacts("w1", {"dns": "", "end": ""}).dns["tool"] == ""
+    assert NodeFacts("w1", {"end": ""}).dns is None
+
+
+def test_gather_script_asks_the_cluster_dns_when_told():
+    token = facts.new_token()
+    line, _ = facts.command(host(), token, 1, [], "127.0.0.1")
+    out = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
+    dns = parse("local", token, out.stdout, out.stderr, out.returncode).dns
+    assert dns is not None and dns["tool"] in ("dig", "nslookup", "")
+    if dns["tool"]:
+        assert "127.0.0.1" in dns["command"] and isinstance(dns["rc"], int)

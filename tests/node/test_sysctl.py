@@ -7,9 +7,10 @@ from kubeaccept.roles import NODE
 
 
 @pytest.mark.roles(*NODE)
-def node_rp_filter(node, verdict):
-    """Effective rp_filter is 0 or 1 on every interface."""
-    verdict(sysctl.rp_filter(node))
+def node_rp_filter(node, calico_rpf_exception, verdict):
+    """Effective rp_filter is 0 or 1 on every interface (2 where Calico is told
+    IgnoreLooseRPF)."""
+    verdict(sysctl.rp_filter(node, calico_rpf_exception))
 
 
 @pytest.mark.roles(*NODE)

@@ -1,0 +1,244 @@
+"""Cluster DNS: CoreDNS Ready, kube-dns on the cluster DNS address, and kubernetes.default
+resolving to the kubernetes Service from a pod and from every node."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ..apistate import ApiState
+from ..findings import Finding, passed
+from ..settings import Settings
+from .nodes import condition
+
+UNREACHABLE_WHY = (
+    "pods cannot resolve Service names. Field report 03: cross-node pod DNS over VXLAN failed "
+    "with \"ICMP host 10.244.0.2 unreachable - admin prohibited\": an iptables FORWARD rule "
+    "\"REJECT all -- anywhere anywhere reject-with icmp-host-prohibited\" sat ahead of the "
+    "rules accepting pod traffic, so queries never reached CoreDNS on the other node")
+REFUSED_WHY = ("nothing answers on the DNS Service: kube-dns has no ready endpoints (kube-proxy "
+               "then rejects the query) or CoreDNS does not listen; pods cannot resolve names")
+NXDOMAIN_WHY = ("CoreDNS answers but does not know the cluster's Services: the kubernetes "
+                "plugin or the cluster domain is wrong; every Service lookup fails")
+WRONG_WHY = ("the name resolves to another address than the kubernetes Service: pods talk to the "
+             "wrong endpoint")
+NXDOMAIN_FIX = ("`kubectl -n kube-system get cm coredns -o yaml`: the Corefile needs `kubernetes "
+                "cluster.local in-addr.arpa ip6.arpa` with the cluster domain the kubelet uses "
+                "(clusterDomain in /var/lib/kubelet/config.yaml)")
+WRONG_FIX = ("`kubectl -n kube-system get cm coredns -o yaml`: look for hosts, rewrite or "
+             "template blocks overriding the name")
+BROKEN_WHY = "the lookup command itself failed: cluster DNS is untested"
+BROKEN_FIX = ("use an image with nslookup for the dnsutils pod (--dnsutils-image) or install "
+              "dnsutils/bind-utils on the node")
+ERROR_WORDS = ("timed out", "no servers could be reached", "unreachable", "can't find",
+               "nxdomain", "servfail", "refused", "can't resolve", "no answer",
+               "communications error", "error", "not found")
+
+
+@dataclass(frozen=True)
+class DnsLookup:
+    pod: str         # "default/dnsutils"
+    node: str        # the pod's node
+    command: str     # "nslookup kubernetes.default"
+    output: str
+    created: bool    # the pod was created for this check
+
+
+@dataclass(frozen=True)
+class NodeDnsAnswer:
+    tool: str        # "dig", "nslookup", or "" when the node has neither
+    command: str
+    rc: int
+    output: str
+
+
+def _address(text: str) -> str | None:
+    """"10.96.0.10", "10.96.0.10#53", "10.96.0.10:53", "10.96.0.1 kubernetes.default..."."""
+    word = text.strip().split()[0] if text.strip() else ""
+    for candidate in (word, word.split("#")[0], word.rsplit(":", 1)[0]):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
+
+
+def parse_lookup(output: str) -> tuple[str | None, list[str], str | None]:
+    """(server, answer addresses, first error line) from nslookup (bind9 or BusyBox) or
+    `dig +short` output."""
+    server, answers, error = None, [], None
+    in_answer = False
+    for raw in output.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        low = line.lower()
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if sep and key == "server":
+            server = server or _address(value)
+        elif sep and key == "name":
+            in_answer = True
+        elif sep and key.startswith("address") and _address(value):
+            if in_answer:
+                answers.append(_address(value))
+            elif server is None:
+                server = _address(value)
+        elif _address(line) and not line.startswith(";"):
+            answers.append(_address(line))  # dig +short
+        elif error is None and any(w in low for w in ERROR_WORDS):
+            error = line
+    return server, [a for a in answers if a], error
+
+
+def _lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def _failure_kind(answers: list[str], error: str | None, rc: int) -> str:
+    low = (error or "").lower()
+    if answers and rc != 124:
+        return "wrong"
+    if "executable file not found" in low or ": not found" in low:
+        return "broken"
+    if "nxdomain" in low or "can't find" in low or not (error or rc):
+        return "nxdomain"  # dig +short prints nothing for NXDOMAIN
+    if "refused" in low:
+        return "refused"
+    return "unreachable"
+
+
+def _coredns(state: ApiState) -> tuple[Finding, list[str]]:
+    cid = "cluster_dns"
+    pods = [p for p in state.pods if p.get("metadata", {}).get("namespace") == "kube-system"
+            and (p.get("metadata", {}).get("labels") or {}).get("k8s-app") == "kube-dns"]
+    nodes = sorted({p.get("spec", {}).get("nodeName") for p in pods} - {None, ""})
+    if not pods:
+        return Finding(cid, "coredns", False, "no CoreDNS pod (kube-system, k8s-app=kube-dns)",
+                       "at least 1 CoreDNS pod, all Ready", "nothing answers cluster DNS: "
+                       "no pod can resolve a Service name",
+                       "`kubectl -n kube-system get deploy coredns`; re-create it with "
+                       "`kubeadm init phase addon coredns`"), nodes
+    bad = [p for p in pods if (condition(p, "Ready") or {}).get("status") != "True"]
+    observed = f"{len(pods) - len(bad)} of {len(pods)} Ready on {', '.join(nodes) or '-'}"
+    if bad:
+        observed += "; not ready: " + ", ".join(
+            f"{p['metadata'].get('name')} on {p.get('spec', {}).get('nodeName') or '(unscheduled)'}"
+            f" ({p.get('status', {}).get('phase', '?')})" for p in bad)
+        return Finding(cid, "coredns", False, observed, "all CoreDNS pods Ready",
+                       "lookups sent to a not-ready CoreDNS pod fail or stall; report 03: "
+                       "CoreDNS stays Pending until the pod network add-on is installed",
+                       "`kubectl -n kube-system describe pod -l k8s-app=kube-dns`; "
+                       "`kubectl -n kube-system logs -l k8s-app=kube-dns`"), nodes
+    f = passed(cid, "coredns", observed, "all CoreDNS pods Ready")
+    if len(pods) > 1 and len(nodes) == 1:
+        f = Finding(cid, "coredns", True, observed, f.expected, note=(
+            f"all CoreDNS pods run on {nodes[0]}: losing that node stops DNS until they are "
+            "rescheduled"))
+    return f, nodes
+
+
+def _kube_dns_service(state: ApiState, settings: Settings) -> Finding:
+    cid, subject = "cluster_dns", "kube-system/kube-dns"
+    svc = next((s for s in state.services if s.get("metadata", {}).get("namespace")
+                == "kube-system" and s.get("metadata", {}).get("name") == "kube-dns"), None)
+    if svc is None:
+        return Finding(cid, subject, False, "no Service kube-system/kube-dns",
+                       f"clusterIP {settings.dns_ip}", "pods' resolv.conf points at "
+                       f"{settings.dns_ip} and nothing answers there",
+                       "re-create it with `kubeadm init phase addon coredns`")
+    ip = svc.get("spec", {}).get("clusterIP")
+    if ip == settings.dns_ip:
+        return passed(cid, subject, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}")
+    return Finding(cid, subject, False, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}",
+                   f"the kubelet writes `nameserver {settings.dns_ip}` (clusterDNS) into every "
+                   "pod's resolv.conf; kube-dns elsewhere means every pod lookup goes unanswered",
+                   "make clusterDNS in the kubelet configuration (kube-system/kubelet-config) and "
+                   "the kube-dns clusterIP agree, or run the suite with --cluster-dns "
+                   f"{ip} if that address is deliberate")
+
+
+def kubernetes_ip(state: ApiState, settings: Settings) -> str:
+    svc = next((s for s in state.services if s.get("metadata", {}).get("namespace")
+                == "default" and s.get("metadata", {}).get("name") == "kubernetes"), None)
+    return (svc or {}).get("spec", {}).get("clusterIP") or settings.kubernetes_service_ip
+
+
+def _unreachable_fix(settings: Settings, nodes: str) -> str:
+    return (f"on {nodes}: `iptables -L FORWARD -n --line-numbers`; insert an ACCEPT for the pod "
+            f"network before any REJECT (`iptables -I FORWARD N -s {settings.pod_subnet} -j "
+            f"ACCEPT` and `-d {settings.pod_subnet}`, persisted in the firewall configuration); "
+            f"check {settings.vxlan_port}/udp (VXLAN) passes between the nodes")
+
+
+def _verdict(cid: str, subject: str, server: str | None, answers: list[str], error: str | None,
+             rc: int, settings: Settings, want: str, fix_nodes: str,
+             evidence: tuple[str, ...]) -> Finding:
+    expected = f"{want} from {settings.dns_ip}"
+    got = f"{', '.join(answers) or 'no address'} from {server or settings.dns_ip}"
+    if want in answers and server in (None, settings.dns_ip):
+        return passed(cid, subject, f"kubernetes.default -> {got}", expected, *evidence)
+    if server and server != settings.dns_ip:
+        return Finding(cid, subject, False, f"asked {server}, not the cluster DNS "
+                       f"{settings.dns_ip}; answer {', '.join(answers) or error}", expected,
+                       "the pod's resolv.conf does not point at kube-dns: it resolves no "
+                       "Service names", "check clusterDNS in /var/lib/kubelet/config.yaml on "
+                       "the pod's node and the pod's dnsPolicy (`cat /etc/resolv.conf` in it)",
+                       evidence)
+    kind = _failure_kind(answers, error, rc)
+    if answers:
+        observed = f"kubernetes.default -> {got}"
+    else:
+        observed = error or (f"exit code {rc}, no answer" if rc else "empty answer")
+    why, fix = {"unreachable": (UNREACHABLE_WHY, _unreachable_fix(settings, fix_nodes)),
+                "refused": (REFUSED_WHY, "`kubectl -n kube-system get endpointslices -l "
+                            "kubernetes.io/service-name=kube-dns`; `kubectl -n kube-system logs "
+                            "-l k8s-app=kube-proxy`"),
+                "nxdomain": (NXDOMAIN_WHY, NXDOMAIN_FIX),
+                "broken": (BROKEN_WHY, BROKEN_FIX),
+                "wrong": (WRONG_WHY, WRONG_FIX)}[kind]
+    return Finding(cid, subject, False, observed, expected, why, fix, evidence)
+
+
+def cluster_dns(state: ApiState, settings: Settings,
+                lookup: DnsLookup | str | None) -> list[Finding]:
+    cid = "cluster_dns"
+    coredns, dns_nodes = _coredns(state)
+    findings = [coredns, _kube_dns_service(state, settings)]
+    if not isinstance(lookup, DnsLookup):
+        findings.append(Finding(
+            cid, "lookup from a pod", False, f"lookup not made: {lookup or 'not attempted'}",
+            "kubernetes.default resolves from a pod", "cluster DNS from pods is untested",
+            "`kubectl -n default describe pod dnsutils`; if its image cannot be pulled, use "
+            "--dnsutils-image with one the nodes can pull"))
+        return findings
+    evidence = (f"{lookup.command} (pod {lookup.pod} on {lookup.node}"
+                f"{', created for this check' if lookup.created else ''})",
+                *_lines(lookup.output))
+    server, answers, error = parse_lookup(lookup.output)
+    nodes = ", ".join(dict.fromkeys([*dns_nodes, lookup.node] if lookup.node else dns_nodes))
+    findings.append(_verdict(cid, f"lookup from {lookup.pod}", server, answers, error, 0,
+                             settings, kubernetes_ip(state, settings),
+                             f"the CoreDNS nodes and the pod's node ({nodes})", evidence))
+    return findings
+
+
+def node_dns(host_name: str, answer: NodeDnsAnswer | None, settings: Settings) -> list[Finding]:
+    cid = "node_cluster_dns"
+    expected = f"{settings.kubernetes_service_ip} from {settings.dns_ip}"
+    if answer is None:
+        return [Finding(cid, host_name, False, "not gathered", expected,
+                        "cluster DNS from this node is untested",
+                        "run the suite again; check the facts gathering on the node")]
+    if not answer.tool:
+        return [Finding(cid, host_name, False, "neither dig nor nslookup on the node", expected,
+                        "cluster DNS from this node cannot be tested",
+                        "apt-get install dnsutils (or dnf install bind-utils)")]
+    server, answers, error = parse_lookup(answer.output)
+    if answer.rc == 124 and not error:
+        error = "timed out (killed by timeout)"
+    evidence = (f"{answer.command} -> rc {answer.rc}", *_lines(answer.output))
+    return [_verdict(cid, host_name, server, answers, error, answer.rc, settings,
+                     settings.kubernetes_service_ip,
+                     f"{host_name} and the CoreDNS nodes (`kubectl -n kube-system get pods -l "
+                     "k8s-app=kube-dns -o wide`)", evidence)]

@@ -1,0 +1,23 @@
+"""kubeadm's uploaded control-plane certificates: information for the next control-plane join."""
+
+from __future__ import annotations
+
+from ..apistate import ApiState
+from ..findings import Finding
+
+REUPLOAD = ("to join another control plane, re-upload the certificates first: kubeadm init "
+            "phase upload-certs --upload-certs (prints the --certificate-key)")
+
+
+def kubeadm_certs_secret(state: ApiState) -> list[Finding]:
+    """Never a failure: kubeadm deletes the Secret 2 hours after `kubeadm init --upload-certs`
+    (field report 03), so its absence is the normal state of a cluster older than that."""
+    cid, subject = "cluster_kubeadm_certs", "kube-system/kubeadm-certs"
+    expected = "information only"
+    if "kubeadm-certs" in state.kube_system_secrets:
+        return [Finding(cid, subject, True, "present (a control plane can join with "
+                        "--certificate-key for up to 2 hours after upload)", expected,
+                        evidence=("kubectl -n kube-system get secret kubeadm-certs",))]
+    return [Finding(cid, subject, True, "Secret kube-system/kubeadm-certs absent", expected,
+                    evidence=("kubectl -n kube-system get secret kubeadm-certs -> NotFound",),
+                    note=REUPLOAD)]

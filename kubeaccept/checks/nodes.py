@@ -1,0 +1,214 @@
+"""Nodes as the API sees them: every node registered and Ready, none flapping."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from ..apistate import ApiState, parse_time
+from ..findings import Finding, passed
+from ..settings import Settings
+
+PLEG_WHY = (
+    "the kubelet's PLEG (pod lifecycle event generator) relists the containers every second; "
+    "when a relist has not finished for 3m the node goes NotReady. Relists hang when "
+    "container-runtime calls hang: in field report 02 a CNI bug (containernetworking/cni#567, "
+    "lock held on timeout during sandbox setup) left fluentd sandboxes `Created` / `Removal In "
+    "Progress`, the node flapped (NodeReady x8929 / NodeNotReady x8932) and its pods were "
+    "evicted and its DaemonSet pods crash-looped")
+UNKNOWN_WHY = (
+    "the node controller no longer hears from the kubelet: the kubelet is down or the node cannot "
+    "reach the apiserver; its pods are marked not ready and evicted after the eviction timeout "
+    "(taint node.kubernetes.io/unreachable)")
+NOT_READY_WHY = (
+    "the scheduler places no new pods there (taint node.kubernetes.io/not-ready) and its pods "
+    "are evicted; report 03: a node stays NotReady (and CoreDNS Pending) until the pod network "
+    "add-on runs on it")
+FLAP_WHY = (
+    "field report 02: the node flips NotReady and back (\"NodeReady (x8929 over 45d)\" / "
+    "\"NodeNotReady (x8932 over 24d)\"); each time its pods are evicted or rescheduled and its "
+    "DaemonSet pods crash-loop, so whatever runs there keeps failing")
+
+REASONS = ("NodeReady", "NodeNotReady")
+
+
+def human(seconds: float) -> str:
+    """kubectl-style short durations: 90s, 5m, 3h, 45d."""
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s}s"
+    if s < 120 * 60:
+        return f"{s // 60}m"
+    if s < 48 * 3600:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def event_last(ev: dict) -> datetime | None:
+    return parse_time(ev.get("lastTimestamp")
+                      or (ev.get("series") or {}).get("lastObservedTime")
+                      or ev.get("eventTime"))
+
+
+def event_first(ev: dict) -> datetime | None:
+    return parse_time(ev.get("firstTimestamp") or ev.get("eventTime")) or event_last(ev)
+
+
+def event_count(ev: dict) -> int:
+    return int(ev.get("count") or (ev.get("series") or {}).get("count") or 1)
+
+
+def event_summary(events: list[dict]) -> str:
+    """Like kubectl describe's Age column: "(x123314 over 23d)" or "(once)"."""
+    count = sum(event_count(e) for e in events)
+    firsts = [t for t in map(event_first, events) if t]
+    lasts = [t for t in map(event_last, events) if t]
+    if count <= 1 or not firsts or not lasts:
+        return f"(x{count})" if count > 1 else "(once)"
+    return f"(x{count} over {human((max(lasts) - min(firsts)).total_seconds())})"
+
+
+def condition(obj: dict, kind: str) -> dict | None:
+    return next((c for c in obj.get("status", {}).get("conditions") or []
+                 if c.get("type") == kind), None)
+
+
+def internal_ips(node: dict) -> list[str]:
+    return [a.get("address", "") for a in node.get("status", {}).get("addresses") or []
+            if a.get("type") == "InternalIP"]
+
+
+def _name(node: dict) -> str:
+    return node.get("metadata", {}).get("name", "?")
+
+
+def _ready_text(cond: dict, now: datetime) -> str:
+    text = f"Ready={cond.get('status')}"
+    if cond.get("reason"):
+        text += f" ({cond['reason']})"
+    if cond.get("message"):
+        text += f": {cond['message']}"
+    since = parse_time(cond.get("lastTransitionTime"))
+    if since:
+        text += f"; for {human((now - since).total_seconds())} (since {cond['lastTransitionTime']})"
+    return text
+
+
+def _diagnosis(name: str, cond: dict) -> tuple[str, str]:
+    message = cond.get("message", "")
+    if "PLEG is not healthy" in message:
+        return PLEG_WHY, (
+            f"on {name}: `journalctl -u kubelet | grep -i pleg`; `crictl pods` / `docker ps -a` "
+            "for sandboxes stuck Created or Removal In Progress; start or remove the stuck "
+            "sandbox (crictl rmp -f ID / docker rm -f ID) and recreate its pod (kubectl delete "
+            "pod), or `systemctl restart kubelet`; lasting fix: upgrade the runtime's libcni / "
+            "CNI plugins past containernetworking/cni#567")
+    if cond.get("status") == "Unknown":
+        return UNKNOWN_WHY, (
+            f"on {name}: `systemctl status kubelet`, `journalctl -u kubelet -n 200`; check the "
+            "node reaches the apiserver (the controlPlaneEndpoint, 6443/tcp) and that "
+            "/var/lib/kubelet/pki/kubelet-client-current.pem has not expired; if the node is "
+            "down, bring it up or `kubectl drain` and `kubectl delete node` it")
+    return NOT_READY_WHY, (
+        f"on {name}: `journalctl -u kubelet -n 200`; `crictl info` (RuntimeReady / "
+        "NetworkReady); `systemctl status containerd` (or docker/cri-docker); "
+        "`ls /etc/cni/net.d` - empty means the pod network add-on has not run there: check its "
+        f"DaemonSet pod on {name} (`kubectl get pods -A -o wide --field-selector "
+        f"spec.nodeName={name}`)")
+
+
+def nodes_ready(state: ApiState, hosts: list[tuple[str, str]]) -> list[Finding]:
+    cid = "cluster_nodes_ready"
+    if not state.nodes:
+        return [Finding(cid, "nodes", False, f"the API at {state.endpoint} lists no Node objects",
+                        "a Ready Node per kubelet", "no kubelet has registered: nothing can be "
+                        "scheduled", "on each node: `systemctl status kubelet`, "
+                        "`journalctl -u kubelet`; join it with the command from "
+                        "`kubeadm token create --print-join-command`",
+                        ("kubectl get nodes -o wide",))]
+    findings = []
+    for node in sorted(state.nodes, key=_name):
+        name = _name(node)
+        cond = condition(node, "Ready")
+        jsonpath = (f"kubectl get node {name} -o jsonpath="
+                    "'{.status.conditions[?(@.type==\"Ready\")]}'")
+        if cond is None:
+            findings.append(Finding(cid, name, False, "no Ready condition", "Ready=True",
+                                    UNKNOWN_WHY, _diagnosis(name, {"status": "Unknown"})[1],
+                                    (jsonpath + " -> (none)",)))
+            continue
+        observed = _ready_text(cond, state.now)
+        evidence = (f"{jsonpath} -> {json.dumps(cond, sort_keys=True)}",)
+        if cond.get("status") == "True":
+            findings.append(passed(cid, name, observed, "Ready=True", *evidence))
+        else:
+            why, fix = _diagnosis(name, cond)
+            findings.append(Finding(cid, name, False, observed, "Ready=True", why, fix, evidence))
+    names = {_name(n) for n in state.nodes}
+    ips = {ip for n in state.nodes for ip in internal_ips(n)}
+    for host, ip in hosts:
+        if host in names or ip in ips:
+            continue
+        findings.append(Finding(
+            cid, host, False, f"no Node object (name {host} or InternalIP {ip})",
+            "a Node for every inventory node",
+            "its kubelet never registered (kubeadm join not run, or the kubelet cannot reach the "
+            "apiserver): no pod is scheduled there",
+            f"on {host}: `systemctl status kubelet`, `journalctl -u kubelet -n 200`; join it "
+            "with the command from `kubeadm token create --print-join-command` (add "
+            "--control-plane --certificate-key for a control plane)",
+            ("kubectl get nodes -o wide -> " + ", ".join(
+                f"{_name(n)} {'/'.join(internal_ips(n))}" for n in state.nodes),)))
+    return findings
+
+
+def _node_events(state: ApiState, name: str, window: float) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for ev in state.events:
+        inv = ev.get("involvedObject") or {}
+        if inv.get("kind") != "Node" or inv.get("name") != name:
+            continue
+        if ev.get("reason") not in REASONS:
+            continue
+        last = event_last(ev)
+        if last and (state.now - last).total_seconds() <= window * 60:
+            out.setdefault(ev["reason"], []).append(ev)
+    return out
+
+
+def nodes_not_flapping(state: ApiState, settings: Settings) -> list[Finding]:
+    cid = "cluster_nodes_not_flapping"
+    window, threshold = settings.flap_window_minutes, settings.flap_threshold
+    expected = (f"fewer than {threshold} NodeReady/NodeNotReady occurrences in "
+                f"{window:g} min")
+    findings = []
+    for node in sorted(state.nodes, key=_name):
+        name = _name(node)
+        events = _node_events(state, name, window)
+        if not events:
+            findings.append(passed(cid, name, "no NodeReady/NodeNotReady events in the last "
+                                   f"{window:g} min", expected))
+            continue
+        counts = {r: sum(event_count(e) for e in events.get(r, [])) for r in REASONS}
+        last = max(t for evs in events.values() for t in map(event_last, evs) if t)
+        observed = (", ".join(f"{r} {event_summary(events[r])}" for r in REASONS if r in events)
+                    + f", last {human((state.now - last).total_seconds())} ago")
+        evidence = [f"kubectl get events -A --field-selector involvedObject.kind=Node,"
+                    f"involvedObject.name={name}"]
+        evidence += [f"{e.get('type', 'Normal')} {r} {event_summary([e])}: {e.get('message', '')}"
+                     for r in REASONS for e in events.get(r, [])]
+        cond = condition(node, "Ready")
+        if cond:
+            evidence.append(f"now: {_ready_text(cond, state.now)}")
+        if counts["NodeNotReady"] >= 1 and sum(counts.values()) >= threshold:
+            findings.append(Finding(
+                cid, name, False, observed, expected, FLAP_WHY,
+                f"on {name}: `journalctl -u kubelet | grep -i -e pleg -e 'not ready'` (PLEG "
+                "messages mean runtime/CNI calls hang: `crictl pods`, `docker ps -a` for "
+                "sandboxes stuck Created / Removal In Progress); check the kubelet reaches the "
+                "apiserver steadily (6443/tcp, load balancer health checks) and the node's "
+                "memory/CPU pressure",
+                tuple(evidence)))
+        else:
+            findings.append(passed(cid, name, observed, expected, *evidence))
+    return findings

@@ -1,0 +1,77 @@
+"""`kubectl exec dnsutils -- nslookup kubernetes.default`, done with the Python client: the
+dnsutils pod of the Kubernetes DNS-debugging page, created if absent and removed afterwards
+only if the suite created it."""
+
+from __future__ import annotations
+
+import time
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+from .kubeapi import Api
+
+NAMESPACE, NAME = "default", "dnsutils"
+COMMAND = ["nslookup", "kubernetes.default"]
+
+
+def pod_manifest(image: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": NAME, "namespace": NAMESPACE,
+                         "labels": {"app.kubernetes.io/created-by": "kubeaccept"}},
+            "spec": {"containers": [{"name": "dnsutils", "image": image,
+                                     "command": ["sleep", "infinity"],
+                                     "imagePullPolicy": "IfNotPresent"}],
+                     "restartPolicy": "Always", "terminationGracePeriodSeconds": 0}}
+
+
+def ensure_pod(api: Api, image: str, timeout: float) -> tuple[dict | None, bool, str]:
+    """(pod, created by us, problem): waits for the pod to be Running and Ready."""
+    core = client.CoreV1Api(api.api_client)
+    created = False
+    path = f"/api/v1/namespaces/{NAMESPACE}/pods/{NAME}"
+    pod = api.get(path, missing_ok=True)
+    if pod is None:
+        try:
+            core.create_namespaced_pod(NAMESPACE, pod_manifest(image),
+                                       _request_timeout=api.timeout)
+            created = True
+        except ApiException as exc:
+            if exc.status != 409:  # 409: someone else just created it
+                return None, False, f"cannot create pod {NAMESPACE}/{NAME}: {exc.status} " \
+                                    f"{exc.reason}"
+    deadline = time.monotonic() + timeout
+    while True:
+        pod = api.get(path, missing_ok=True)
+        status = (pod or {}).get("status", {})
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in status.get("conditions", []))
+        if status.get("phase") == "Running" and ready:
+            return pod, created, ""
+        if time.monotonic() > deadline:
+            waiting = [cs.get("state", {}).get("waiting", {}).get("reason", "")
+                       for cs in status.get("containerStatuses", [])]
+            detail = ", ".join(w for w in waiting if w) or status.get("phase", "absent")
+            node = (pod or {}).get("spec", {}).get("nodeName")
+            return pod, created, (f"pod {NAMESPACE}/{NAME} not Running and Ready after "
+                                  f"{timeout:g}s ({detail}; node {node})")
+        time.sleep(0.5)
+
+
+def exec_lookup(api: Api, command: list[str] = COMMAND) -> str:
+    """The command's stdout+stderr, through the apiserver's exec API (websocket)."""
+    core = client.CoreV1Api(api.api_client)
+    return stream(core.connect_get_namespaced_pod_exec, NAME, NAMESPACE, command=command,
+                  stderr=True, stdin=False, stdout=True, tty=False,
+                  _request_timeout=api.timeout)
+
+
+def delete_pod(api: Api) -> None:
+    core = client.CoreV1Api(api.api_client)
+    try:
+        core.delete_namespaced_pod(NAME, NAMESPACE, grace_period_seconds=0,
+                                   _request_timeout=api.timeout)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise

@@ -1,0 +1,166 @@
+"""The Kubernetes API, as the suite uses it: credentials from --kubeconfig or a control plane's
+/etc/kubernetes/admin.conf (read over SSH, kept in memory), the first apiserver that answers
+(the controlPlaneEndpoint first, then each control plane), bounded calls, JSON dicts back."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from .apistate import ApiState
+from .checks import node_ip
+from .inventory import Host
+from .transport import CommandTimeout, Unreachable
+
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
+CONFIGMAPS = ("kube-system/kubeadm-config", "kube-flannel/kube-flannel-cfg",
+              "kube-system/kube-flannel-cfg", "kube-system/coredns")
+# A load balancer in front of apiservers may hand one call to a broken backend: ask again.
+ATTEMPTS = 3
+
+
+class ApiUnavailable(Exception):
+    """No usable credentials or no apiserver answered; str() says which and what to do."""
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, reason: str, body: bytes = b""):
+        super().__init__(f"{status} {reason}")
+        self.status, self.reason, self.body = status, reason, body
+
+
+def raw_call(api_client: client.ApiClient, method: str, path: str, timeout, body=None,
+             content_type: str | None = None) -> bytes:
+    """One request with the client's credentials; HttpError for any non-2xx answer."""
+    headers = {"Accept": "application/json"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    m, url, hdrs, data, post = api_client.param_serialize(
+        method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
+    resp = api_client.call_api(m, url, hdrs, data, post, _request_timeout=timeout)
+    payload = resp.read()
+    if not 200 <= resp.status < 300:
+        raise HttpError(resp.status, resp.reason or "", payload or b"")
+    return payload
+
+
+@dataclass
+class Api:
+    api_client: client.ApiClient
+    endpoint: str
+    source: str   # where the credentials came from
+    timeout: tuple[float, float]
+
+    def get(self, path: str, missing_ok: bool = False) -> dict | None:
+        """GET path -> JSON; None for a 404 when missing_ok."""
+        last: Exception | None = None
+        for attempt in range(ATTEMPTS):
+            try:
+                return json.loads(raw_call(self.api_client, "GET", path, self.timeout))
+            except (ApiException, HttpError) as exc:
+                if exc.status == 404 and missing_ok:
+                    return None
+                if exc.status and exc.status < 500:
+                    raise ApiUnavailable(f"GET {path} on {self.endpoint}: {exc.status} "
+                                         f"{exc.reason}") from None
+                last = exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                last = exc
+            time.sleep(0.2 * (attempt + 1))
+        raise ApiUnavailable(f"GET {path} on {self.endpoint}: {_short(last)}")
+
+    def items(self, path: str) -> list[dict]:
+        return (self.get(path) or {}).get("items", [])
+
+
+def _short(exc: BaseException | None) -> str:
+    text = str(getattr(exc, "reason", None) or exc)
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def admin_conf_over_ssh(store, hosts: list[Host]) -> tuple[dict, str]:
+    """The first control plane's admin.conf that can be read (root: kubeadm makes it 0600)."""
+    errors = []
+    for host in hosts:
+        line = f"cat {ADMIN_CONF}"
+        if host.become and host.user != "root":
+            line = f"sudo -n -- {line}"
+        try:
+            result = store.connection(host).run(line, store.settings.command_timeout)
+        except (Unreachable, CommandTimeout) as exc:
+            errors.append(f"{host.name}: {exc}")
+            continue
+        if result.exit_status == 0 and result.stdout.strip():
+            try:
+                return yaml.safe_load(result.stdout), f"{host.name}:{ADMIN_CONF}"
+            except yaml.YAMLError as exc:
+                errors.append(f"{host.name}: {ADMIN_CONF} is not YAML: {exc}")
+                continue
+        errors.append(f"{host.name}: {(result.stderr or 'empty').strip().splitlines()[-1]}")
+    raise ApiUnavailable("no Kubernetes credentials: give --kubeconfig=PATH, or let the suite "
+                         f"read {ADMIN_CONF} on a control plane (" + "; ".join(errors) + ")")
+
+
+def kubeconfig_file(path: Path) -> tuple[dict, str]:
+    try:
+        return yaml.safe_load(path.read_text()), str(path)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ApiUnavailable(f"--kubeconfig {path}: {exc}") from None
+
+
+def connect(kubeconfig: dict, source: str, control_planes: list[Host],
+            connect_timeout: float, read_timeout: float) -> Api:
+    """An Api on the first server that answers /readyz: the kubeconfig's, then each
+    control plane's own apiserver on 6443 (so a dead load balancer does not hide the rest)."""
+    cfg = client.Configuration()
+    try:
+        config.load_kube_config_from_dict(kubeconfig, client_configuration=cfg)
+    except Exception as exc:  # the loader raises several types for a bad file
+        raise ApiUnavailable(f"{source}: not a usable kubeconfig: {_short(exc)}") from None
+    servers = [cfg.host] + [f"https://{node_ip(h)}:6443" for h in control_planes]
+    tried = []
+    for server in dict.fromkeys(servers):
+        c = client.Configuration()
+        config.load_kube_config_from_dict(kubeconfig, client_configuration=c)
+        c.host = server
+        c.retries = False
+        api = Api(client.ApiClient(c), server, source, (connect_timeout, read_timeout))
+        try:
+            raw_call(api.api_client, "GET", "/readyz", (connect_timeout, read_timeout))
+            return api
+        except (ApiException, HttpError) as exc:
+            tried.append(f"{server}: {exc.status} {exc.reason}")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            tried.append(f"{server}: {_short(exc)}")
+    raise ApiUnavailable("no apiserver answered /readyz (" + "; ".join(tried) + ")")
+
+
+def read_state(api: Api) -> ApiState:
+    """Everything the cluster checks read, fetched in parallel."""
+    lists = {"nodes": "/api/v1/nodes", "pods": "/api/v1/pods", "events": "/api/v1/events",
+             "daemonsets": "/apis/apps/v1/daemonsets",
+             "deployments": "/apis/apps/v1/deployments", "services": "/api/v1/services"}
+    singles = {name: f"/api/v1/namespaces/{name.split('/')[0]}/configmaps/{name.split('/')[1]}"
+               for name in CONFIGMAPS}
+    felix = "/apis/crd.projectcalico.org/v1/felixconfigurations"
+    certs = "/api/v1/namespaces/kube-system/secrets/kubeadm-certs"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        listed = {k: pool.submit(api.items, p) for k, p in lists.items()}
+        maps = {k: pool.submit(api.get, p, True) for k, p in singles.items()}
+        felix_f = pool.submit(api.get, felix, True)
+        certs_f = pool.submit(api.get, certs, True)
+        data = {k: f.result() for k, f in listed.items()}
+        configmaps = {k: f.result() for k, f in maps.items() if f.result() is not None}
+        secret = certs_f.result()
+        return ApiState(endpoint=api.endpoint, configmaps=configmaps,
+                        felix_configurations=(felix_f.result() or {}).get("items", []),
+                        kube_system_secrets=frozenset({"kubeadm-certs"} if secret else ()),
+                        **data)

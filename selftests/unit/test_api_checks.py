@@ -1,0 +1,582 @@
+"""Cluster checks over API objects as the Kubernetes API returns them (field reports 01-03)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kubeaccept.apistate import ApiState
+from kubeaccept.checks import dns, kubeadm_certs, nodes, podnet, pods, sysctl
+from kubeaccept.settings import Settings
+
+from .factory import context, facts
+
+NOW = datetime(2026, 11, 23, 22, 0, 0, tzinfo=UTC)
+SETTINGS = Settings()
+NODES = [("cp1", "192.0.2.11"), ("cp2", "192.0.2.12"), ("cp3", "192.0.2.13"),
+         ("w1", "192.0.2.21"), ("w2", "192.0.2.22")]
+PLEG = ("PLEG is not healthy: pleg was last seen active 3m11.707539232s ago; "
+        "threshold is 3m0s")
+OCI = ('OCI runtime create failed: container_linux.go:348: starting container process caused '
+       '"process_linux.go:402: container init caused \\"\\"": unknown')
+DEADLINE = ("error determining status: rpc error: code = DeadlineExceeded desc = context "
+            "deadline exceeded")
+CLUSTER_CONFIGURATION = """\
+apiServer: {}
+apiVersion: kubeadm.k8s.io/v1beta3
+clusterName: kubernetes
+controlPlaneEndpoint: 192.0.2.100:6443
+kind: ClusterConfiguration
+kubernetesVersion: v1.30.4
+networking:
+  dnsDomain: cluster.local
+  podSubnet: 10.244.0.0/16
+  serviceSubnet: 10.96.0.0/12
+"""
+NET_CONF = '{\n  "Network": "10.244.0.0/16",\n  "Backend": {\n    "Type": "vxlan"\n  }\n}\n'
+
+
+def ts(ago: timedelta = timedelta(0)) -> str:
+    return (NOW - ago).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ready(status="True", reason="KubeletReady", message="kubelet is posting ready status",
+          since=timedelta(days=3)) -> dict:
+    return {"type": "Ready", "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": ts(), "lastTransitionTime": ts(since)}
+
+
+def node(name: str, ip: str, i: int, cond: dict | None = None) -> dict:
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": {"podCIDR": f"10.244.{i}.0/24", "podCIDRs": [f"10.244.{i}.0/24"]},
+            "status": {"conditions": [
+                {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+                cond or ready()],
+                "addresses": [{"type": "InternalIP", "address": ip},
+                              {"type": "Hostname", "address": name}]}}
+
+
+def container(name: str, restarts: int = 0, waiting: str | None = None,
+              last: dict | None = None, image: str = "img:1") -> dict:
+    state = {"waiting": {"reason": waiting, "message": "back-off 5m0s restarting failed"}} \
+        if waiting else {"running": {"startedAt": ts(timedelta(days=2))}}
+    return {"name": name, "image": image, "ready": waiting is None, "restartCount": restarts,
+            "state": state, "lastState": {"terminated": last} if last else {}}
+
+
+def pod(ns: str, name: str, node_name: str | None, containers: list[dict], owner=None,
+        labels=None, phase="Running") -> dict:
+    refs = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "controller": True}] \
+        if owner else []
+    is_ready = phase == "Running" and all(c["ready"] for c in containers)
+    return {"metadata": {"namespace": ns, "name": name, "labels": labels or {},
+                         "ownerReferences": refs},
+            "spec": {"nodeName": node_name} if node_name else {},
+            "status": {"phase": phase, "containerStatuses": containers,
+                       "conditions": [{"type": "Ready",
+                                       "status": "True" if is_ready else "False"}]}}
+
+
+def daemonset(ns: str, name: str, desired: int = 5, ready_n: int | None = None,
+              env: list[dict] | None = None) -> dict:
+    n = desired if ready_n is None else ready_n
+    return {"metadata": {"namespace": ns, "name": name},
+            "spec": {"template": {"spec": {"containers": [{"name": name, "env": env or []}]}}},
+            "status": {"desiredNumberScheduled": desired, "currentNumberScheduled": desired,
+                       "numberReady": n, "numberMisscheduled": 0,
+                       "updatedNumberScheduled": desired, "numberAvailable": n}}
+
+
+def service(ns: str, name: str, ip: str) -> dict:
+    return {"metadata": {"namespace": ns, "name": name}, "spec": {"clusterIP": ip}}
+
+
+def event(kind: str, ns: str, name: str, reason: str, message: str, count: int,
+          first: timedelta, last: timedelta, type_: str = "Normal") -> dict:
+    return {"metadata": {"namespace": ns, "name": f"{name}.17a"},
+            "involvedObject": {"kind": kind, "namespace": ns, "name": name},
+            "reason": reason, "message": message, "type": type_, "count": count,
+            "firstTimestamp": ts(first), "lastTimestamp": ts(last)}
+
+
+def healthy_pods() -> list[dict]:
+    out = []
+    for name, _ in NODES:
+        out.append(pod("kube-flannel", f"kube-flannel-ds-{name}x", name,
+                       [container("kube-flannel")], ("DaemonSet", "kube-flannel-ds")))
+        out.append(pod("kube-system", f"kube-proxy-{name}x", name, [container("kube-proxy")],
+                       ("DaemonSet", "kube-proxy")))
+        if name.startswith("cp"):
+            out.append(pod("kube-system", f"etcd-{name}", name, [container("etcd", int(name == "cp2"))],
+                           ("Node", name)))
+    for suffix, where, restarts in (("abcde", "cp1", 2), ("fghij", "cp2", 0)):
+        out.append(pod("kube-system", f"coredns-5d78c9869d-{suffix}", where,
+                       [container("coredns", restarts)], ("ReplicaSet", "coredns-5d78c9869d"),
+                       {"k8s-app": "kube-dns", "pod-template-hash": "5d78c9869d"}))
+    out.append(pod("default", "backup-28871234-q7x", "w1", [container("backup")],
+                   ("Job", "backup-28871234"), phase="Succeeded"))
+    return out
+
+
+def healthy(**changes) -> ApiState:
+    state = dict(
+        endpoint="https://192.0.2.100:6443",
+        nodes=[node(n, ip, i) for i, (n, ip) in enumerate(NODES)],
+        pods=healthy_pods(), events=[],
+        daemonsets=[daemonset("kube-flannel", "kube-flannel-ds"),
+                    daemonset("kube-system", "kube-proxy")],
+        services=[service("default", "kubernetes", "10.96.0.1"),
+                  service("kube-system", "kube-dns", "10.96.0.10")],
+        configmaps={"kube-system/kubeadm-config": {"data": {
+                        "ClusterConfiguration": CLUSTER_CONFIGURATION}},
+                    "kube-flannel/kube-flannel-cfg": {"data": {"net-conf.json": NET_CONF}}},
+        kube_system_secrets=frozenset(), now=NOW)
+    state.update(changes)
+    return ApiState(**state)
+
+
+def failed(findings):
+    return [f for f in findings if not f.ok]
+
+
+# --- field report 02: the fluentd DaemonSet on a PLEG-unhealthy, flapping node ------------
+FLUENTD = pod("kube-system", "fluentd-7x2kq", "w2", [container(
+    "fluentd", 1234, "CrashLoopBackOff",
+    {"reason": "ContainerCannotRun", "exitCode": 128, "message": OCI})],
+    ("DaemonSet", "fluentd"), {"k8s-app": "fluentd-logging"})
+REPORT02_EVENTS = [
+    event("Pod", "kube-system", "fluentd-7x2kq", "FailedSync", DEADLINE, 123314,
+          timedelta(days=23, minutes=1), timedelta(minutes=1), "Warning"),
+    event("Pod", "kube-system", "fluentd-7x2kq", "BackOff",
+          "Back-off restarting failed container", 2950, timedelta(days=28),
+          timedelta(minutes=4), "Warning"),
+    event("Pod", "kube-system", "fluentd-other", "FailedSync", "unrelated", 3,
+          timedelta(hours=1), timedelta(minutes=1), "Warning"),
+    event("Node", "default", "w2", "NodeReady", "Node w2 status is now: NodeReady", 8929,
+          timedelta(days=45, minutes=2), timedelta(minutes=2)),
+    event("Node", "default", "w2", "NodeNotReady", "Node w2 status is now: NodeNotReady", 8932,
+          timedelta(days=24, minutes=3), timedelta(minutes=3)),
+]
+
+
+def report02() -> ApiState:
+    state = healthy()
+    state.nodes[4]["status"]["conditions"][1] = ready(
+        "False", "KubeletNotReady", PLEG, timedelta(minutes=4))
+    return healthy(nodes=state.nodes, pods=[*state.pods, FLUENTD], events=REPORT02_EVENTS,
+                   daemonsets=[*state.daemonsets, daemonset("kube-system", "fluentd", 5, 4)])
+
+
+# --- nodes ----------------------------------------------------------------------------------
+def test_nodes_ready_healthy_cluster():
+    out = nodes.nodes_ready(healthy(), NODES)
+    assert not failed(out)
+    assert [f.subject for f in out] == ["cp1", "cp2", "cp3", "w1", "w2"]
+    assert out[0].observed.startswith("Ready=True (KubeletReady)") and "for 3d" in out[0].observed
+
+
+def test_nodes_ready_pleg_explained():
+    out = failed(nodes.nodes_ready(report02(), NODES))
+    assert [f.subject for f in out] == ["w2"]
+    assert out[0].observed.startswith(f"Ready=False (KubeletNotReady): {PLEG}; for 4m")
+    assert "containernetworking/cni#567" in out[0].why and "PLEG" in out[0].why
+    assert "journalctl -u kubelet | grep -i pleg" in out[0].fix and "on w2" in out[0].fix
+    assert '"reason": "KubeletNotReady"' in out[0].evidence[0]
+
+
+def test_nodes_ready_unknown_and_cni_not_ready():
+    state = healthy()
+    state.nodes[0]["status"]["conditions"][1] = ready(
+        "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+    state.nodes[3]["status"]["conditions"][1] = ready(
+        "False", "KubeletNotReady", "container runtime network not ready: NetworkReady=false "
+        "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not "
+        "initialized")
+    out = {f.subject: f for f in failed(nodes.nodes_ready(state, NODES))}
+    assert set(out) == {"cp1", "w1"}
+    assert "kubelet is down" in out["cp1"].why and "systemctl status kubelet" in out["cp1"].fix
+    assert "/etc/cni/net.d" in out["w1"].fix and "PLEG" not in out["w1"].why
+
+
+def test_nodes_ready_inventory_host_without_node():
+    state = healthy()
+    state.nodes[3]["metadata"]["name"] = "worker-1.example"  # matched by its InternalIP
+    out = failed(nodes.nodes_ready(state, [*NODES, ("w3", "198.18.1.3")]))
+    assert [f.subject for f in out] == ["w3"]
+    assert out[0].observed == "no Node object (name w3 or InternalIP 198.18.1.3)"
+    assert "kubeadm token create --print-join-command" in out[0].fix
+
+
+def test_nodes_ready_no_nodes_at_all():
+    out = nodes.nodes_ready(healthy(nodes=[]), NODES)
+    assert len(out) == 1 and not out[0].ok and "no Node objects" in out[0].observed
+
+
+def test_nodes_not_flapping_report02():
+    out = nodes.nodes_not_flapping(report02(), SETTINGS)
+    bad = failed(out)
+    assert [f.subject for f in bad] == ["w2"]
+    assert bad[0].observed == ("NodeReady (x8929 over 45d), NodeNotReady (x8932 over 24d), "
+                               "last 2m ago")
+    assert "x8929" in bad[0].why and "pleg" in bad[0].fix.lower()
+    assert any(PLEG in e for e in bad[0].evidence)
+    ok = {f.subject: f for f in out if f.ok}
+    assert ok["w1"].observed == "no NodeReady/NodeNotReady events in the last 60 min"
+
+
+def test_nodes_not_flapping_thresholds_and_window():
+    events = [  # a reboot: one NotReady and one Ready, below the threshold of 4
+        event("Node", "default", "w1", "NodeNotReady", "", 1, timedelta(minutes=9),
+              timedelta(minutes=9)),
+        event("Node", "default", "w1", "NodeReady", "", 1, timedelta(minutes=8),
+              timedelta(minutes=8)),
+        # many Ready events but never NotReady: not flapping
+        {**event("Node", "default", "w2", "NodeReady", "", 0, timedelta(0), timedelta(0)),
+         "count": None, "lastTimestamp": None, "firstTimestamp": None,
+         "eventTime": ts(timedelta(minutes=5)), "series": {"count": 6,
+                                                          "lastObservedTime": ts(timedelta(minutes=1))}},
+        # flapping, but two hours ago: outside the window
+        event("Node", "default", "cp1", "NodeNotReady", "", 50, timedelta(hours=5),
+              timedelta(hours=2))]
+    out = {f.subject: f for f in nodes.nodes_not_flapping(healthy(events=events), SETTINGS)}
+    assert not failed(out.values())
+    assert out["w1"].observed == "NodeReady (once), NodeNotReady (once), last 8m ago"
+    assert out["w2"].observed.startswith("NodeReady (x6 over 4m)")
+    assert "no NodeReady" in out["cp1"].observed
+    strict = Settings(flap_threshold=2)
+    assert [f.subject for f in failed(nodes.nodes_not_flapping(healthy(events=events), strict))
+            ] == ["w1"]
+
+
+def test_human_durations():
+    assert [nodes.human(s) for s in (5, 119, 120, 7199, 7200, 172799, 172800)] == \
+        ["5s", "119s", "2m", "119m", "2h", "47h", "2d"]
+
+
+# --- pods -----------------------------------------------------------------------------------
+def test_pods_healthy_cluster_one_finding_per_namespace():
+    out = pods.pods_healthy(healthy(), SETTINGS)
+    assert not failed(out)
+    by_ns = {f.subject: f.observed for f in out}
+    assert set(by_ns) == {"kube-flannel", "kube-system"}  # the Succeeded Job pod is ignored
+    assert by_ns["kube-system"] == ("10 pods, none crash-looping, most restarts 2 "
+                                    "(kube-system/coredns-5d78c9869d-abcde:coredns)")
+    assert by_ns["kube-flannel"] == "5 pods, none crash-looping, no restarts"
+
+
+def test_pods_fluentd_container_cannot_run_report02():
+    out = failed(pods.pods_healthy(report02(), SETTINGS))
+    assert [f.subject for f in out] == ["kube-system/fluentd-7x2kq:fluentd"]
+    f = out[0]
+    assert f.observed == ("CrashLoopBackOff, 1234 restarts; last terminated: ContainerCannotRun "
+                          f"(exit code 128): {OCI}")
+    assert "node: w2" in f.evidence and "owner: DaemonSet kube-system/fluentd" in f.evidence
+    assert f"FailedSync (x123314 over 23d): {DEADLINE}" in f.evidence
+    assert not any("unrelated" in e for e in f.evidence)
+    assert "PLEG is not healthy" in f.why and "OCI runtime create failed" in f.why
+    assert "kubectl -n kube-system logs fluentd-7x2kq -c fluentd --previous" in f.fix
+    assert "crictl ps -a" in f.fix and "docker ps -a" in f.fix
+
+
+def test_pods_order_restarts_init_containers_and_image_pull():
+    app = pod("shop", "web-6d4cf56db6-p2x", "w1", [container("web", 11)],
+              ("ReplicaSet", "web-6d4cf56db6"), {"pod-template-hash": "6d4cf56db6"})
+    agent = pod("monitoring", "node-exporter-abc", "w1", [container(
+        "node-exporter", 0, "ImagePullBackOff", image="quay.io/prometheus/node-exporter:v9")],
+        ("DaemonSet", "node-exporter"))
+    init = pod("kube-system", "calico-node-zz", "cp1", [container("calico-node")],
+               ("DaemonSet", "calico-node"))
+    init["status"]["initContainerStatuses"] = [container(
+        "install-cni", 40, "CrashLoopBackOff",
+        {"reason": "Error", "exitCode": 1, "message": "failed to write /host/etc/cni"})]
+    quiet = pod("shop", "db-0", "w2", [container("db", 10)], ("StatefulSet", "db"))
+    out = failed(pods.pods_healthy(healthy(pods=[app, agent, init, quiet]), SETTINGS))
+    assert [f.subject for f in out] == ["kube-system/calico-node-zz:install-cni",
+                                        "monitoring/node-exporter-abc:node-exporter",
+                                        "shop/web-6d4cf56db6-p2x:web"]
+    assert out[0].why == pods.GENERIC_WHY
+    assert "crictl pull quay.io/prometheus/node-exporter:v9" in out[1].fix
+    assert out[2].observed == "running, 11 restarts"
+    assert "owner: Deployment shop/web" in out[2].evidence
+
+
+def test_pods_none_listed_fails():
+    assert failed(pods.pods_healthy(healthy(pods=[]), SETTINGS))
+
+
+def test_daemonsets_ready_and_not_ready():
+    assert not failed(pods.daemonsets_ready(healthy()))
+    state = healthy()
+    flannel = state.pods[0]  # kube-flannel-ds on cp1
+    flannel["status"]["containerStatuses"] = [container("kube-flannel", 7, "CrashLoopBackOff")]
+    flannel["status"]["conditions"][0]["status"] = "False"
+    state.daemonsets[0]["status"]["numberReady"] = 4
+    out = pods.daemonsets_ready(state)
+    bad = failed(out)
+    assert [f.subject for f in bad] == ["kube-flannel/kube-flannel-ds"]
+    assert bad[0].observed == "4 of 5 ready; not ready on cp1 (kube-flannel-ds-cp1x: CrashLoopBackOff)"
+    assert "rollout status ds/kube-flannel-ds" in bad[0].fix
+    assert "describe pod kube-flannel-ds-cp1x" in bad[0].fix
+    assert {f.subject for f in out if f.ok} == {"kube-system/kube-proxy"}
+
+
+def test_daemonsets_desired_below_node_count_is_fine_but_rollout_is_not():
+    gpu = daemonset("kube-system", "gpu-plugin", desired=2)
+    rolling = daemonset("kube-system", "kube-proxy")
+    rolling["status"]["updatedNumberScheduled"] = 3
+    out = {f.subject: f for f in pods.daemonsets_ready(healthy(daemonsets=[gpu, rolling]))}
+    assert out["kube-system/gpu-plugin"].ok
+    assert not out["kube-system/kube-proxy"].ok
+    assert "3 of 5 updated" in out["kube-system/kube-proxy"].observed
+
+
+# --- pod network ----------------------------------------------------------------------------
+def test_pod_network_healthy():
+    out = podnet.pod_network(healthy(), [ip for _, ip in NODES])
+    assert not failed(out)
+    subjects = {f.subject for f in out}
+    assert {"kubeadm podSubnet", "flannel Network", "node w1 podCIDR", "node podCIDRs",
+            "podSubnet/serviceSubnet", "node addresses"} <= subjects
+    flannel = next(f for f in out if f.subject == "flannel Network")
+    assert "backend vxlan" in flannel.observed
+
+
+def test_pod_network_flannel_mismatch():
+    cms = healthy().configmaps
+    cms["kube-flannel/kube-flannel-cfg"] = {"data": {"net-conf.json": NET_CONF.replace(
+        "10.244.0.0", "10.245.0.0")}}
+    out = failed(podnet.pod_network(healthy(configmaps=cms), []))
+    assert [f.subject for f in out] == ["flannel Network"]
+    assert out[0].observed == "flannel Network 10.245.0.0/16 != kubeadm podSubnet 10.244.0.0/16"
+    assert "--pod-network-cidr" in out[0].fix and "rollout restart" in out[0].fix
+    assert "DNS" in out[0].why
+
+
+def test_pod_network_node_cidrs_missing_outside_overlapping():
+    state = healthy()
+    del state.nodes[0]["spec"]["podCIDR"], state.nodes[0]["spec"]["podCIDRs"]
+    state.nodes[1]["spec"]["podCIDRs"] = ["10.99.1.0/24"]
+    state.nodes[4]["spec"]["podCIDRs"] = ["10.244.3.0/25"]  # inside w1's 10.244.3.0/24
+    out = {f.subject: f for f in failed(podnet.pod_network(state, []))}
+    assert set(out) == {"node cp1 podCIDR", "node cp2 podCIDR", "node podCIDRs"}
+    assert out["node cp1 podCIDR"].observed == "no spec.podCIDR"
+    assert "--allocate-node-cidrs" in out["node cp1 podCIDR"].fix
+    assert "outside podSubnet 10.244.0.0/16" in out["node cp2 podCIDR"].observed
+    assert out["node podCIDRs"].observed == "w1 10.244.3.0/24 overlaps w2 10.244.3.0/25"
+
+
+def test_pod_network_address_clashes_and_subnet_overlap():
+    cms = {"kube-system/kubeadm-config": {"data": {"ClusterConfiguration": CLUSTER_CONFIGURATION
+                                                   .replace("10.96.0.0/12", "10.0.0.0/8")}}}
+    state = healthy(configmaps=cms)
+    state.nodes[3]["status"]["addresses"][0]["address"] = "10.244.9.9"
+    out = failed(podnet.pod_network(state, ["192.0.2.11", "10.1.2.3"]))
+    assert {f.subject for f in out} == {"podSubnet/serviceSubnet", "address 10.244.9.9",
+                                        "address 10.1.2.3"}
+    by = {f.subject: f.observed for f in out}
+    assert by["address 10.244.9.9"] == ("node w1 InternalIP 10.244.9.9 inside podSubnet "
+                                        "10.244.0.0/16 and serviceSubnet 10.0.0.0/8")
+    assert by["address 10.1.2.3"] == "inventory host 10.1.2.3 inside serviceSubnet 10.0.0.0/8"
+    assert "overlaps serviceSubnet 10.0.0.0/8" in by["podSubnet/serviceSubnet"]
+
+
+def test_pod_network_without_flannel_or_kubeadm_config():
+    state = healthy(configmaps={"kube-system/kubeadm-config": healthy().configmaps[
+        "kube-system/kubeadm-config"]})
+    out = podnet.pod_network(state, [])
+    assert not failed(out) and "flannel Network" not in {f.subject for f in out}
+    assert "no flannel ConfigMap" in out[0].observed
+    missing = failed(podnet.pod_network(healthy(configmaps={}), []))
+    assert [f.subject for f in missing] == ["kubeadm podSubnet"]
+    assert "upload-config kubeadm" in missing[0].fix
+    no_subnet = healthy(configmaps={"kube-system/kubeadm-config": {"data": {
+        "ClusterConfiguration": "networking:\n  serviceSubnet: 10.96.0.0/12\n"}}})
+    out = failed(podnet.pod_network(no_subnet, []))
+    assert out[0].subject == "kubeadm podSubnet" and "--pod-network-cidr" in out[0].fix
+
+
+# --- DNS ------------------------------------------------------------------------------------
+BIND9 = """Server:\t\t10.96.0.10
+Address:\t10.96.0.10#53
+
+Name:\tkubernetes.default.svc.cluster.local
+Address: 10.96.0.1
+"""
+BUSYBOX = """Server:\t\t10.96.0.10
+Address:\t10.96.0.10:53
+
+Name:\tkubernetes.default.svc.cluster.local
+Address: 10.96.0.1
+"""
+BUSYBOX_OLD = """Server:    10.96.0.10
+Address 1: 10.96.0.10 kube-dns.kube-system.svc.cluster.local
+
+Name:      kubernetes.default
+Address 1: 10.96.0.1 kubernetes.default.svc.cluster.local
+"""
+TIMEOUT = ";; connection timed out; no servers could be reached\n\ncommand terminated with exit code 1"
+UNREACH = ";; communications error to 10.96.0.10#53: host unreachable\n"
+NXDOMAIN = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\n** server can't find kubernetes.default: NXDOMAIN\n"
+REFUSED = "nslookup: write to '10.96.0.10': Connection refused\n;; connection timed out; no servers could be reached\n"
+
+
+@pytest.mark.parametrize("text,expected", [
+    (BIND9, ("10.96.0.10", ["10.96.0.1"], None)),
+    (BUSYBOX, ("10.96.0.10", ["10.96.0.1"], None)),
+    (BUSYBOX_OLD, ("10.96.0.10", ["10.96.0.1"], None)),
+    ("10.96.0.1\n", (None, ["10.96.0.1"], None)),
+    (TIMEOUT, (None, [], ";; connection timed out; no servers could be reached")),
+    (UNREACH, (None, [], ";; communications error to 10.96.0.10#53: host unreachable")),
+    (NXDOMAIN, ("10.96.0.10", [], "** server can't find kubernetes.default: NXDOMAIN")),
+    (REFUSED, (None, [], "nslookup: write to '10.96.0.10': Connection refused")),
+])
+def test_parse_lookup(text, expected):
+    assert dns.parse_lookup(text) == expected
+
+
+def lookup(output: str) -> dns.DnsLookup:
+    return dns.DnsLookup("default/dnsutils", "w1", "kubectl exec dnsutils -- nslookup "
+                         "kubernetes.default", output, True)
+
+
+def test_cluster_dns_healthy():
+    out = dns.cluster_dns(healthy(), SETTINGS, lookup(BIND9))
+    assert not failed(out)
+    assert [f.subject for f in out] == ["coredns", "kube-system/kube-dns",
+                                        "lookup from default/dnsutils"]
+    assert out[0].observed == "2 of 2 Ready on cp1, cp2" and not out[0].note
+    assert out[2].observed == "kubernetes.default -> 10.96.0.1 from 10.96.0.10"
+    assert "pod default/dnsutils on w1, created for this check" in out[2].evidence[0]
+
+
+def test_cluster_dns_timeout_is_report03():
+    out = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(TIMEOUT)))
+    assert [f.subject for f in out] == ["lookup from default/dnsutils"]
+    assert "ICMP host 10.244.0.2 unreachable - admin prohibited" in out[0].why
+    assert "iptables -L FORWARD -n --line-numbers" in out[0].fix
+    assert "cp1, cp2, w1" in out[0].fix and "8472/udp" in out[0].fix
+    assert ";; connection timed out; no servers could be reached" in out[0].evidence
+
+
+def test_cluster_dns_wrong_answer_nxdomain_refused_and_wrong_server():
+    wrong = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(BIND9.replace(
+        "Address: 10.96.0.1", "Address: 203.0.113.7"))))[0]
+    assert "203.0.113.7" in wrong.observed and "hosts, rewrite or template" in wrong.fix
+    nx = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(NXDOMAIN)))[0]
+    assert "NXDOMAIN" in nx.observed and "kubernetes cluster.local" in nx.fix
+    refused = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(REFUSED)))[0]
+    assert "endpointslices" in refused.fix
+    other = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(BIND9.replace(
+        "10.96.0.10", "8.8.8.8"))))[0]
+    assert other.observed.startswith("asked 8.8.8.8, not the cluster DNS 10.96.0.10")
+
+
+def test_cluster_dns_answer_follows_the_kubernetes_service():
+    services = [service("default", "kubernetes", "10.96.0.2"),
+                service("kube-system", "kube-dns", "10.96.0.10")]
+    assert failed(dns.cluster_dns(healthy(services=services), SETTINGS, lookup(BIND9)))
+    assert not failed(dns.cluster_dns(healthy(services=services), SETTINGS,
+                                      lookup(BIND9.replace("10.96.0.1\n", "10.96.0.2\n"))))
+
+
+def test_cluster_dns_coredns_not_ready_service_wrong_and_no_lookup():
+    state = healthy(services=[service("default", "kubernetes", "10.96.0.1"),
+                              service("kube-system", "kube-dns", "10.96.0.20")])
+    core = state.pods[-2]  # coredns-...-fghij on cp2
+    core["status"]["phase"] = "Pending"
+    core["status"]["conditions"][0]["status"] = "False"
+    out = {f.subject: f for f in failed(dns.cluster_dns(state, SETTINGS, "cannot create pod "
+                                                        "default/dnsutils: 403 Forbidden"))}
+    assert set(out) == {"coredns", "kube-system/kube-dns", "lookup from a pod"}
+    assert out["coredns"].observed == ("1 of 2 Ready on cp1, cp2; not ready: "
+                                       "coredns-5d78c9869d-fghij on cp2 (Pending)")
+    assert out["kube-system/kube-dns"].observed == "clusterIP 10.96.0.20"
+    assert "403 Forbidden" in out["lookup from a pod"].observed
+    none = failed(dns.cluster_dns(healthy(pods=[], services=[]), SETTINGS, None))
+    assert {f.subject for f in none} == {"coredns", "kube-system/kube-dns", "lookup from a pod"}
+
+
+def test_cluster_dns_note_when_all_coredns_on_one_node():
+    state = healthy()
+    state.pods[-2]["spec"]["nodeName"] = "cp1"
+    coredns = dns.cluster_dns(state, SETTINGS, lookup(BIND9))[0]
+    assert coredns.ok and "all CoreDNS pods run on cp1" in coredns.note
+
+
+def answer_from(output: str, rc: int = 0, tool: str = "dig") -> dns.NodeDnsAnswer:
+    return dns.NodeDnsAnswer(tool, f"{tool} +time=3 +tries=1 +short @10.96.0.10 "
+                             "kubernetes.default.svc.cluster.local", rc, output)
+
+
+def test_node_dns():
+    ok = dns.node_dns("w1", answer_from("10.96.0.1"), SETTINGS)
+    assert not failed(ok) and ok[0].observed == "kubernetes.default -> 10.96.0.1 from 10.96.0.10"
+    ns = dns.node_dns("w1", answer_from(BUSYBOX, tool="nslookup"), SETTINGS)
+    assert not failed(ns)
+    timeout = failed(dns.node_dns("w1", answer_from(TIMEOUT, 9), SETTINGS))[0]
+    assert "admin prohibited" in timeout.why and "iptables -L FORWARD" in timeout.fix
+    killed = failed(dns.node_dns("w1", answer_from("", 124), SETTINGS))[0]
+    assert "timed out" in killed.observed and "admin prohibited" in killed.why
+    empty = failed(dns.node_dns("w1", answer_from(""), SETTINGS))[0]
+    assert empty.observed == "empty answer" and "Corefile" in empty.fix
+    tool = failed(dns.node_dns("w1", dns.NodeDnsAnswer("", "", -1, ""), SETTINGS))[0]
+    assert tool.observed == "neither dig nor nslookup on the node"
+    assert "apt-get install dnsutils" in tool.fix
+    assert failed(dns.node_dns("w1", None, SETTINGS))[0].observed == "not gathered"
+
+
+# --- kubeadm-certs (information only) -------------------------------------------------------
+def test_kubeadm_certs_secret():
+    absent = kubeadm_certs.kubeadm_certs_secret(healthy())
+    assert absent[0].ok and absent[0].observed == "Secret kube-system/kubeadm-certs absent"
+    assert "kubeadm init phase upload-certs --upload-certs" in absent[0].note
+    present = kubeadm_certs.kubeadm_certs_secret(healthy(
+        kube_system_secrets=frozenset({"kubeadm-certs"})))
+    assert present[0].ok and present[0].observed.startswith("present") and not present[0].note
+
+
+# --- field report 01: rp_filter and Calico's IgnoreLooseRPF ---------------------------------
+def loose_all() -> str:
+    lines = dict(line.split(" ") for line in facts().sections["sysctl"].splitlines())
+    lines["net.ipv4.conf.all.rp_filter"] = "2"
+    return "\n".join(f"{k} {v}" for k, v in lines.items())
+
+
+def calico(env_value: str | None = "true", felix: bool | None = None) -> ApiState:
+    env = [{"name": "DATASTORE_TYPE", "value": "kubernetes"}]
+    if env_value is not None:
+        env.append({"name": "FELIX_IGNORELOOSERPF", "value": env_value})
+    fcs = [] if felix is None else [{"metadata": {"name": "default"},
+                                     "spec": {"ignoreLooseRPF": felix}}]
+    return healthy(daemonsets=[daemonset("kube-system", "calico-node", env=env)],
+                   felix_configurations=fcs)
+
+
+def test_calico_ignores_loose_rpf_evidence():
+    assert sysctl.calico_ignores_loose_rpf(calico("True")) == \
+        "DaemonSet kube-system/calico-node: FELIX_IGNORELOOSERPF=True"
+    assert sysctl.calico_ignores_loose_rpf(calico(None, True)) == \
+        "FelixConfiguration default: ignoreLooseRPF: true"
+    assert sysctl.calico_ignores_loose_rpf(calico("false", True)) is None  # env wins
+    assert sysctl.calico_ignores_loose_rpf(calico(None, False)) is None
+    assert sysctl.calico_ignores_loose_rpf(healthy()) is None
+
+
+def test_rp_filter_loose_allowed_by_calico_exception():
+    evidence = "DaemonSet kube-system/calico-node: FELIX_IGNORELOOSERPF=true"
+    ctx = context(facts(sysctl=loose_all()))
+    assert failed(sysctl.rp_filter(ctx))  # without the exception, loose still fails
+    out = sysctl.rp_filter(ctx, evidence)
+    assert not failed(out)
+    eth0 = next(f for f in out if f.subject == "n1:eth0")
+    assert eth0.observed == f"effective rp_filter 2 = max(all=2, eth0=1) (loose), allowed: {evidence}"
+    assert eth0.note and "IgnoreLooseRPF" in eth0.note
+
+
+def test_rp_filter_exception_does_not_allow_other_values():
+    lines = loose_all().replace("net.ipv4.conf.all.rp_filter 2", "net.ipv4.conf.all.rp_filter 3")
+    out = failed(sysctl.rp_filter(context(facts(sysctl=lines)), "FelixConfiguration default: "
+                                  "ignoreLooseRPF: true"))
+    assert out and all("effective rp_filter 3" in f.observed for f in out)
+

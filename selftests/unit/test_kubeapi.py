@@ -1,0 +1,94 @@
+"""API access without a cluster: credentials over SSH, state assembly, the dnsutils pod."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubeaccept import dnsutils, kubeapi
+from kubeaccept.inventory import Host
+from kubeaccept.settings import Settings
+from kubeaccept.transport import Result, Unreachable
+
+
+class FakeConn:
+    def __init__(self, result):
+        self.result = result
+
+    def run(self, line, timeout, stdin=b""):
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+class FakeStore:
+    settings = Settings()
+
+    def __init__(self, results):
+        self.results = results
+
+    def connection(self, host):
+        return FakeConn(self.results[host.name])
+
+
+def cp(name, user="root"):
+    return Host(name=name, address=f"192.0.2.{len(name)}", user=user, roles=("control_plane",))
+
+
+def test_admin_conf_from_the_first_control_plane_that_has_it():
+    store = FakeStore({"cp1": Unreachable("connection refused"),
+                       "cp2": Result(0, "apiVersion: v1\nkind: Config\n", "")})
+    conf, source = kubeapi.admin_conf_over_ssh(store, [cp("cp1"), cp("cp2")])
+    assert conf["kind"] == "Config" and source == "cp2:/etc/kubernetes/admin.conf"
+
+
+def test_no_admin_conf_anywhere_says_each_host_and_what_to_do():
+    store = FakeStore({"cp1": Result(1, "", "cat: /etc/kubernetes/admin.conf: No such file")})
+    with pytest.raises(kubeapi.ApiUnavailable) as exc:
+        kubeapi.admin_conf_over_ssh(store, [cp("cp1")])
+    assert "--kubeconfig" in str(exc.value) and "cp1: cat:" in str(exc.value)
+
+
+def test_a_broken_kubeconfig_is_one_line():
+    with pytest.raises(kubeapi.ApiUnavailable, match="not a usable kubeconfig"):
+        kubeapi.connect({"apiVersion": "v1"}, "x.conf", [], 1, 1)
+
+
+def test_unanswered_servers_are_all_listed():
+    conf = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:9"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}]}
+    with pytest.raises(kubeapi.ApiUnavailable) as exc:
+        kubeapi.connect(conf, "x.conf", [cp("cp1")], 0.5, 0.5)
+    assert "https://127.0.0.1:9" in str(exc.value) and "192.0.2.3:6443" in str(exc.value)
+
+
+class FakeApi:
+    endpoint = "https://vip:6443"
+
+    def __init__(self, objects):
+        self.objects = objects
+
+    def items(self, path):
+        return self.objects.get(path, {}).get("items", [])
+
+    def get(self, path, missing_ok=False):
+        return self.objects.get(path)
+
+
+def test_read_state_collects_lists_configmaps_and_only_the_secret_name():
+    api = FakeApi({"/api/v1/nodes": {"items": [{"metadata": {"name": "w1"}}]},
+                   "/api/v1/namespaces/kube-system/configmaps/kubeadm-config": {"data": {}},
+                   "/api/v1/namespaces/kube-system/secrets/kubeadm-certs": {"data": {"k": "v"}}})
+    state = kubeapi.read_state(api)
+    assert [n["metadata"]["name"] for n in state.nodes] == ["w1"]
+    assert set(state.configmaps) == {"kube-system/kubeadm-config"}
+    assert state.kube_system_secrets == frozenset({"kubeadm-certs"})
+    assert state.felix_configurations == [] and state.endpoint == "https://vip:6443"
+
+
+def test_dnsutils_pod_is_the_documented_one_with_the_chosen_image():
+    pod = dnsutils.pod_manifest("example/dnsutils:1")
+    assert pod["metadata"]["name"] == "dnsutils" and pod["metadata"]["namespace"] == "default"
+    assert pod["spec"]["containers"][0]["image"] == "example/dnsutils:1"
+    assert pod["spec"]["containers"][0]["command"] == ["sleep", "infinity"]
