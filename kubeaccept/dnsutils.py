@@ -62,9 +62,16 @@ def ensure_pod(api: Api, image: str, timeout: float) -> tuple[dict | None, bool,
 def exec_lookup(api: Api, command: list[str] = COMMAND) -> str:
     """The command's stdout+stderr, through the apiserver's exec API (websocket)."""
     core = client.CoreV1Api(api.api_client)
-    return stream(core.connect_get_namespaced_pod_exec, NAME, NAMESPACE, command=command,
-                  stderr=True, stdin=False, stdout=True, tty=False,
-                  _request_timeout=api.timeout)
+    ws = stream(core.connect_get_namespaced_pod_exec, NAME, NAMESPACE, command=command,
+                stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
+                _request_timeout=api.timeout)
+    try:
+        ws.run_forever(timeout=api.timeout[1])
+        return ws.read_stdout() + ws.read_stderr()
+    finally:
+        ws.close()
+        if ws.sock:  # websocket-client leaves the socket open when the server closed first
+            ws.sock.shutdown()
 
 
 def delete_pod(api: Api) -> None:

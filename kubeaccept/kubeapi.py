@@ -77,6 +77,9 @@ class Api:
             time.sleep(0.2 * (attempt + 1))
         raise ApiUnavailable(f"GET {path} on {self.endpoint}: {_short(last)}")
 
+    def close(self) -> None:
+        self.api_client.close()
+
     def items(self, path: str) -> list[dict]:
         return (self.get(path) or {}).get("items", [])
 
@@ -135,11 +138,12 @@ def connect(kubeconfig: dict, source: str, control_planes: list[Host],
         api = Api(client.ApiClient(c), server, source, (connect_timeout, read_timeout))
         try:
             raw_call(api.api_client, "GET", "/readyz", (connect_timeout, read_timeout))
-            return api
+            return api  # the caller closes it
         except (ApiException, HttpError) as exc:
             tried.append(f"{server}: {exc.status} {exc.reason}")
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             tried.append(f"{server}: {_short(exc)}")
+        api.close()
     raise ApiUnavailable("no apiserver answered /readyz (" + "; ".join(tried) + ")")
 
 

@@ -226,7 +226,7 @@ def apiserver_readyz(cluster: ClusterContext) -> dict:
 
 
 @pytest.fixture(scope="session")
-def kube(request: pytest.FixtureRequest) -> kubeapi.Api | str:
+def kube(request: pytest.FixtureRequest):
     """The Kubernetes API, or the one-line reason it cannot be used."""
     state: KubeAccept = request.config.stash[STATE]
     opt = request.config.option
@@ -236,10 +236,13 @@ def kube(request: pytest.FixtureRequest) -> kubeapi.Api | str:
             conf, source = kubeapi.kubeconfig_file(Path(opt.kubeconfig))
         else:
             conf, source = kubeapi.admin_conf_over_ssh(state.store, cps)
-        return kubeapi.connect(conf, source, cps, state.settings.connect_timeout,
-                               state.settings.command_timeout)
+        api = kubeapi.connect(conf, source, cps, state.settings.connect_timeout,
+                              state.settings.command_timeout)
     except kubeapi.ApiUnavailable as exc:
-        return str(exc)
+        yield str(exc)
+        return
+    yield api
+    api.close()
 
 
 @pytest.fixture(scope="session")

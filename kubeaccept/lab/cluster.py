@@ -65,12 +65,17 @@ class Kube:
         return PATHS[obj["kind"]].format(ns=ns)
 
     def create(self, obj: dict) -> dict:
-        try:
-            return self.call("POST", self.path(obj), obj)
-        except LabError as exc:
-            if " 409 " in str(exc):  # already there: `up` and `heal` are idempotent
-                return self.get(obj)
-            raise
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return self.call("POST", self.path(obj), obj)
+            except LabError as exc:
+                if " 409 " in str(exc):  # already there: `up` and `heal` are idempotent
+                    return self.get(obj)
+                # a new namespace gets its default ServiceAccount a moment later
+                if "serviceaccount" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def get(self, obj: dict):
         return self.call("GET", f"{self.path(obj)}/{obj['metadata']['name']}", missing_ok=True)
@@ -247,21 +252,108 @@ def kwok_argv(binary: str, host: LabHost) -> list[str]:
             "--server-address=0.0.0.0:10250",
             "--tls-cert-file=/var/lib/kubelet/pki/kubelet.crt",
             "--tls-private-key-file=/var/lib/kubelet/pki/kubelet.key",
-            "--config=/etc/kwok/kwok.yaml",
+            "--config=/etc/kwok/kwok.yaml", "--node-lease-duration-seconds=40",
             f"--disregard-status-with-annotation-selector={LAB_STATUS}=lab"]
 
 
+# kwok's lifecycle stages, as a kubelet goes: a Node becomes Ready (with the kubelet version
+# the lab runs), a scheduled pod becomes Running and Ready with an IP from the node's podCIDR,
+# a deleted pod goes away. kwok renews the Node's Lease itself (--node-lease-duration-seconds).
+NODE_READY = """\
+{{ $now := Now }}
+conditions:
+{{ range NodeConditions }}
+- lastHeartbeatTime: {{ $now | Quote }}
+  lastTransitionTime: {{ $now | Quote }}
+  message: {{ .message | Quote }}
+  reason: {{ .reason | Quote }}
+  status: {{ .status | Quote }}
+  type: {{ .type | Quote }}
+{{ end }}
+addresses:
+- address: {{ NodeIP | Quote }}
+  type: InternalIP
+- address: {{ NodeName | Quote }}
+  type: Hostname
+daemonEndpoints:
+  kubeletEndpoint:
+    Port: {{ NodePort }}
+allocatable: {cpu: "4", memory: 8Gi, pods: "110"}
+capacity: {cpu: "4", memory: 8Gi, pods: "110"}
+nodeInfo:
+  architecture: amd64
+  operatingSystem: linux
+  kubeletVersion: %(version)s
+  kubeProxyVersion: %(version)s
+  containerRuntimeVersion: containerd://1.7.24
+  kernelVersion: {{ Version | Quote }}
+  osImage: kubeaccept lab
+phase: Running
+"""
+POD_RUNNING = """\
+{{ $now := Now }}
+conditions:
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: ContainersReady, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "True", lastTransitionTime: {{ $now | Quote }}}
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  ready: true
+  started: true
+  restartCount: 0
+  state: {running: {startedAt: {{ $now | Quote }}}}
+{{ end }}
+{{ with NodeIPsWith .spec.nodeName }}
+hostIP: {{ index . 0 | Quote }}
+{{ end }}
+{{ with PodIPsWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) \
+( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+podIP: {{ index . 0 | Quote }}
+podIPs:
+{{ range . }}
+- ip: {{ . | Quote }}
+{{ end }}
+{{ end }}
+phase: Running
+startTime: {{ $now | Quote }}
+"""
+
+
+def _stage(name: str, kind: str, expressions: list[dict], nxt: dict) -> dict:
+    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage",
+            "metadata": {"name": name},
+            "spec": {"resourceRef": {"apiGroup": "v1", "kind": kind},
+                     "selector": {"matchExpressions": expressions}, "next": nxt}}
+
+
+def stages() -> list[dict]:
+    not_ready = {"key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
+                 "operator": "NotIn", "values": ["True"]}
+    alive = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+    return [
+        _stage("lab-node-ready", "Node", [not_ready],
+               {"statusTemplate": NODE_READY % {"version": KUBE_VERSION}}),
+        _stage("lab-pod-running", "Pod",
+               [alive, {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+                not_ready], {"statusTemplate": POD_RUNNING}),
+        _stage("lab-pod-delete", "Pod",
+               [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
+               {"delete": True}),
+    ]
+
+
 def kwok_config(podexec: list[str]) -> str:
-    """kwok's Exec rules: `kubectl exec dnsutils -- CMD` runs `podexec default/dnsutils CMD`
-    on the node, which enters the pod's sandbox (see podexec.py)."""
-    docs = [{"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
-             "options": {"nodeLeaseDurationSeconds": 40}}]
+    """kwok's stages and Exec rules: `kubectl exec dnsutils -- CMD` runs CMD through the
+    node's pod-exec shims, which enter the pod's sandbox (see podexec.py)."""
+    docs = stages()
     for ns, name in (("default", "dnsutils"),):
         docs.append({"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Exec",
                      "metadata": {"name": name, "namespace": ns},
                      "spec": {"execs": [{"local": {"envs": [
-                         {"name": "KUBEACCEPT_POD", "value": f"{ns}/{name}"},
-                         {"name": "PATH", "value": podexec[0]}]}}]}})
+                         {"name": "KUBEACCEPT_POD", "value": f"{ns}/{name}"}]}}]}})
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 

@@ -3,8 +3,10 @@ process, its own sshd, the role's listeners, sysctls, iptables rules and node fi
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -75,10 +77,15 @@ class HostRuntime:
             f"workdir={d}/etc.work /etc && "
             f"mount -t overlay overlay -o lowerdir=/var/lib,upperdir={d}/varlib.upper,"
             f"workdir={d}/varlib.work /var/lib && "
-            # A lean home: no .bashrc, so each SSH command starts a bare shell.
-            f"mount --bind {d}/home /root && "
-            # Tools an operator has on a control plane (etcdctl), from the build cache.
-            f"mount --bind {self.state_dir}/hostbin /usr/local/bin && "
+            # A lean home: no .bashrc, so each SSH command starts a bare shell; the Python
+            # the lab runs on stays reachable (kwok's exec shims run it, see podexec.py).
+            + "".join(f"mkdir -p {d}/home/{k} && mount --bind /root/{k} {d}/home/{k} && "
+                      for k in _home_keep())
+            + f"mount --rbind {d}/home /root && "
+            # Tools an operator has on a control plane (etcdctl), from the build cache, over
+            # what the machine has there.
+            f"mount -t overlay overlay -o lowerdir={self.state_dir}/hostbin:/usr/local/bin "
+            "/usr/local/bin && "
             "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/sshd && "
             f"hostname {self.host.name} && touch {ready} && exec sleep infinity"
         )
@@ -178,6 +185,14 @@ class HostRuntime:
                     raise LabError(f"{self.host.name}: nothing accepts on {address}:{port} "
                                    f"after {timeout:g}s (see {self.dir}/*.log)")
                 time.sleep(0.05)
+
+
+def _home_keep() -> list[str]:
+    """Entries of /root the lab's own Python lives in (e.g. ~/.pyenv), if any."""
+    real = Path(os.path.realpath(sys.executable))
+    if real.parts[:2] == ("/", "root") and len(real.parts) > 3:
+        return [real.parts[2]]
+    return []
 
 
 def _connects(address: str, port: int) -> bool:

@@ -92,6 +92,9 @@ def exec_in(pod_ref: str, argv: list[str], state_dir: Path = DEFAULT_STATE_DIR) 
 
 
 def main(argv: list[str]) -> int:
+    # kwok's PATH starts with the shims that lead here: the tools used below must be real
+    os.environ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    os.environ.pop("KUBEACCEPT_POD", None)
     try:
         if len(argv) >= 2 and argv[0] == "sandbox":
             print(sandbox(argv[1])[0])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
-from .plan import POD_SUBNET, LabHost
+from .plan import POD_SUBNET, SERVICE_SUBNET, LabHost
 
 VXLAN_PORT = 8472
 
@@ -28,7 +28,7 @@ def node_script(host: LabHost, cidr: str, peers: list[tuple[LabHost, str]]) -> s
     """Shell run inside the node: idempotent (the devices are re-created)."""
     net = ipaddress.ip_network(cidr)
     lines = [
-        "ip link del cni0 2>/dev/null; ip link del flannel.1 2>/dev/null; true",
+        "ip link del cni0 2>/dev/null || true", "ip link del flannel.1 2>/dev/null || true",
         "ip link add cni0 type bridge",
         f"ip addr add {gateway(cidr)}/{net.prefixlen} dev cni0",
         "ip link set cni0 up",
@@ -37,6 +37,9 @@ def node_script(host: LabHost, cidr: str, peers: list[tuple[LabHost, str]]) -> s
         f"ip link set flannel.1 address {vtep_mac(host)} mtu 1450",
         f"ip addr add {net.network_address}/32 dev flannel.1",
         "ip link set flannel.1 up",
+        # A node routes Service addresses by its default route (kube-proxy's NAT happens
+        # after routing); the lab's nodes have none, so that nothing leaves the lab.
+        f"ip route replace {SERVICE_SUBNET} dev eth0",
     ]
     for peer, peer_cidr in peers:
         pnet = ipaddress.ip_network(peer_cidr)
