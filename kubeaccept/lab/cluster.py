@@ -149,6 +149,7 @@ DNSUTILS = {"apiVersion": "v1", "kind": "Pod",
                      "restartPolicy": "Always"}}
 
 
+# kubeadm's Corefile without `forward . /etc/resolv.conf` and `loop`: nothing upstream here.
 COREFILE = """\
 .:53 {
     errors
@@ -160,7 +161,6 @@ COREFILE = """\
        ttl 30
     }
     cache 30
-    loop
     reload
     loadbalance
 }

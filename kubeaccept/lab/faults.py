@@ -45,6 +45,7 @@ class Fault:
     restart: tuple[str, ...] = ()  # processes `heal` restarts on the target (they hold state)
     control_plane: bool = False  # needs the real control plane (`up --control-plane`)
     sync_dns: bool = False  # the lab re-reads the coredns ConfigMap and restarts CoreDNS
+    notes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # passing tests' notes must say
 
 
 def _sh(script: str) -> Callable[[HostRuntime], None]:
@@ -346,5 +347,7 @@ FAULTS = {f.name: f for f in (
           expect=(("cluster_pod_network", ("10.245.0.0/16", "10.244.0.0/16")),),
           action=_flannel_network),
     Fault("calico-loose-rpf", "rp_filter=2 where calico-node has FELIX_IGNORELOOSERPF=true",
-          "w1", control_plane=True, expect=(), action=_calico_loose),
+          "w1", control_plane=True, expect=(),
+          notes=(("node_rp_filter[{host}]", ("FELIX_IGNORELOOSERPF=true",)),),
+          action=_calico_loose),
 )}

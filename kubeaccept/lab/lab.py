@@ -6,6 +6,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -293,6 +294,11 @@ class Lab:
                 (self.dir / "hosts" / h.name / "nat.rules").write_text(rules)
                 self.runtime(h).sh(f"iptables-restore <<'EOF'\n{rules}EOF")
         self.save()
+        # CoreDNS serves once its kubernetes plugin has synced: wait for each pod to answer
+        for ip in endpoints:
+            query = f"dig +short +time=1 +tries=1 @{ip} kubernetes.default.svc.cluster.local"
+            cluster.wait_for(f"CoreDNS on {ip} to answer", lambda q=query: re.fullmatch(
+                r"[0-9.]+", rt.sh(q + " || true").strip()), 30)
 
     def cluster_heal(self) -> None:
         """Undo what faults did through the API; restart what they stopped."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -40,7 +41,11 @@ NEIGH = [Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}") for i in (1, 2, 
 
 def test_down_removes_everything(lab):
     sysctls = [p.read_text() for p in NEIGH]
-    lab.up(70, control_plane=True)  # rebuilds; 74 hosts outgrow the default ARP table
+    # the pod sandboxes' pause processes live in namespaces of their own: they go too
+    pauses = [json.loads(f.read_text())["pid"] for f in (lab.dir / "pods").glob("*.json")]
+    assert pauses and all(Path(f"/proc/{p}").exists() for p in pauses)
+    lab.up(70)  # rebuilds, without the control plane; 74 hosts outgrow the default ARP table
+    assert not any(Path(f"/proc/{p}").exists() for p in pauses)
     assert len(lab.hosts) == 74 and not lab.problems()
     assert int(NEIGH[2].read_text()) >= 74 * 16
     lab.inject("swap-active")
