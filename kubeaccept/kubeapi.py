@@ -92,6 +92,8 @@ def _short(exc: BaseException | None) -> str:
 def admin_conf_over_ssh(store, hosts: list[Host]) -> tuple[dict, str]:
     """The first control plane's admin.conf that can be read (root: kubeadm makes it 0600)."""
     errors = []
+    # a control plane this process is already logged into first: no extra login
+    hosts = sorted(hosts, key=lambda h: h.name not in getattr(store, "_connections", {}))
     for host in hosts:
         line = f"cat {ADMIN_CONF}"
         if host.become and host.user != "root":

@@ -336,9 +336,9 @@ def stages() -> list[dict]:
     return [
         _stage("lab-node-ready", "Node", [not_ready],
                {"statusTemplate": NODE_READY % {"version": KUBE_VERSION}}),
-        _stage("lab-pod-running", "Pod",
-               [alive, {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
-                not_ready], {"statusTemplate": POD_RUNNING}),
+        # Any pod not Ready, not only Pending ones: the node lifecycle controller marks pods
+        # NotReady when their node misses heartbeats, and a kubelet makes them Ready again.
+        _stage("lab-pod-running", "Pod", [alive, not_ready], {"statusTemplate": POD_RUNNING}),
         _stage("lab-pod-delete", "Pod",
                [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
                {"delete": True}),

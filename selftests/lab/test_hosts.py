@@ -72,8 +72,14 @@ def test_unreachable_hosts_error_alone(lab, tmp_path):
         for test in mine:
             assert cause in run.messages[test], run.messages[test]
             assert "Traceback" not in run.messages[test] and ".py:" not in run.messages[test]
-    others = {t: o for t, o in run.outcomes.items()
-              if not any(t.endswith(f"[{name}]") for name in causes)}
+    # The API knows no Node for hosts that are not nodes: cluster_nodes_ready names them
+    # ("rejected" and "badkey" borrow cp1's and cp2's addresses, so they match those Nodes).
+    assert run.outcomes["cluster_nodes_ready"] == "failed"
+    message = run.messages["cluster_nodes_ready"]
+    assert "- refused: no Node object" in message and "- silent: no Node object" in message
+    assert "2 of 7 finding(s) failed" in message
+    others = {t: o for t, o in run.outcomes.items() if t != "cluster_nodes_ready"
+              and not any(t.endswith(f"[{name}]") for name in causes)}
     assert others and set(others.values()) == {"passed"}, run.output[-3000:]
     assert took < 30, f"suite took {took:.1f}s with three unreachable hosts"
 
@@ -85,8 +91,15 @@ def test_one_login_per_host(lab, tmp_path):
         assert run.returncode == 0, run.output[-2000:]
         after = lab.logins()
         delta = {h: after[h] - before[h] for h in after}
-        # One facts command per host per run, shared by xdist workers.
-        assert set(delta.values()) == {1}, f"{extra}: logins per host {delta}"
+        # One facts command per host per run, shared by xdist workers. Serially the API
+        # credentials come over a connection already open; an xdist worker that has none to
+        # a control plane opens one to read admin.conf (never written to disk to share it).
+        if not extra:
+            assert set(delta.values()) == {1}, f"logins per host {delta}"
+        else:
+            cps = {h.name for h in lab.hosts if "control_plane" in h.roles}
+            assert all(n == 1 or (h in cps and n <= 3) for h, n in delta.items()), delta
+            assert sum(delta.values()) <= len(delta) + 2, delta
 
 
 def test_bad_inventory_is_one_line(lab, tmp_path):
