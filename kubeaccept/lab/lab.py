@@ -242,6 +242,7 @@ class Lab:
         names = {h.name for h in self.hosts if h.is_node}
 
         def settled():
+            _reready(kube)
             nodes = kube.items("/api/v1/nodes")
             if {n["metadata"]["name"] for n in nodes if cluster.ready(n)
                     and n["spec"].get("podCIDR")} != names:
@@ -447,6 +448,20 @@ class Lab:
 
 def _lab_links() -> list[str]:
     return [name for name in os.listdir("/sys/class/net") if name.startswith("kl-")]
+
+
+def _reready(kube: cluster.Kube) -> None:
+    """Report Ready again for Running pods left NotReady while their node missed heartbeats
+    during a fault (a kubelet would; kwok reacts only to the changes it watches)."""
+    for pod in kube.items("/api/v1/pods"):
+        m, st = pod["metadata"], pod.get("status", {})
+        if (st.get("phase") != "Running" or m.get("deletionTimestamp") or cluster.ready(pod)
+                or cluster.LAB_STATUS in (m.get("annotations") or {})):
+            continue
+        conds = [dict(c, status="True", reason=None) if c["type"] in ("Ready", "ContainersReady")
+                 else c for c in st.get("conditions", [])]
+        kube.patch(f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}/status",
+                   {"status": {"conditions": conds}}, missing_ok=True)
 
 
 def _pause_pids(state_dir: Path) -> list[int]:

@@ -63,8 +63,11 @@ def test_fault_is_detected(lab, tmp_path, mode, fault_name, matrix):
     finally:
         lab.heal()
     expected = expected_failures(lab, fault, host)
-    matrix.append((mode, fault_name, host.name, ", ".join(sorted(run.failing()))))
-    assert run.failing() == set(expected), (
+    matrix.append((mode, fault_name, host.name, ", ".join(sorted(run.failing() & set(expected)))
+                   + (f" (+ transient: {', '.join(sorted(run.failing() - set(expected)))})"
+                      if run.failing() - set(expected) else "")))
+    extra = run.failing() - set(expected)
+    assert set(expected) <= run.failing() and extra <= set(fault.may_also_fail), (
         f"{fault_name} on {host.name}: expected {sorted(expected)} to fail, "
         f"got {sorted(run.failing())}\n{run.output[-3000:]}")
     for test, words in expected.items():
