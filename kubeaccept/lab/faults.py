@@ -353,7 +353,7 @@ FAULTS = {f.name: f for f in (
           action=_coredns_down),
     Fault("coredns-wrong-record", "CoreDNS answers kubernetes.default with 10.96.0.99", "cp1",
           control_plane=True, sync_dns=True,
-          expect=(("cluster_dns", ("10.96.0.99", "Corefile")),
+          expect=(("cluster_dns", ("10.96.0.99", "hosts, rewrite or template")),
                   ("node_cluster_dns[*]", ("10.96.0.99",))),
           action=_coredns_wrong),
     Fault("flannel-network", "flannel's Network 10.245.0.0/16, podSubnet 10.244.0.0/16", "cp1",
@@ -362,6 +362,7 @@ FAULTS = {f.name: f for f in (
           action=_flannel_network),
     Fault("calico-loose-rpf", "rp_filter=2 where calico-node has FELIX_IGNORELOOSERPF=true",
           "w1", control_plane=True, expect=(),
-          notes=(("node_rp_filter[{host}]", ("FELIX_IGNORELOOSERPF=true",)),),
+          notes=(("node_rp_filter[{host}]", ("Calico is told to ignore it",
+                                              "loose rp_filter (2) accepted")),),
           action=_calico_loose),
 )}

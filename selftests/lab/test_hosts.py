@@ -118,7 +118,7 @@ def test_junit_lands_in_reports_without_flags(lab):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
     cases = list(ET.parse(junit).getroot().iter("testcase"))
-    assert len(cases) == 56 and all(c.get("classname").startswith("tests.") for c in cases)
+    assert len(cases) == 68 and all(c.get("classname").startswith("tests.") for c in cases)
     node_case = next(c for c in cases if c.get("name") == "node_swap[w1]")
     props = {p.get("name"): p.get("value") for p in node_case.iter("property")}
     assert props["check_id"] == "node_swap" and props["host"] == "w1" and props["evidence"]
@@ -159,4 +159,5 @@ def test_plain_ssh_specs_reach_lab_hosts(lab, tmp_path):
     names = {c.get("name") for c in ET.parse(tmp_path / "j.xml").getroot().iter("testcase")}
     assert {"node_rp_filter[198.18.1.1]", "node_cluster_ca[198.18.0.11]",
             "lb_listening[no-lb-host]"} <= names
-    assert len(names) == 10 + 11 + 1  # worker: 10 checks; control plane: 11; lb: skipped
+    # worker: 11 node checks; control plane: 12; lb: skipped; 7 API checks
+    assert len(names) == 11 + 12 + 1 + 7, sorted(names)
