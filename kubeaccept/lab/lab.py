@@ -410,10 +410,11 @@ class Lab:
             run("ip", "netns", "del", ns, check=False)
             removed.append(f"netns {ns} ({len(pids)} processes)")
         for pid in _all_pids(self.state) + _pause_pids(self.dir):
+            # each leads its own process group (spawn uses setsid), which outlives a leader
+            # killed above: CoreDNS under its restart loop lives in a pod's namespace, out of
+            # reach of `ip netns pids`
+            run("kill", "-9", "--", f"-{pid}", check=False)
             if alive(pid):
-                # each leads its own process group (spawn uses setsid): CoreDNS under its
-                # restart loop lives in a pod's namespace, out of reach of `ip netns pids`
-                run("kill", "-9", "--", f"-{pid}", check=False)
                 run("kill", "-9", str(pid), check=False)
         # The kernel frees a namespace's veth asynchronously: delete what is left, and wait.
         deadline = time.monotonic() + 15
