@@ -38,10 +38,12 @@ PATHS = {  # kind -> (collection path with {ns}, namespaced)
 class Kube:
     """A few REST verbs on the lab's apiserver (through the VIP), JSON in and out."""
 
-    def __init__(self, kubeconfig: Path):
+    def __init__(self, kubeconfig: Path, server: str | None = None):
         cfg = client.Configuration()
         config.load_kube_config(str(kubeconfig), client_configuration=cfg)
         cfg.retries = False
+        if server:
+            cfg.host = server
         self.api = client.ApiClient(cfg)
 
     def call(self, method: str, path: str, body=None, missing_ok=False, ctype=None):

@@ -14,13 +14,14 @@ import hashlib
 import ipaddress
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from .cluster import DNS_IP, Kube
-from .plan import DEFAULT_STATE_DIR
+from .plan import DEFAULT_STATE_DIR, VIP
 from .podnet import gateway
 from .system import LabError, alive
 
@@ -38,10 +39,24 @@ def _run(*argv: str) -> None:
         raise LabError(f"{' '.join(argv)}: {proc.stderr.strip()}")
 
 
+def _server(state_dir: Path) -> str | None:
+    """The VIP, or a control plane's own apiserver when the load balancer does not answer
+    (the lab's exec path must not depend on the fault under test)."""
+    lab = json.loads((state_dir / "lab.json").read_text())
+    for address in [VIP] + [h["ip"] for h in lab.get("hosts", [])
+                            if "control_plane" in h["roles"]]:
+        try:
+            with socket.create_connection((address, 6443), timeout=1):
+                return f"https://{address}:6443"
+        except OSError:
+            continue
+    return None
+
+
 def sandbox(pod_ref: str, state_dir: Path = DEFAULT_STATE_DIR) -> tuple[int, Path]:
     """(pause pid, resolv.conf) of the pod's sandbox, made if missing or stale."""
     ns, name = pod_ref.split("/", 1)
-    kube = Kube(state_dir / "admin.conf")
+    kube = Kube(state_dir / "admin.conf", _server(state_dir))
     pod = kube.call("GET", f"/api/v1/namespaces/{ns}/pods/{name}", missing_ok=True)
     ip = (pod or {}).get("status", {}).get("podIP")
     if not ip:
