@@ -347,7 +347,7 @@ def stages() -> list[dict]:
     ]
 
 
-def kwok_config(podexec: list[str]) -> str:
+def kwok_config() -> str:
     """kwok's stages and Exec rules: `kubectl exec dnsutils -- CMD` runs CMD through the
     node's pod-exec shims, which enter the pod's sandbox (see podexec.py)."""
     docs = stages()

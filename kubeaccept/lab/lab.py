@@ -28,6 +28,7 @@ from .plan import (
     NODE_NETWORK,
     POD_SUBNET,
     SERVICE_SUBNET,
+    SYSTEM_PATH,
     VIP,
     LabHost,
     from_json,
@@ -37,7 +38,6 @@ from .plan import (
 from .system import LabError, alive, check_machine, run
 
 COREDNS_PODS = "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns"
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Commands `kubectl exec` can run in a lab pod (see podexec.py).
 POD_COMMANDS = ("nslookup", "dig", "host", "cat", "sh", "ip", "getent", "ping")
 GROUPS = {CONTROL_PLANE: "kube_control_plane", WORKER: "kube_node", ETCD: "etcd", LB: "lb"}
@@ -209,7 +209,7 @@ class Lab:
                 cluster.KWOK_CONF: conf,
                 "/var/lib/kubelet/pki/kubelet.crt": cert,
                 "/var/lib/kubelet/pki/kubelet.key": key,
-                "/etc/kwok/kwok.yaml": cluster.kwok_config([str(exec_dir)]).encode()})
+                "/etc/kwok/kwok.yaml": cluster.kwok_config().encode()})
 
     # --- the cluster inside: objects, nodes, pod network, CoreDNS --------------------------
     def kube(self) -> cluster.Kube:

@@ -17,6 +17,8 @@ SERVICE_SUBNET = "10.96.0.0/12"
 KUBE_VERSION = "v1.37.2"  # what kubeaccept.lab.build builds
 BRIDGE = "kalab0"
 NETNS_PREFIX = "kalab-"
+# The PATH of the lab's own commands inside hosts and pods (kwok's gets the exec shims first).
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_STATE_DIR = Path("/var/tmp/kubeaccept-lab")
 
 

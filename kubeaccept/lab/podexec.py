@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .cluster import DNS_IP, Kube
-from .plan import DEFAULT_STATE_DIR, VIP
+from .plan import DEFAULT_STATE_DIR, SYSTEM_PATH, VIP
 from .podnet import gateway
 from .system import LabError, alive
 
@@ -99,16 +99,15 @@ def sandbox(pod_ref: str, state_dir: Path = DEFAULT_STATE_DIR) -> tuple[int, Pat
 
 def exec_in(pod_ref: str, argv: list[str], state_dir: Path = DEFAULT_STATE_DIR) -> None:
     pid, resolv = sandbox(pod_ref, state_dir)
-    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     os.execvp("nsenter", ["nsenter", f"--net=/proc/{pid}/ns/net", "--", "unshare", "--mount",
                           "--", "sh", "-c",
                           'mount --bind "$0" /etc/resolv.conf && PATH="$1" && shift && '
-                          'exec "$@"', str(resolv), path, *argv])
+                          'exec "$@"', str(resolv), SYSTEM_PATH, *argv])
 
 
 def main(argv: list[str]) -> int:
     # kwok's PATH starts with the shims that lead here: the tools used below must be real
-    os.environ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    os.environ["PATH"] = SYSTEM_PATH
     os.environ.pop("KUBEACCEPT_POD", None)
     try:
         if len(argv) >= 2 and argv[0] == "sandbox":

@@ -37,7 +37,7 @@ def test_kwok_is_the_nodes_kubelet_on_10250_with_exec_rules():
     argv = cluster.kwok_argv("/x/kubelet", w1)
     assert "--manage-single-node=w1" in argv and f"--node-ip={w1.ip}" in argv
     assert "--server-address=0.0.0.0:10250" in argv
-    docs = list(yaml.safe_load_all(cluster.kwok_config(["/p"])))
+    docs = list(yaml.safe_load_all(cluster.kwok_config()))
     execs = [d for d in docs if d["kind"] == "Exec"]
     assert execs[0]["metadata"] == {"name": "dnsutils", "namespace": "default"}
 
