@@ -1,4 +1,4 @@
-"""python -m kubeaccept.lab up|down|status|inject|heal|faults|logins"""
+"""python -m kubeaccept.lab up|down|status|inject|heal|faults|logins|power-off|power-on"""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .build import DEFAULT_CACHE_DIR
 from .faults import FAULTS
 from .lab import Lab
 from .plan import DEFAULT_STATE_DIR
+from .power import power_off, power_on
 from .system import LabError, check_machine
 
 
@@ -33,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("heal", help="restore every host's healthy configuration")
     sub.add_parser("faults", help="list the faults and what they break")
     sub.add_parser("logins", help="SSH logins accepted per host")
+    for verb in ("power-off", "power-on"):
+        pw = sub.add_parser(verb, help=f"{verb.replace('-', ' ')} a host, as its BMC would "
+                            "(the failover gate's power control)")
+        pw.add_argument("host")
     args = p.parse_args(argv)
     lab = Lab(args.state_dir)
     try:
@@ -88,6 +93,9 @@ def cmd_heal(lab: Lab, args) -> int:
 
 def cmd_faults(lab: Lab, args) -> int:
     for f in FAULTS.values():
+        if f.gate:
+            print(f"{f.name:22} {f.what}  (default host {f.host}; for the failover gate)")
+            continue
         tests = ", ".join(t for t, _ in f.expect)
         print(f"{f.name:22} {f.what}  (default host {f.host}; fails {tests})")
     return 0
@@ -99,8 +107,20 @@ def cmd_logins(lab: Lab, args) -> int:
     return 0
 
 
+def cmd_power_off(lab: Lab, args) -> int:
+    power_off(lab, args.host)
+    print(f"{args.host}: powered off")
+    return 0
+
+
+def cmd_power_on(lab: Lab, args) -> int:
+    power_on(lab, args.host)
+    print(f"{args.host}: powered on")
+    return 0
+
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "inject": cmd_inject,
-            "heal": cmd_heal, "faults": cmd_faults, "logins": cmd_logins}
+            "power-off": cmd_power_off, "power-on": cmd_power_on, "heal": cmd_heal, "faults": cmd_faults, "logins": cmd_logins}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,8 +22,11 @@ DNS_IP = "10.96.0.10"
 # Pods and Nodes with this annotation get their status from the lab, not from kwok: a fault
 # (a PLEG-unhealthy node, a crash-looping pod) sets a status kwok would otherwise overwrite.
 LAB_STATUS = "kubeaccept.lab/status"
-COREDNS_NODE = "cp1"  # both replicas on one control plane, as in field report 03
+# Both replicas on a worker: the cluster survives the loss of any control plane (the
+# failover gate); the coredns-one-master fault puts them on cp1, as field report 03 had them.
+COREDNS_NODE = "w2"
 KWOK_CONF = "/etc/kubernetes/kwok.conf"
+COREDNS_PODS = "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns"
 
 PATHS = {  # kind -> (collection path with {ns}, namespaced)
     "Namespace": "/api/v1/namespaces", "Node": "/api/v1/nodes",
@@ -139,7 +142,7 @@ def calico_node() -> dict:
 
 
 # k8s.io/examples/admin/dns/dnsutils.yaml, the pod field report 03 checks DNS from; on a
-# worker, so that its queries cross the VXLAN to CoreDNS on cp1.
+# worker, so that its queries cross the VXLAN to CoreDNS on w2.
 DNSUTILS = {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "dnsutils", "namespace": "default"},
             "spec": {"nodeSelector": {"kubernetes.io/hostname": "w1"},

@@ -24,14 +24,17 @@ def binaries(cache_dir: Path = DEFAULT_CACHE_DIR) -> dict[str, Path]:
                                                         "coredns")}
 
 
-def etcd_argv(binary: Path, host: LabHost, cps: list[LabHost]) -> list[str]:
+def etcd_argv(binary: Path, host: LabHost, cps: list[LabHost], state: str = "new") -> list[str]:
+    """`state`: "new" when the cluster is first made; "existing" afterwards, so that a member
+    started with an empty data dir (re-added after `etcdctl member remove`) joins it. A member
+    with data ignores both, as etcd does."""
     cluster = ",".join(f"{c.name}=https://{c.ip}:2380" for c in cps)
     return [str(binary), f"--name={host.name}", "--data-dir=/var/lib/etcd",
             f"--listen-client-urls=https://127.0.0.1:2379,https://{host.ip}:2379",
             f"--advertise-client-urls=https://{host.ip}:2379",
             f"--listen-peer-urls=https://{host.ip}:2380",
             f"--initial-advertise-peer-urls=https://{host.ip}:2380",
-            f"--initial-cluster={cluster}", "--initial-cluster-state=new",
+            f"--initial-cluster={cluster}", f"--initial-cluster-state={state}",
             "--initial-cluster-token=kubeaccept-lab",
             "--listen-metrics-urls=http://127.0.0.1:2381", "--snapshot-count=10000",
             f"--cert-file={PKI}/etcd/server.crt", f"--key-file={PKI}/etcd/server.key",
@@ -89,8 +92,9 @@ def scheduler_argv(binary: Path) -> list[str]:
             f"--kubeconfig={conf}", "--leader-elect=true"]
 
 
-def argvs(bins: dict[str, Path], host: LabHost, cps: list[LabHost]) -> dict[str, list[str]]:
-    return {"etcd": etcd_argv(bins["etcd"], host, cps),
+def argvs(bins: dict[str, Path], host: LabHost, cps: list[LabHost],
+          etcd_state: str = "new") -> dict[str, list[str]]:
+    return {"etcd": etcd_argv(bins["etcd"], host, cps, etcd_state),
             "kube-apiserver": apiserver_argv(bins["kube-apiserver"], host),
             "kube-controller-manager": controller_manager_argv(bins["kube-controller-manager"]),
             "kube-scheduler": scheduler_argv(bins["kube-scheduler"])}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,6 +50,10 @@ class Fault:
     # While a control-plane component is broken, API reads and exec through the load balancer
     # can fail for a few seconds wherever it still routes: these tests may fail too.
     may_also_fail: tuple[str, ...] = ()
+    # A fault for the failover gate (selftests/lab/test_failover.py), not the detection matrix.
+    gate: bool = False
+    undo: Callable[[HostRuntime], None] | None = None  # what `heal` does before re-configuring
+    flag: str = ""  # a lab state flag the fault sets (heal clears it)
 
 
 def _sh(script: str) -> Callable[[HostRuntime], None]:
@@ -228,6 +233,70 @@ def _calico_loose(rt: HostRuntime) -> None:
         (kube.get(ds) or {}).get("status", {})), 60)
 
 
+ETCD_PKI = "/etc/kubernetes/pki/etcd"
+
+
+def _etcdctl(rt: HostRuntime, endpoint: str, args: str) -> str:
+    return rt.sh(f"etcdctl --endpoints=https://{endpoint}:2379 --cacert={ETCD_PKI}/ca.crt "
+                 f"--cert={ETCD_PKI}/healthcheck-client.crt "
+                 f"--key={ETCD_PKI}/healthcheck-client.key --command-timeout=10s {args}")
+
+
+def _other_member(rt: HostRuntime) -> str:
+    """The address of another control plane (lab.json holds the hosts)."""
+    hosts = json.loads((rt.state_dir / "lab.json").read_text())["hosts"]
+    return next(h["ip"] for h in hosts if "control_plane" in h["roles"]
+                and h["name"] != rt.host.name)
+
+
+def _remove_member(rt: HostRuntime) -> None:
+    """`etcdctl member remove` of this control plane's member: a 2-member etcd, where the
+    loss of either member is the loss of quorum."""
+    other = _other_member(rt)
+    members = json.loads(_etcdctl(rt, other, "member list -w json"))["members"]
+    mine = next(m["ID"] for m in members if m.get("name") == rt.host.name)
+    _etcdctl(rt, other, f"member remove {mine:x}")
+    rt.stop("etcd")
+    rt.sh("rm -rf /var/lib/etcd")
+
+
+def _add_member_back(rt: HostRuntime) -> None:
+    """`etcdctl member add` with an empty data dir: the member joins again when `heal` starts
+    etcd (with --initial-cluster-state=existing)."""
+    other = _other_member(rt)
+    members = json.loads(_etcdctl(rt, other, "member list -w json"))["members"]
+    peer = f"https://{rt.host.ip}:2380"
+    if not any(peer in m.get("peerURLs", []) for m in members):
+        rt.stop("etcd")
+        rt.sh("rm -rf /var/lib/etcd")
+        _etcdctl(rt, other, f"member add {rt.host.name} --peer-urls={peer}")
+
+
+def _no_health_checks(rt: HostRuntime) -> None:
+    """HAProxy sending to every server whatever its /readyz says (no `check`)."""
+    rt.sh("sed -i 's/ check check-ssl verify none inter [^ ]* fall [0-9]* rise [0-9]*$//' "
+          "/etc/haproxy/haproxy.cfg")
+    rt.stop("haproxy")
+    rt.start("haproxy", ["haproxy", "-db", "-f", "/etc/haproxy/haproxy.cfg"])
+
+
+def _coredns_on(node: str) -> Callable[[HostRuntime], None]:
+    """Both CoreDNS replicas scheduled onto `node` (a rollout of the Deployment)."""
+    def action(rt: HostRuntime) -> None:
+        kube = _kube(rt)
+        kube.patch("/apis/apps/v1/namespaces/kube-system/deployments/coredns", {"spec": {
+            "template": {"spec": {"nodeSelector": {"kubernetes.io/hostname": node}}}}})
+
+        def moved():
+            pods = kube.items(cluster.COREDNS_PODS)
+            return len(pods) == 2 and all(
+                p["spec"].get("nodeName") == node and cluster.ready(p)
+                and p["status"].get("podIP") and not p["metadata"].get("deletionTimestamp")
+                for p in pods)
+        cluster.wait_for(f"both CoreDNS pods to run on {node}", moved, 120)
+    return action
+
+
 API_COLLATERAL = ("cluster_nodes_ready", "cluster_nodes_not_flapping", "cluster_pods_healthy",
                   "cluster_daemonsets", "cluster_pod_network", "cluster_dns",
                   "cluster_kubeadm_certs")
@@ -281,7 +350,7 @@ FAULTS = {f.name: f for f in (
                                                     "timeout"))),
           action=_sh("iptables -I INPUT 1 -p tcp -m tcp --dport 10250 -j DROP")),
     Fault("forward-reject", "report 03's FORWARD REJECT ahead of flannel's accepts, on the "
-          "node of CoreDNS", "cp1",
+          "node of CoreDNS", cluster.COREDNS_NODE,
           expect=(("node_firewall_forward[{host}]", ("REJECT by FORWARD rule 3",
                                                      "icmp-host-prohibited",
                                                      "admin prohibited")),
@@ -348,10 +417,12 @@ FAULTS = {f.name: f for f in (
                                             "context deadline exceeded")),
                   ("cluster_daemonsets", ("kube-system/fluentd", "w1"))),
           action=_crashloop),
-    Fault("coredns-stopped", "the CoreDNS processes stopped", "cp1", control_plane=True,
+    Fault("coredns-stopped", "the CoreDNS processes stopped", cluster.COREDNS_NODE,
+          control_plane=True,
           expect=(("cluster_dns", ("dnsutils",)), ("node_cluster_dns[*]", ("10.96.0.10",))),
           action=_coredns_down),
-    Fault("coredns-wrong-record", "CoreDNS answers kubernetes.default with 10.96.0.99", "cp1",
+    Fault("coredns-wrong-record", "CoreDNS answers kubernetes.default with 10.96.0.99",
+          cluster.COREDNS_NODE,
           control_plane=True, sync_dns=True,
           expect=(("cluster_dns", ("10.96.0.99", "hosts, rewrite or template")),
                   ("node_cluster_dns[*]", ("10.96.0.99",))),
@@ -365,4 +436,15 @@ FAULTS = {f.name: f for f in (
           notes=(("node_rp_filter[{host}]", ("Calico is told to ignore it",
                                               "loose rp_filter (2) accepted")),),
           action=_calico_loose),
+    # For the failover gate: what the non-destructive suite need not fail on, but the gate must.
+    Fault("etcd-two-members", "etcd reduced to 2 members (cp3 removed): one loss = no quorum",
+          "cp3", control_plane=True, gate=True, restart=("kube-apiserver",),
+          action=_remove_member, undo=_add_member_back),
+    Fault("haproxy-no-checks", "HAProxy without health checks on its apiserver servers", "lb1",
+          control_plane=True, gate=True, restart=("haproxy",), action=_no_health_checks),
+    Fault("coredns-one-master", "both CoreDNS replicas on cp1, as in field report 03", "cp1",
+          control_plane=True, gate=True, sync_dns=True, action=_coredns_on("cp1"),
+          undo=_coredns_on(cluster.COREDNS_NODE)),
+    Fault("power-on-fails", "the lab's power-on command fails (a dead BMC)", "cp1",
+          control_plane=True, gate=True, flag="power_on_fails", action=lambda rt: None),
 )}

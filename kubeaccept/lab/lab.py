@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..roles import CONTROL_PLANE, ETCD, LB, WORKER
-from . import cluster, controlplane, nodefiles, pki, podnet
+from . import cluster, controlplane, nodefiles, pki, podnet, power
 from .build import DEFAULT_CACHE_DIR
 from .faults import FAULTS
 from .hosts import HostRuntime, listeners, sshd_config
@@ -37,7 +38,7 @@ from .plan import (
 )
 from .system import LabError, alive, check_machine, run
 
-COREDNS_PODS = "/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dkube-dns"
+COREDNS_PODS = cluster.COREDNS_PODS
 # Commands `kubectl exec` can run in a lab pod (see podexec.py).
 POD_COMMANDS = ("nslookup", "dig", "host", "cat", "sh", "ip", "getent", "ping")
 GROUPS = {CONTROL_PLANE: "kube_control_plane", WORKER: "kube_node", ETCD: "etcd", LB: "lb"}
@@ -68,7 +69,8 @@ class Lab:
         components = {}
         if bins and CONTROL_PLANE in host.roles:
             cps = [h for h in self.hosts if CONTROL_PLANE in h.roles]
-            components = controlplane.argvs(bins, host, cps)
+            components = controlplane.argvs(bins, host, cps,
+                                            self.state.get("etcd_state", "new"))
         if "kwok" in bins and host.is_node:
             # kwok is this node's kubelet; its PATH starts with the pod-exec shims
             components["kubelet"] = ["env", f"PATH={self.dir / 'podexec'}:{SYSTEM_PATH}",
@@ -116,6 +118,8 @@ class Lab:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda h: self.runtime(h).wait_ready(), wanted))
             self.wait_control_plane()
+            # from now on an etcd member started with an empty data dir joins the cluster
+            self.state["etcd_state"] = "existing"
             self.cluster_up()
         finally:
             self.save()
@@ -260,10 +264,11 @@ class Lab:
                          timeout)
 
     def sync_coredns(self, kube: cluster.Kube) -> None:
-        """A sandbox and a CoreDNS process per CoreDNS pod; kube-proxy's NAT on every node."""
-        host = self.host(cluster.COREDNS_NODE)
-        rt = self.runtime(host)
-        pods = kube.items(COREDNS_PODS)
+        """A sandbox and a CoreDNS process per CoreDNS pod, on the pod's node; kube-proxy's
+        NAT on every node."""
+        pods = [p for p in kube.items(COREDNS_PODS)
+                if p["spec"].get("nodeName") and p["status"].get("podIP")
+                and not p["metadata"].get("deletionTimestamp")]
         corefile = kube.call("GET", "/api/v1/namespaces/kube-system/configmaps/coredns")
         text = corefile["data"]["Corefile"]
         # The pod's in-cluster credentials, as a kubeconfig (same server: 10.96.0.1:443).
@@ -274,17 +279,27 @@ class Lab:
         path = self.dir / "coredns" / "Corefile"
         changed = not path.exists() or path.read_text() != text
         path.write_text(text)
-        endpoints = []
+        wanted = {(p["spec"]["nodeName"], f"pod:{p['metadata']['name']}") for p in pods}
+        off = self.state.get("powered_off", {})
+        for h in self.hosts:  # CoreDNS processes of pods that are gone or moved
+            rt = self.runtime(h)
+            for key in [k for k in rt.state if k.startswith("pod:coredns")]:
+                if (h.name, key) not in wanted or changed:
+                    rt.stop(key)
+        _drop_sandboxes(self.dir, "kube-system_coredns-", {p["metadata"]["name"] for p in pods})
+        endpoints, serving = [], []
         for pod in pods:
-            name = pod["metadata"]["name"]
+            name, node = pod["metadata"]["name"], pod["spec"]["nodeName"]
+            endpoints.append(pod["status"]["podIP"])
+            if node in off:
+                continue  # powered off: its pods run again at power-on
+            rt = self.runtime(self.host(node))
             pid = int(rt.sh(f"{sys.executable} -m kubeaccept.lab.podexec sandbox "
                             f"kube-system/{name}").strip())
-            key = f"pod:{name}"
-            if changed:
-                rt.stop(key)
-            rt.start(key, ["nsenter", f"--net=/proc/{pid}/ns/net", "--",
-                           self.state["binaries"]["coredns"], "-conf", str(path)], restart=True)
-            endpoints.append(pod["status"]["podIP"])
+            rt.start(f"pod:{name}", ["nsenter", f"--net=/proc/{pid}/ns/net", "--",
+                                     self.state["binaries"]["coredns"], "-conf", str(path)],
+                     restart=True)
+            serving.append(pod["status"]["podIP"])
         cps = [h.ip for h in self.hosts if CONTROL_PLANE in h.roles]
         rules = podnet.nat_rules({
             (cluster.DNS_IP, 53, "UDP"): [f"{ip}:53" for ip in endpoints],
@@ -296,7 +311,9 @@ class Lab:
                 self.runtime(h).sh(f"iptables-restore <<'EOF'\n{rules}EOF")
         self.save()
         # CoreDNS serves once its kubernetes plugin has synced: wait for each pod to answer
-        for ip in endpoints:
+        rt = self.runtime(self.host(next(h.name for h in self.hosts if h.is_node
+                                         and h.name not in off)))
+        for ip in serving:
             query = f"dig +short +time=1 +tries=1 @{ip} kubernetes.default.svc.cluster.local"
             cluster.wait_for(f"CoreDNS on {ip} to answer", lambda q=query: re.fullmatch(
                 r"[0-9.]+", rt.sh(q + " || true").strip()), 30)
@@ -332,6 +349,8 @@ class Lab:
 
     def _inventory_yaml(self, hosts: list[LabHost]) -> str:
         ssh = self.dir / "ssh"
+        lab_cli = (f"{sys.executable} -m kubeaccept.lab --state-dir "
+                   f"{shlex.quote(str(self.dir))}")
         groups: dict[str, dict] = {g: {"hosts": {}} for g in GROUPS.values()}
         for h in hosts:
             for role in h.roles:
@@ -345,6 +364,9 @@ class Lab:
                 "kube_pods_subnet": POD_SUBNET,
                 "kube_service_addresses": SERVICE_SUBNET,
                 "loadbalancer_apiserver": {"address": VIP, "port": 6443},
+                # the failover gate's power control: the lab's own "BMC"
+                "kubeaccept_power_off": f"{lab_cli} power-off {{host}}",
+                "kubeaccept_power_on": f"{lab_cli} power-on {{host}}",
             },
             "children": {**groups, "k8s_cluster": {"children": {
                 "kube_control_plane": None, "kube_node": None}}},
@@ -362,6 +384,8 @@ class Lab:
             raise LabError(f"{fault.name} needs a {fault.runtime} host; {host.name} uses "
                            f"{host.runtime or 'none'}")
         fault.action(self.runtime(host))
+        if fault.flag:
+            self.state[fault.flag] = True
         self.state.setdefault("faults", []).append({"fault": fault.name, "host": host.name})
         if fault.sync_dns:
             self.sync_coredns(self.kube())
@@ -375,6 +399,12 @@ class Lab:
             run("swapoff", str(swapfile), check=False)
             swapfile.unlink()
         for f in self.state.get("faults", []):
+            self.state.pop(FAULTS[f["fault"]].flag, None)
+        for name in list(self.state.get("powered_off", {})):
+            power.power_on(self, name, sync=False)  # cluster_heal syncs below
+        for f in self.state.get("faults", []):
+            if FAULTS[f["fault"]].undo:
+                FAULTS[f["fault"]].undo(self.runtime(self.host(f["host"])))
             rt = self.runtime(self.host(f["host"]))
             for name in FAULTS[f["fault"]].restart:  # running with what the fault changed
                 rt.stop(name)
@@ -392,6 +422,10 @@ class Lab:
         out = []
         pids = self.state.get("pids", {})
         for h in self.hosts:
+            if h.name in self.state.get("powered_off", {}):
+                out.append(f"{h.name}: powered off (python -m kubeaccept.lab power-on "
+                           f"{h.name})")
+                continue
             for key, pid in sorted(pids.get(h.name, {}).items()):
                 if not alive(pid):
                     out.append(f"{h.name}: {key} (pid {pid}) is not running")
@@ -466,6 +500,18 @@ def _reready(kube: cluster.Kube) -> None:
                  else c for c in st.get("conditions", [])]
         kube.patch(f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}/status",
                    {"status": {"conditions": conds}}, missing_ok=True)
+
+
+def _drop_sandboxes(state_dir: Path, prefix: str, keep: set[str]) -> None:
+    """Kill the pause process of each sandbox whose pod is gone (a rollout replaced it)."""
+    for f in (state_dir / "pods").glob(f"{prefix}*.json"):
+        if f.stem.split("_", 1)[1] in keep:
+            continue
+        with contextlib.suppress(ValueError, KeyError, OSError):
+            pid = int(json.loads(f.read_text())["pid"])
+            if alive(pid):
+                os.kill(pid, 9)
+        f.unlink(missing_ok=True)
 
 
 def _pause_pids(state_dir: Path) -> list[int]:
