@@ -120,7 +120,8 @@ def cmd_power_on(lab: Lab, args) -> int:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "inject": cmd_inject,
-            "power-off": cmd_power_off, "power-on": cmd_power_on, "heal": cmd_heal, "faults": cmd_faults, "logins": cmd_logins}
+            "power-off": cmd_power_off, "power-on": cmd_power_on, "heal": cmd_heal,
+            "faults": cmd_faults, "logins": cmd_logins}
 
 if __name__ == "__main__":
     sys.exit(main())
