@@ -125,7 +125,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = KubeAccept(inventory, settings, store)
     config.option.hosts = ",".join(_testinfra_spec(h) for h in inventory.hosts)
     if not is_worker and not config.option.xmlpath:
-        config.option.xmlpath = str(Path(config.rootpath) / "reports" / "junit.xml")
+        # one file per phase: the failover gate runs apart from the non-destructive suite
+        name = "junit-failover.xml" if getattr(config.option, "failover", None) else "junit.xml"
+        config.option.xmlpath = str(Path(config.rootpath) / "reports" / name)
 
 
 def _xdist_workers(config: pytest.Config) -> bool:
