@@ -274,7 +274,7 @@ def verify_restore(gate: Gate, target: Host, view: dict, start: float) -> dict:
     missing: dict[str, str] = {}
     cps = list(gate.inventory.by_role(CONTROL_PLANE))
     survivor = next(h for h in cps if h.name != target.name)
-    conn = None
+    conn = own_conn = None
     try:
         while time.monotonic() < deadline:
             now = time.monotonic() - start
@@ -300,6 +300,17 @@ def verify_restore(gate: Gate, target: Host, view: dict, start: float) -> dict:
             missing.update(_node_state(gate, target))
             if "node" not in missing:
                 done.setdefault("node", now)
+            # kube-proxy and the CNI redo their rules at boot: Services work on it again
+            try:
+                own_conn = own_conn or Connection(target, gate.settings.connect_timeout)
+                ok, detail, _ = probes.dns_node(own_conn, gate.settings.dns_ip,
+                                                gate.settings.kubernetes_service_ip)()
+            except Exception as exc:  # noqa: BLE001 - not up yet: keep trying
+                own_conn, ok, detail = None, False, str(exc)
+            if ok:
+                done.setdefault("dns", now)
+            else:
+                missing["dns"] = f"cluster DNS from {target.name}: {detail}"
             # behind the endpoint: once the apiserver is ready, every backend answers in a
             # row (round robin visits each at least twice)
             if "apiserver" in done:
@@ -319,8 +330,9 @@ def verify_restore(gate: Gate, target: Host, view: dict, start: float) -> dict:
                 return {"rejoined_s": round(max(done.values()), 2)}
             time.sleep(1)
     finally:
-        if conn:
-            conn.close()
+        for c in (conn, own_conn):
+            if c:
+                c.close()
     return missing
 
 

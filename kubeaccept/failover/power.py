@@ -41,7 +41,8 @@ class Method:
     name: str  # as the inventory gave it
 
     def describe(self) -> str:
-        return f"{self.name!r} ({'on this machine' if self.kind == 'command' else 'over SSH'})"
+        return (f"{self.text!r} on this machine" if self.kind == "command"
+                else f"{self.name} over SSH")
 
 
 def _fill(host: Host, var: str, template: str) -> str:

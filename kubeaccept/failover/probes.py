@@ -40,46 +40,57 @@ def readyz(url: str, ca: bytes | None, timeout: float = 1.5):
     return probe
 
 
-def etcd_command(become: bool) -> str:
+def etcd_command(endpoints: list[str], become: bool) -> str:
+    """Status and health of each member, asked in parallel so that a dead member costs one
+    dial timeout, not one per question."""
     e = (f"--cacert={ETCD_PKI}/ca.crt --cert={ETCD_PKI}/healthcheck-client.crt "
-         f"--key={ETCD_PKI}/healthcheck-client.key --dial-timeout=1s --command-timeout=2s "
-         "-w json --endpoints=https://127.0.0.1:2379")
-    line = (f"etcdctl {e} endpoint status --cluster 2>/dev/null; echo '@@'; "
-            f"etcdctl {e} endpoint health --cluster 2>/dev/null; true")
-    line = f"PATH=$PATH:/usr/local/bin sh -c {shlex.quote(line)}"
+         f"--key={ETCD_PKI}/healthcheck-client.key --dial-timeout=1s --command-timeout=1s "
+         "-w json")
+    parts = []
+    for ep in endpoints:
+        q = shlex.quote(ep)
+        parts.append(f"(echo \"S $(etcdctl {e} --endpoints={q} endpoint status 2>/dev/null "
+                     f"| tr -d '\\n')\") &")
+        parts.append(f"(echo \"H $(etcdctl {e} --endpoints={q} endpoint health 2>&1 "
+                     f"| tr -d '\\n')\") &")
+    line = "PATH=$PATH:/usr/local/bin; " + " ".join(parts) + " wait"
+    line = f"sh -c {shlex.quote(line)}"
     return f"sudo -n -- {line}" if become else line
 
 
 def parse_etcd(stdout: str, names: dict[str, str]) -> dict:
-    """{"leader": name|None, "term": int|None, "healthy": {name: bool}} from `endpoint status
-    --cluster` and `endpoint health --cluster` JSON; `names`: member id (hex) -> name."""
-    status_text, _, health_text = stdout.partition("@@")
+    """{"leader": name|None, "term": int|None, "healthy": {endpoint: bool}} from lines
+    "S <endpoint status JSON>" and "H <endpoint health JSON>"; `names`: member id (hex) ->
+    name."""
     out = {"leader": None, "term": None, "healthy": {}}
-    try:
-        statuses = json.loads(status_text) if status_text.strip() else []
-    except ValueError:
-        statuses = []
-    for st in statuses:
-        s = st.get("Status", {})
-        if s.get("leader"):
-            out["leader"] = names.get(f"{s['leader']:x}", f"{s['leader']:x}")
-            out["term"] = max(out["term"] or 0, int(s.get("raftTerm") or 0))
-    try:
-        health = json.loads(health_text) if health_text.strip() else []
-    except ValueError:
-        health = []
-    for h in health:
-        out["healthy"][h.get("endpoint", "?")] = bool(h.get("health"))
+    for line in stdout.splitlines():
+        kind, _, text = line.partition(" ")
+        try:
+            data = json.loads(text) if text.strip().startswith("[") else []
+        except ValueError:
+            data = []
+        for item in data:
+            if kind == "S":
+                s = item.get("Status", {})
+                if s.get("leader"):
+                    out["leader"] = names.get(f"{s['leader']:x}", f"{s['leader']:x}")
+                    out["term"] = max(out["term"] or 0, int(s.get("raftTerm") or 0))
+            elif kind == "H":
+                out["healthy"][item.get("endpoint", "?")] = bool(item.get("health"))
     return out
 
 
 def etcd(conn: Connection, host: Host, names: dict[str, str], by_endpoint: dict[str, str],
-         timeout: float = 4.0):
-    """etcd as a surviving control plane's member sees it."""
+         timeout: float = 5.0):
+    """etcd as seen from a surviving control plane."""
+    command = etcd_command(sorted(by_endpoint), host.become and host.user != "root")
+
     def probe():
-        result = conn.run(etcd_command(host.become and host.user != "root"), timeout)
+        result = conn.run(command, timeout)
         view = parse_etcd(result.stdout, names)
         view["healthy"] = {by_endpoint.get(k, k): v for k, v in view["healthy"].items()}
+        for name in by_endpoint.values():
+            view["healthy"].setdefault(name, False)  # no answer at all: not healthy
         sick = sorted(n for n, ok in view["healthy"].items() if not ok)
         detail = (f"leader {view['leader']} term {view['term']}" if view["leader"]
                   else "no leader") + (f"; unhealthy: {', '.join(sick)}" if sick else "")

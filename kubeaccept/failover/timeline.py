@@ -69,41 +69,63 @@ def max_gap(samples: list[Sample], start: float, end: float) -> float:
 
 
 class Sampler(threading.Thread):
-    """Calls `probe` every `interval` seconds until stopped; probe() -> (ok, detail, data)."""
+    """Starts `probe` every `interval` seconds until stopped, up to `parallel` at once, so a
+    probe that waits for its timeout does not stretch the sampling interval; probe() ->
+    (ok, detail, data)."""
 
     def __init__(self, name: str, probe: Callable[[], tuple[bool | None, str, dict]],
-                 interval: float, clock: Callable[[], float] = time.monotonic):
+                 interval: float, parallel: int = 4, clock: Callable[[], float] = time.monotonic):
         super().__init__(name=f"kubeaccept-{name}", daemon=True)
         self.kind = name
         self.probe = probe
         self.interval = interval
         self.clock = clock
-        self.t0 = clock()  # moved to the power-off moment by the gate
+        self.t0 = clock()
         self.samples: list[Sample] = []
+        self._slots = threading.Semaphore(parallel)
+        self._lock = threading.Lock()
         self._stop_event = threading.Event()
+        self._shift = 0.0
+        self._active = 0
+
+    def _one(self) -> None:
+        with self._lock:
+            self._active += 1
+        begin = self.clock()
+        try:
+            ok, detail, data = self.probe()
+        except Exception as exc:  # noqa: BLE001 - a probe error is a failed sample
+            ok, detail, data = False, f"{type(exc).__name__}: {exc}"[:300], {}
+        finally:
+            self._slots.release()
+        end = self.clock()
+        with self._lock:
+            self.samples.append(Sample(begin - self.t0, end - self.t0, ok, detail, data))
+            self._active -= 1
 
     def run(self) -> None:
+        tick = self.clock()
         while not self._stop_event.is_set():
-            begin = self.clock()
-            try:
-                ok, detail, data = self.probe()
-            except Exception as exc:  # noqa: BLE001 - a probe error is a failed sample
-                ok, detail, data = False, f"{type(exc).__name__}: {exc}"[:300], {}
-            end = self.clock()
-            self.samples.append(Sample(begin - self.t0, end - self.t0, ok, detail, data))
-            self._stop_event.wait(max(0.0, self.interval - (end - begin)))
+            if self._slots.acquire(timeout=self.interval):
+                threading.Thread(target=self._one, daemon=True).start()
+            tick += self.interval
+            self._stop_event.wait(max(0.0, tick - self.clock()))
 
     def timeline(self) -> list[Sample]:
-        """Samples with times from power-off (t0 may be set after they were taken)."""
-        shift = self._shift
-        return [Sample(s.start - shift, s.end - shift, s.ok, s.detail, s.data)
-                for s in list(self.samples)]
-
-    _shift = 0.0
+        """Samples in the order they were started, times from power-off."""
+        with self._lock:
+            samples = sorted(self.samples, key=lambda s: s.start)
+        return [Sample(s.start - self._shift, s.end - self._shift, s.ok, s.detail, s.data)
+                for s in samples]
 
     def mark(self, t0: float) -> None:
+        """Power-off happened at clock time t0."""
         self._shift = t0 - self.t0
 
     def stop(self, timeout: float = 10) -> None:
         self._stop_event.set()
-        self.join(timeout)
+        if self.is_alive():
+            self.join(timeout)
+        deadline = time.monotonic() + timeout  # let started probes finish (each is bounded)
+        while self._active and time.monotonic() < deadline:
+            time.sleep(0.05)

@@ -14,6 +14,7 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
+from . import podnet
 from .system import LabError, alive, group_alive, run
 
 POWER_ON_FAILS = "power_on_fails"  # state flag set by the power-on-fails fault
@@ -71,6 +72,11 @@ def power_on(lab, name: str, sync: bool = True) -> None:
     log(lab.dir, f"power-on {name} (pid {os.getpid()})")
     rt = lab.runtime(host)
     rt.sh("ip link set eth0 up")
+    cidrs = lab.state.get("pod_cidrs", {})
+    if host.is_node and host.name in cidrs:
+        # the link going down took its routes: flannel lays the pod network out at boot
+        peers = [(p, cidrs[p.name]) for p in lab.hosts if p.is_node and p.name != name]
+        rt.sh(podnet.node_script(host, cidrs[name], peers))
     rt.start_services()
     lab.state.get("powered_off", {}).pop(name, None)
     lab.save()
