@@ -100,7 +100,8 @@ def run(method: Method, host: Host, timeout: float, connect_timeout: float) -> s
     if method.kind == "command":
         try:
             proc = subprocess.run(["sh", "-c", method.text], capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
+                                  timeout=timeout, stdin=subprocess.DEVNULL,
+                                  start_new_session=True)  # Ctrl-C in a terminal: not this
         except subprocess.TimeoutExpired:
             raise PowerError(f"{host.name}: {method.text!r} did not finish within "
                              f"{timeout:g}s") from None

@@ -50,6 +50,11 @@ class Lab:
         self.state_file = state_dir / "lab.json"
         self.state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
+    def reload(self) -> None:
+        """Re-read lab.json: another process (the lab CLI, e.g. a power command run by the
+        failover gate) may have changed it."""
+        self.state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
     @property
     def hosts(self) -> list[LabHost]:
         return from_json(self.state.get("hosts", []))
@@ -376,6 +381,7 @@ class Lab:
 
     # --- faults ---------------------------------------------------------------------------
     def inject(self, name: str, host_name: str | None = None):
+        self.reload()
         fault = FAULTS.get(name)
         if fault is None:
             raise LabError(f"no fault {name!r}; faults: {', '.join(sorted(FAULTS))}")
@@ -394,6 +400,7 @@ class Lab:
 
     def heal(self) -> None:
         """Every host back to its healthy configuration, whatever was injected."""
+        self.reload()
         swapfile = self.dir / "swapfile"
         if swapfile.exists():
             run("swapoff", str(swapfile), check=False)

@@ -32,6 +32,7 @@ def _session_lab():
 @pytest.fixture
 def lab(_session_lab):
     """The healthy lab with its real control plane; `up` is a no-op when it is already up."""
+    _session_lab.reload()  # the suite's power commands change lab.json from other processes
     _session_lab.up(WORKERS, control_plane=True)
     return _session_lab
 
