@@ -46,7 +46,10 @@ class HealthCheck:
     fastinter: float = HAPROXY_INTER
     fall: int = HAPROXY_FALL
     rise: int = HAPROXY_RISE
-    timeout: float = HAPROXY_INTER  # `timeout check`, else inter (HAProxy's rule)
+    # how long one check of a dead host (no answer at all) takes: inter, or with `timeout
+    # check` set, min(timeout connect, inter) for its connect phase (HAProxy's manual,
+    # "timeout check")
+    timeout: float = HAPROXY_INTER
 
     @property
     def detection(self) -> float:
@@ -71,7 +74,8 @@ def haproxy_checks(cfg: str, backend_servers: set[str] | None = None) -> list[He
     `default-server` and `timeout check` of its section and of `defaults` applied."""
     defaults: dict[str, str] = {}
     section_defaults: dict[str, str] = {}
-    timeout_default = section_timeout = None
+    check_default = section_check = connect_default = section_connect = None
+    in_defaults = False
     out = []
     for raw in cfg.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -81,26 +85,32 @@ def haproxy_checks(cfg: str, backend_servers: set[str] | None = None) -> list[He
         if not raw[0].isspace():
             kind = words[0]
             section_defaults = dict(defaults) if kind in ("backend", "listen") else {}
-            section_timeout = timeout_default
+            section_check, section_connect = check_default, connect_default
             in_defaults = kind == "defaults"
             continue
         if words[0] == "default-server":
             (defaults if in_defaults else section_defaults).update(_options(words[1:]))
-        elif words[:2] == ["timeout", "check"] and len(words) > 2:
+        elif words[0] == "timeout" and len(words) > 2 and words[1] in ("check", "connect"):
             value = duration(words[2])
-            if in_defaults:
-                timeout_default = value
-            section_timeout = value
+            if words[1] == "check":
+                section_check = value
+                check_default = value if in_defaults else check_default
+            else:
+                section_connect = value
+                connect_default = value if in_defaults else connect_default
         elif words[0] == "server" and len(words) >= 3:
             if backend_servers is not None and words[1] not in backend_servers:
                 continue
             opts = {**section_defaults, **_options(words[3:])}
             inter = duration(opts.get("inter", "2000")) or HAPROXY_INTER
+            timeout = inter
+            if section_check and section_connect:
+                timeout = min(section_connect, inter)
             out.append(HealthCheck(
                 words[1], "check" in opts and "no-check" not in opts, inter,
                 duration(opts.get("fastinter", "")) or inter,
                 int(opts.get("fall", HAPROXY_FALL)), int(opts.get("rise", HAPROXY_RISE)),
-                section_timeout or inter))
+                timeout))
     return out
 
 
