@@ -149,8 +149,9 @@ class Gate:
                 Sampler("dns-node", probes.dns_node(dns_conn, self.settings.dns_ip, kube_ip),
                         1.0)]
             self._outage(out, target, off, on, samplers, view, ep, dns_host)
-        except Unreachable as exc:
-            out.refused = [f"cannot open the sampling connections: {exc}"]
+        except (Unreachable, kubeapi.HttpError, kubeapi.ApiUnavailable, TimeoutError) as exc:
+            # raised before the power-off (the outage itself catches its own errors)
+            out.refused = [f"cannot prepare the sampling: {exc}"]
         finally:
             for s in samplers:
                 s.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
+import time
 
 from kubernetes import client, config
 
@@ -153,15 +154,27 @@ def _short(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:160]
 
 
-def ensure_namespace(api: Api) -> None:
-    try:
-        raw_call(api.api_client, "POST", "/api/v1/namespaces", api.timeout,
-                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-                     "name": NAMESPACE, "labels": {"app.kubernetes.io/created-by":
-                                                   "kubeaccept"}}})
-    except HttpError as exc:
-        if exc.status != 409:
-            raise
+def ensure_namespace(api: Api, timeout: float = 120) -> None:
+    """Create the gate's namespace; wait out the deletion of a previous run's one (a
+    Terminating namespace refuses new objects)."""
+    deadline = time.monotonic() + timeout
+    path = f"/api/v1/namespaces/{NAMESPACE}"
+    while True:
+        try:
+            raw_call(api.api_client, "POST", "/api/v1/namespaces", api.timeout,
+                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                         "name": NAMESPACE, "labels": {"app.kubernetes.io/created-by":
+                                                       "kubeaccept"}}})
+            return
+        except HttpError as exc:
+            if exc.status != 409:
+                raise
+        ns = api.get(path, missing_ok=True)
+        if ns is not None and ns.get("status", {}).get("phase") != "Terminating":
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"namespace {NAMESPACE} still terminating after {timeout:g}s")
+        time.sleep(1)
 
 
 def delete_namespace(api: Api) -> None:
