@@ -177,7 +177,3 @@ def test_non_destructive_suite_never_powers_off(lab, tmp_path, extra):
     assert power_log(lab) == before
     assert "cluster_failover" not in (tmp_path / "junit.xml").read_text()
 
-
-def test_failover_refuses_xdist(lab, tmp_path):
-    run = run_suite(str(lab.inventory), tmp_path / "j.xml", "--failover=cp1", "-n", "2")
-    assert run.returncode == 4 and "runs alone and serially" in run.output

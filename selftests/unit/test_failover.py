@@ -263,3 +263,45 @@ def test_restore_from_a_journal_whose_inventory_is_gone(tmp_path):
     lines = []
     assert restore(path, say=lines.append) == 1
     assert "power on cp1 by hand (virsh start cp1)" in lines[0]
+
+
+# --- command line ---------------------------------------------------------------------------
+def pytest_run(tmp_path, *args):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"--junitxml={tmp_path / 'j.xml'}", *args],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+TWO_CPS = ("--hosts=ssh://root@127.0.0.1:1?roles=control_plane,"
+           "ssh://root@127.0.0.2:1?roles=control_plane")
+
+
+def test_failover_target_must_be_a_control_plane(tmp_path):
+    rc, out = pytest_run(tmp_path, TWO_CPS, "--failover=w1")
+    assert rc == 4 and "--failover=w1: not a control plane" in out and "Traceback" not in out
+
+
+def test_failover_needs_two_control_planes(tmp_path):
+    rc, out = pytest_run(tmp_path, "--hosts=ssh://root@127.0.0.1:1?roles=control_plane",
+                         "--failover=each")
+    assert rc == 4 and "1 control plane(s): nothing can fail over" in out
+
+
+def test_failover_refuses_xdist(tmp_path):
+    rc, out = pytest_run(tmp_path, TWO_CPS, "--failover=each", "-n", "2")
+    assert rc == 4 and "runs alone and serially: drop -n" in out
+
+
+def test_without_failover_the_gate_is_deselected(tmp_path):
+    rc, out = pytest_run(tmp_path, TWO_CPS, "--collect-only", "-q", "-m", "destructive")
+    assert "cluster_failover" not in out.split("deselected")[0] and rc == 5
+
+
+def test_failover_restore_without_a_journal(tmp_path):
+    rc, out = pytest_run(tmp_path, TWO_CPS, "--failover-restore",
+                         f"--failover-journal={tmp_path / 'none.json'}")
+    assert rc == 0 and "nothing to restore" in out
