@@ -18,7 +18,7 @@ from .factstore import FactStore
 from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts
 from .roles import ALL_ROLES, CONTROL_PLANE
-from .settings import Settings, parse_version
+from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_version
 
 STATE = pytest.StashKey["KubeAccept"]()
 
@@ -47,7 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kube-version", default=None,
                     help="Kubernetes version (default: read from each node)")
     group.addoption("--vxlan-port", type=int, default=None,
-                    help="overlay VXLAN UDP port (default 8472, flannel's)")
+                    help="overlay VXLAN UDP port (default: from kubespray's "
+                    "kube_network_plugin: flannel/Canal/Cilium 8472, Calico 4789; else 8472)")
     group.addoption("--cert-expiry-days", type=float, default=30.0,
                     help="fail certificates expiring within this many days (default 30)")
     group.addoption("--kubeconfig", default=None,
@@ -63,27 +64,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="image of the dnsutils pod created for the DNS check if absent "
                     f"(default {Settings.dnsutils_image})")
     group.addoption("--cluster-dns", default=None,
-                    help="cluster DNS Service address (default: 10th address of the "
-                    "service subnet, e.g. 10.96.0.10)")
+                    help="cluster DNS Service address (default: kubespray's "
+                    "skydns_server, the service subnet's 3rd address, with a kubespray "
+                    "inventory; else the 10th address, e.g. 10.96.0.10)")
 
 
 def _settings(config: pytest.Config, inventory: Inventory) -> Settings:
     cv = inventory.cluster_vars
     opt = config.option
+    service_subnet = opt.service_subnet or cv.get("kube_service_addresses") or "10.96.0.0/12"
+    vxlan_port, vxlan_source = choose_vxlan_port(cv, opt.vxlan_port)
+    dns = choose_cluster_dns(cv, service_subnet, opt.cluster_dns)
     return Settings(
         connect_timeout=opt.connect_timeout,
         command_timeout=opt.command_timeout,
         probe_timeout=opt.probe_timeout,
         pod_subnet=opt.pod_subnet or cv.get("kube_pods_subnet") or "10.244.0.0/16",
-        service_subnet=opt.service_subnet or cv.get("kube_service_addresses") or "10.96.0.0/12",
-        vxlan_port=opt.vxlan_port or int(cv.get("kubeaccept_vxlan_port") or 8472),
+        service_subnet=service_subnet,
+        vxlan_port=vxlan_port,
+        vxlan_source=vxlan_source,
         kube_version=parse_version(opt.kube_version or cv.get("kube_version")),
         cert_expiry_days=opt.cert_expiry_days,
         restart_threshold=opt.restart_threshold,
         flap_window_minutes=opt.flap_window,
         flap_threshold=opt.flap_threshold,
         dnsutils_image=opt.dnsutils_image,
-        cluster_dns_ip=opt.cluster_dns or cv.get("kubeaccept_cluster_dns"),
+        cluster_dns_ip=dns.ip,
+        dns_source=dns.source,
+        node_local_dns_ip=dns.node_local_ip,
+        dns_service=dns.service,
     )
 
 

@@ -1,5 +1,6 @@
-"""Cluster DNS: CoreDNS Ready, kube-dns on the cluster DNS address, and kubernetes.default
-resolving to the kubernetes Service from a pod and from every node."""
+"""Cluster DNS: CoreDNS Ready, its Service (kubeadm's kube-dns or kubespray's coredns) on the
+cluster DNS address, and kubernetes.default resolving to the kubernetes Service from a pod
+(directly or through NodeLocal DNSCache) and from every node."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ UNREACHABLE_WHY = (
     "with \"ICMP host 10.244.0.2 unreachable - admin prohibited\": an iptables FORWARD rule "
     "\"REJECT all -- anywhere anywhere reject-with icmp-host-prohibited\" sat ahead of the "
     "rules accepting pod traffic, so queries never reached CoreDNS on the other node")
-REFUSED_WHY = ("nothing answers on the DNS Service: kube-dns has no ready endpoints (kube-proxy "
+REFUSED_WHY = ("nothing answers on the DNS Service: it has no ready endpoints (kube-proxy "
                "then rejects the query) or CoreDNS does not listen; pods cannot resolve names")
 NXDOMAIN_WHY = ("CoreDNS answers but does not know the cluster's Services: the kubernetes "
                 "plugin or the cluster domain is wrong; every Service lookup fails")
@@ -138,24 +139,39 @@ def _coredns(state: ApiState) -> tuple[Finding, list[str]]:
     return f, nodes
 
 
-def _kube_dns_service(state: ApiState, settings: Settings) -> Finding:
-    cid, subject = "cluster_dns", "kube-system/kube-dns"
-    svc = next((s for s in state.services if s.get("metadata", {}).get("namespace")
-                == "kube-system" and s.get("metadata", {}).get("name") == "kube-dns"), None)
-    if svc is None:
-        return Finding(cid, subject, False, "no Service kube-system/kube-dns",
+DNS_SERVICES = ("kube-dns", "coredns")  # kubeadm's name, kubespray's name (coredns_svc_name)
+
+
+def _dns_service(state: ApiState, settings: Settings) -> Finding:
+    """The cluster DNS Service in kube-system under either name, on the cluster DNS address."""
+    cid = "cluster_dns"
+    names = tuple(dict.fromkeys((settings.dns_service, *DNS_SERVICES)))
+    found = [s for s in state.services if s.get("metadata", {}).get("namespace") == "kube-system"
+             and s.get("metadata", {}).get("name") in names]
+    source = f"cluster DNS address {settings.dns_ip}: {settings.dns_source}"
+    if not found:
+        return Finding(cid, f"kube-system/{settings.dns_service}", False,
+                       f"no Service {' or '.join(f'kube-system/{n}' for n in names)}",
                        f"clusterIP {settings.dns_ip}", "pods' resolv.conf points at "
-                       f"{settings.dns_ip} and nothing answers there",
-                       "re-create it with `kubeadm init phase addon coredns`")
+                       f"{' or '.join(settings.pod_dns_servers)} and nothing answers there",
+                       "re-create it: `kubeadm init phase addon coredns` (kubeadm) or the "
+                       "playbook's coredns tag (kubespray)", (source,))
+    svc = next((s for s in found if s.get("spec", {}).get("clusterIP") == settings.dns_ip),
+               found[0])
+    name = svc["metadata"]["name"]
+    subject = f"kube-system/{name}"
     ip = svc.get("spec", {}).get("clusterIP")
+    evidence = (f"Service {subject} (looked for {', '.join(names)}): clusterIP {ip}", source)
     if ip == settings.dns_ip:
-        return passed(cid, subject, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}")
+        return passed(cid, subject, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}", *evidence)
+    resolver = (f"NodeLocal DNSCache {settings.node_local_dns_ip}, which forwards to "
+                f"{settings.dns_ip}" if settings.node_local_dns_ip else settings.dns_ip)
     return Finding(cid, subject, False, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}",
-                   f"the kubelet writes `nameserver {settings.dns_ip}` (clusterDNS) into every "
-                   "pod's resolv.conf; kube-dns elsewhere means every pod lookup goes unanswered",
+                   f"every pod's resolv.conf names {resolver} (the kubelet's clusterDNS); "
+                   f"{subject} elsewhere means every pod lookup goes unanswered",
                    "make clusterDNS in the kubelet configuration (kube-system/kubelet-config) and "
-                   "the kube-dns clusterIP agree, or run the suite with --cluster-dns "
-                   f"{ip} if that address is deliberate")
+                   f"the {subject} clusterIP agree, or run the suite with --cluster-dns "
+                   f"{ip} if that address is deliberate", evidence)
 
 
 def kubernetes_ip(state: ApiState, settings: Settings) -> str:
@@ -168,23 +184,28 @@ def _unreachable_fix(settings: Settings, nodes: str) -> str:
     return (f"on {nodes}: `iptables -L FORWARD -n --line-numbers`; insert an ACCEPT for the pod "
             f"network before any REJECT (`iptables -I FORWARD N -s {settings.pod_subnet} -j "
             f"ACCEPT` and `-d {settings.pod_subnet}`, persisted in the firewall configuration); "
-            f"check {settings.vxlan_port}/udp (VXLAN) passes between the nodes")
+            f"check {settings.overlay} passes between the nodes")
 
 
 def _verdict(cid: str, subject: str, server: str | None, answers: list[str], error: str | None,
              rc: int, settings: Settings, want: str, fix_nodes: str,
-             evidence: tuple[str, ...]) -> Finding:
-    expected = f"{want} from {settings.dns_ip}"
-    got = f"{', '.join(answers) or 'no address'} from {server or settings.dns_ip}"
-    if want in answers and server in (None, settings.dns_ip):
+             evidence: tuple[str, ...], servers: tuple[str, ...]) -> Finding:
+    """servers: the nameservers that count as the cluster DNS for this lookup."""
+    expected = f"{want} from {' or '.join(servers)}"
+    got = f"{', '.join(answers) or 'no address'} from {server or servers[0]}"
+    evidence = (*evidence, f"cluster DNS {settings.dns_ip}: {settings.dns_source}")
+    if settings.node_local_dns_ip in servers:
+        evidence += (f"NodeLocal DNSCache {settings.node_local_dns_ip}: kubespray's "
+                     "enable_nodelocaldns",)
+    if want in answers and server in (None, *servers):
         return passed(cid, subject, f"kubernetes.default -> {got}", expected, *evidence)
-    if server and server != settings.dns_ip:
+    if server and server not in servers:
         return Finding(cid, subject, False, f"asked {server}, not the cluster DNS "
-                       f"{settings.dns_ip}; answer {', '.join(answers) or error}", expected,
-                       "the pod's resolv.conf does not point at kube-dns: it resolves no "
-                       "Service names", "check clusterDNS in /var/lib/kubelet/config.yaml on "
-                       "the pod's node and the pod's dnsPolicy (`cat /etc/resolv.conf` in it)",
-                       evidence)
+                       f"{' or '.join(servers)}; answer {', '.join(answers) or error}", expected,
+                       f"the pod's resolv.conf does not point at the cluster DNS "
+                       f"(kube-system/{settings.dns_service}): it resolves no Service names",
+                       "check clusterDNS in /var/lib/kubelet/config.yaml on the pod's node and "
+                       "the pod's dnsPolicy (`cat /etc/resolv.conf` in it)", evidence)
     kind = _failure_kind(answers, error, rc)
     if answers:
         observed = f"kubernetes.default -> {got}"
@@ -192,8 +213,8 @@ def _verdict(cid: str, subject: str, server: str | None, answers: list[str], err
         observed = error or (f"exit code {rc}, no answer" if rc else "empty answer")
     why, fix = {"unreachable": (UNREACHABLE_WHY, _unreachable_fix(settings, fix_nodes)),
                 "refused": (REFUSED_WHY, "`kubectl -n kube-system get endpointslices -l "
-                            "kubernetes.io/service-name=kube-dns`; `kubectl -n kube-system logs "
-                            "-l k8s-app=kube-proxy`"),
+                            f"kubernetes.io/service-name={settings.dns_service}`; `kubectl -n "
+                            "kube-system logs -l k8s-app=kube-proxy`"),
                 "nxdomain": (NXDOMAIN_WHY, NXDOMAIN_FIX),
                 "broken": (BROKEN_WHY, BROKEN_FIX),
                 "wrong": (WRONG_WHY, WRONG_FIX)}[kind]
@@ -204,7 +225,7 @@ def cluster_dns(state: ApiState, settings: Settings,
                 lookup: DnsLookup | str | None) -> list[Finding]:
     cid = "cluster_dns"
     coredns, dns_nodes = _coredns(state)
-    findings = [coredns, _kube_dns_service(state, settings)]
+    findings = [coredns, _dns_service(state, settings)]
     if not isinstance(lookup, DnsLookup):
         findings.append(Finding(
             cid, "lookup from a pod", False, f"lookup not made: {lookup or 'not attempted'}",
@@ -219,7 +240,8 @@ def cluster_dns(state: ApiState, settings: Settings,
     nodes = ", ".join(dict.fromkeys([*dns_nodes, lookup.node] if lookup.node else dns_nodes))
     findings.append(_verdict(cid, f"lookup from {lookup.pod}", server, answers, error, 0,
                              settings, kubernetes_ip(state, settings),
-                             f"the CoreDNS nodes and the pod's node ({nodes})", evidence))
+                             f"the CoreDNS nodes and the pod's node ({nodes})", evidence,
+                             settings.pod_dns_servers))
     return findings
 
 
@@ -241,4 +263,4 @@ def node_dns(host_name: str, answer: NodeDnsAnswer | None, settings: Settings) -
     return [_verdict(cid, host_name, server, answers, error, answer.rc, settings,
                      settings.kubernetes_service_ip,
                      f"{host_name} and the CoreDNS nodes (`kubectl -n kube-system get pods -l "
-                     "k8s-app=kube-dns -o wide`)", evidence)]
+                     "k8s-app=kube-dns -o wide`)", evidence, (settings.dns_ip,))]

@@ -8,6 +8,7 @@ from ..findings import Finding, passed
 from ..firewall import Packet, ParseError, Ruleset, Verdict, evaluate, parse_iptables_save
 from ..ports import NODEPORT_RANGE, reachable_from
 from ..roles import NODE
+from ..settings import Settings
 from . import NodeContext, node_ip
 from .firewalld import parse_zones
 from .firewalld import zone_for as firewalld_zone_for
@@ -67,7 +68,7 @@ def _inbound(ctx: NodeContext):
             wanted.setdefault((port.label, port.proto, port.number), []).append(peer)
     if set(ctx.host.roles) & set(NODE) and nodes:
         vx = ctx.settings.vxlan_port
-        wanted[(f"udp/{vx} (VXLAN overlay)", "udp", vx)] = nodes
+        wanted[(ctx.settings.overlay, "udp", vx)] = nodes
         for number in NODEPORT_RANGE:
             wanted[(f"tcp/{number} (NodePort range)", "tcp", number)] = nodes[:1]
     return [(label, proto, number, srcs) for (label, proto, number), srcs in wanted.items()]
@@ -104,7 +105,8 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
             detail = "; ".join(f"from {', '.join(s)}: {v}" for v, s in blocked.items())
             findings.append(Finding(
                 cid, subject, False, f"{label} blocked {detail}", "accepted from the other nodes",
-                f"the port is closed to the cluster even though it may listen; {_port_why(number)}",
+                "the port is closed to the cluster even though it may listen; "
+                f"{_port_why(number, ctx.settings)}",
                 f"delete that rule or insert an ACCEPT for {proto} dport {number} before it, "
                 "e.g. iptables -I INPUT <n> -p {0} --dport {1} -j ACCEPT (firewalld: "
                 "firewall-cmd --permanent --add-port={1}/{0} && firewall-cmd --reload)"
@@ -117,9 +119,10 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
     return findings
 
 
-def _port_why(number: int) -> str:
-    if number == 8472:
-        return "flannel's VXLAN packets are dropped: pods cannot reach pods on other nodes"
+def _port_why(number: int, settings: Settings) -> str:
+    if number == settings.vxlan_port:
+        return (f"the pod network's tunnel packets ({settings.overlay}) are dropped: pods "
+                "cannot reach pods on other nodes")
     if NODEPORT_RANGE[0] <= number <= NODEPORT_RANGE[1]:
         return "NodePort Services are unreachable through this node"
     return "the component on this port cannot be reached from the nodes that call it"

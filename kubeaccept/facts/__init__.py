@@ -226,3 +226,19 @@ class NodeFacts:
             if m:
                 return int(m.group(1)), int(m.group(2))
         return None
+
+    @cached_property
+    def bridges(self) -> dict[str, list[str]] | None:
+        """Linux bridges -> their ports, from sysfs: the kernel gives a bridge a `bridge/`
+        directory and a `brif/<port>` link per port (linux/if_bridge.h). None: not gathered."""
+        text = self.section("bridges")
+        if text is None:
+            return None
+        out: dict[str, list[str]] = {}
+        for line in text.splitlines():
+            parts = line.strip().removeprefix("/sys/class/net/").split("/")
+            if len(parts) == 2 and parts[1] == "bridge":
+                out.setdefault(parts[0], [])
+            elif len(parts) == 3 and parts[1] == "brif":
+                out.setdefault(parts[0], []).append(parts[2])
+        return out

@@ -69,6 +69,7 @@ sec listen-tcp; ss -Htlnp 2>&1
 sec listen-udp; ss -Hulnp 2>&1
 sec addresses; ip -o -4 addr show 2>&1
 sec links; ip -o link show 2>&1
+sec bridges; ls -d /sys/class/net/*/bridge /sys/class/net/*/brif/* 2>/dev/null
 sec iptables-save; iptables-save 2>&1; echo "!exit $?"
 if have iptables-legacy-save; then
   sec iptables-legacy-save; iptables-legacy-save 2>&1; echo "!exit $?"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,12 @@ def test_gather_script_runs_locally_and_parses():
                  "probes", "file /etc/fstab"):
         assert name in f.sections, name
     assert f.sysctls["net.ipv4.conf.all.rp_filter"] in "012"
+    # bridges: what sysfs says on this machine (a bridge has /sys/class/net/<name>/bridge/)
+    assert "bridges" in f.sections
+    net = Path("/sys/class/net")
+    want = {d.name: sorted(p.name for p in (d / "brif").iterdir())
+            for d in sorted(net.iterdir()) if (d / "bridge").is_dir()}
+    assert f.bridges == want
     assert f.probes["127.0.0.1:9"].startswith("closed")
     assert ("lo", "127.0.0.1") in f.addresses
 

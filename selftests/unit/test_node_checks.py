@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kubeaccept.checks import cgroup, lb, ports, swap, sysctl
+from kubeaccept.facts import NodeFacts, parse
+from kubeaccept.lab.faults import FAULTS
+from kubeaccept.plugin import failure_message
 from kubeaccept.roles import LB
 from kubeaccept.settings import Settings
 
@@ -32,12 +37,92 @@ def test_rp_filter_all_loose_fails_every_interface_with_calico_message():
     assert "net.ipv4.conf.all.rp_filter=1" in f[0].fix
 
 
-def test_rp_filter_one_interface_is_max_of_all_and_iface():
-    f = failed(sysctl.rp_filter(context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "2"})))))
-    assert [x.subject for x in f] == ["n1:eth0"]
-    assert "max(all=1, eth0=2)" in f[0].observed
-    assert "all.rp_filter=1" not in f[0].fix and "eth0.rp_filter=1" in f[0].fix
+def test_rp_filter_one_interface_loose_is_a_note_not_calicos_crash():
+    """Kernel (Documentation/networking/ip-sysctl.rst, rp_filter): the value used on an
+    interface is max(conf/all, conf/<iface>); 2 is RFC 3704 loose mode, which drops a packet
+    only when its source has no route back at all. Calico's Felix reads only conf/all
+    (felix/dataplane/linux/int_dataplane.go, readRPFilter), so eth0=2 with all=1 neither
+    crash-loops calico-node nor breaks asymmetric routes: it passes with a note saying so."""
+    out = sysctl.rp_filter(context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "2"}))))
+    assert not failed(out)
+    eth0 = next(x for x in out if x.subject == "n1:eth0")
+    assert eth0.ok and "max(all=1, eth0=2)" in eth0.observed and "loose on eth0 only" in eth0.observed
+    assert "Kernel's RPF check" not in eth0.note and "Felix reads only conf/all" in eth0.note
+    assert "no route back through any interface" in eth0.note and "asymmetric" in eth0.note
+    # the lab fault rp-filter-iface looks for these words in the note
+    assert "eth0=2" in eth0.note and "sysctl -w net.ipv4.conf.eth0.rp_filter=1" in eth0.note
+
+
+def test_lab_rp_filter_faults_words_come_from_the_check():
+    """selftests/lab/test_matrix.py matches the lab faults rp-filter-all (all=2: a failure with
+    Calico's FATAL text) and rp-filter-iface (eth0=2: nothing fails, a note) by these words."""
+    all2 = sysctl.rp_filter(context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.all.rp_filter": "2"}))))
+    message = failure_message(all2, failed(all2))
+    for _, words in FAULTS["rp-filter-all"].expect:
+        assert all(w in message for w in words), (words, message)
+    eth0 = sysctl.rp_filter(context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "2"}))))
+    assert not failed(eth0) and FAULTS["rp-filter-iface"].expect == ()
+    notes = "\n".join(f"{f.subject}: {f.note}" for f in eth0 if f.note)
+    for _, words in FAULTS["rp-filter-iface"].notes:
+        assert all(w in notes for w in words), (words, notes)
+
+
+FLANNEL_NODE = (Path(__file__).parent / "fixtures" / "flannel-node.facts").read_text()
+
+
+def flannel_node(**section_changes) -> NodeFacts:
+    """fixtures/flannel-node.facts parsed as gather.sh's output is, sections changed."""
+    f = parse("k8s-master-01", "FIXTURE", FLANNEL_NODE, "", 0)
+    return NodeFacts(f.host, {**f.sections, **section_changes})
+
+
+def test_rp_filter_dotted_interface_name_in_facts_and_in_the_fix():
+    """gather.sh prints /proc/sys/net/ipv4/conf/flannel.1/rp_filter as
+    net.ipv4.conf.flannel.1.rp_filter: the interface is everything between the prefix and
+    the suffix. procps sysctl(8) splits keys on dots and reads `/` as a literal dot
+    (`sysctl -a` prints net.ipv4.conf.flannel/1.rp_filter), so the fix must say flannel/1."""
+    f = flannel_node()
+    assert sysctl.rp_filters(f.sysctls)["flannel.1"] == "2"
+    assert "1.rp_filter" not in sysctl.rp_filters(f.sysctls)  # no interface named "1"
+    assert sysctl.conf_key("flannel.1") == "net.ipv4.conf.flannel/1.rp_filter"
+    assert sysctl.conf_key("eth0.100") == "net.ipv4.conf.eth0/100.rp_filter"
+    ok = {x.subject: x for x in sysctl.rp_filter(context(f, host("k8s-master-01")))}
+    assert set(ok) == {f"k8s-master-01:{i}" for i in (
+        "cni0", "default", "docker0", "eth0", "eth1", "flannel.1", "lo", "veth01b630bb",
+        "veth50e87d52")}
+    assert all(x.ok for x in ok.values())
+    flannel = ok["k8s-master-01:flannel.1"]
+    assert "sysctl -w net.ipv4.conf.flannel/1.rp_filter=1" in flannel.note
+    assert "/proc/sys/net/ipv4/conf/flannel.1/rp_filter = 2" in flannel.evidence
+    # all=2: Calico's crash text, and the fix writes both keys procps' way
+    loose = flannel_node(sysctl=f.sections["sysctl"].replace(
+        "net.ipv4.conf.all.rp_filter 0", "net.ipv4.conf.all.rp_filter 2"))
+    bad = {x.subject: x for x in failed(sysctl.rp_filter(context(loose, host("k8s-master-01"))))}
+    assert len(bad) == 9
+    fix = bad["k8s-master-01:flannel.1"].fix
+    assert fix.startswith("sysctl -w net.ipv4.conf.all.rp_filter=1 "
+                          "net.ipv4.conf.flannel/1.rp_filter=1 and persist")
+    assert "net.ipv4.conf.flannel.1.rp_filter" not in fix
+    assert "Kernel's RPF check is set to 'loose'" in bad["k8s-master-01:flannel.1"].why
+
+
+def test_rp_filter_never_silent_and_unreadable_values():
+    only_all = sysctl.rp_filter(context(facts(sysctl="net.ipv4.conf.all.rp_filter 1")))
+    assert [(x.ok, x.subject) for x in only_all] == [(True, "n1")]
+    assert "no per-interface rp_filter was listed" in only_all[0].observed
+    odd = failed(sysctl.rp_filter(context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "cat: Permission denied"})))))
+    assert [x.subject for x in odd] == ["n1:eth0"] and "unreadable" in odd[0].observed
+    three = failed(sysctl.rp_filter(context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "3"})))))
+    assert "not a defined mode" in three[0].observed and "eth0.rp_filter=1" in three[0].fix
+    default = next(x for x in sysctl.rp_filter(context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.default.rp_filter": "2"})))) if x.subject == "n1:default")
+    assert default.ok and "interfaces created from now on" in default.note
+    assert "Felix sets conf/default to 1" in default.note
 
 
 def test_ip_forward():
@@ -54,6 +139,34 @@ def test_bridge_nf_only_where_loaded():
     f = failed(sysctl.bridge_nf_call_iptables(context(facts(sysctl=sysctl_with(
         **{"net.bridge.bridge-nf-call-iptables": "0"})))))
     assert f and "10.96.0.10" in f[0].why
+
+
+def test_bridge_nf_not_loaded_while_cni0_bridges_pods_fails():
+    """Kubernetes' network plugin requirements: a plugin that connects containers to a Linux
+    bridge must set net/bridge/bridge-nf-call-iptables to 1 for kube-proxy; kubeadm's install
+    guide ("Forwarding IPv4 and letting iptables see bridged traffic") loads br_netfilter.
+    Without the module /proc/sys/net/bridge does not exist; the kernel lists a bridge's ports
+    under /sys/class/net/<bridge>/brif/ (linux/if_bridge.h SYSFS_BRIDGE_PORT_SUBDIR)."""
+    f = flannel_node()
+    assert f.bridges == {"cni0": ["veth01b630bb", "veth50e87d52"], "docker0": []}
+    out = sysctl.bridge_nf_call_iptables(context(f, host("k8s-master-01")))
+    assert [x.ok for x in out] == [False]
+    assert out[0].observed == ("br_netfilter not loaded while bridge cni0 has 2 port(s): "
+                               "veth01b630bb, veth50e87d52")
+    assert "switched, not routed, so iptables never sees it" in out[0].why
+    assert "must set net/bridge/bridge-nf-call-iptables to 1" in out[0].why
+    assert "modprobe br_netfilter" in out[0].fix and "/etc/modules-load.d/k8s.conf" in out[0].fix
+    assert "/sys/class/net/docker0/brif: (no ports)" in out[0].evidence
+    # a bridge without ports carries nothing: pass, with a note
+    idle = sysctl.bridge_nf_call_iptables(context(flannel_node(
+        bridges="/sys/class/net/docker0/bridge")))
+    assert idle[0].ok and "docker0" in idle[0].note and "no ports" in idle[0].observed
+    # no bridge at all (routed CNI such as Calico): pass, saying why
+    routed = sysctl.bridge_nf_call_iptables(context(flannel_node(bridges="")))
+    assert routed[0].ok and "no Linux bridge on the node" in routed[0].observed
+    # loaded: the value decides, whatever the bridges
+    loaded = flannel_node(sysctl=f.sections["sysctl"] + "\nnet.bridge.bridge-nf-call-iptables 1")
+    assert sysctl.bridge_nf_call_iptables(context(loaded))[0].ok
 
 
 # --- swap -----------------------------------------------------------------------------------
