@@ -473,3 +473,19 @@ def test_gather_script_prints_the_runtime_sections():
     assert "runtime-files" in f.sections and "runtime-versions" in f.sections
     for line in f.sections["runtime-files"].splitlines():
         assert line == "!truncated" or len(line.split(" ")) == 2, line
+
+
+def test_gather_script_blanks_secrets_in_runtime_files():
+    """Proxy credentials (kubespray's http-proxy.conf drop-in shape) and containerd registry
+    auth values do not leave the node; the rest of the line does."""
+    masks = "\n".join(line for line in facts_module.SCRIPT.splitlines()
+                      if line.startswith("mask="))
+    sample = ('[Service]\nEnvironment="HTTP_PROXY=http://bob:s3cr3t@proxy:3128" '
+              '"NO_PROXY=localhost"\n'
+              '[plugins."io.containerd.grpc.v1.cri".registry.configs."r.example".auth]\n'
+              '  username = "bob"\n  password = "s3cr3t"\n  auth = "Ym9iOnMzY3IzdA=="\n')
+    out = subprocess.run(["sh", "-c", masks + '\nprintf %s "$1" | sed -E "$mask"', "-", sample],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    assert "s3cr3t" not in out and "Ym9iOnMzY3IzdA" not in out
+    assert 'Environment="HTTP_PROXY=http://***@proxy:3128" "NO_PROXY=localhost"' in out
+    assert '  password = "***"' in out and '  username = "bob"' in out
