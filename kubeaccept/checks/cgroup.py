@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ..findings import Finding
-from . import NodeContext
+from . import NodeContext, containerd, dockerd
 from .parse import KUBELET_CONFIG, ConfigError, load
 
-DAEMON_JSON = "/etc/docker/daemon.json"
-CONTAINERD_TOML = "/etc/containerd/config.toml"
+DAEMON_JSON = dockerd.DAEMON_JSON
+CONTAINERD_TOML = containerd.MAIN
 FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env"
-# containerd config version 2 and version 3 (containerd 2.x) keep runc's options here.
-RUNC_OPTIONS = (
-    ("plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "runc", "options"),
-    ("plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc", "options"),
-)
+GATE = "KubeletCgroupDriverFromCRI"
 MISMATCH_WHY = (
     "kubelet and the runtime put pods into different cgroup hierarchies: pod sandboxes fail "
     "(\"misconfiguration: kubelet cgroup driver: \\\"{kubelet}\\\" is different from "
@@ -26,6 +23,21 @@ CGROUPFS_WHY = (
     "resource pressure; kubeadm warns \"[WARNING IsDockerSystemdCheck]: detected \\\"cgroupfs\\\" "
     "as the Docker cgroup driver. The recommended driver is \\\"systemd\\\"\""
 )
+# The first release of each runtime answering the CRI RuntimeConfig call.
+REPORTS_DRIVER = {"containerd": "containerd 2.0", "cri-o": "CRI-O 1.28",
+                  "docker": "cri-dockerd 0.3.17"}
+
+
+@dataclass
+class Runtime:
+    name: str  # docker, containerd, cri-o
+    driver: str | None
+    source: str  # where the driver comes from
+    version: str  # "containerd 1.7.27", or why it is unknown
+    reports_driver: bool | None  # answers RuntimeConfig
+    fix: str  # how to make it systemd
+    notes: list[str]
+    files: str = ""  # which config files were read
 
 
 def _endpoint(ctx: NodeContext, kubelet: dict) -> str:
@@ -55,34 +67,99 @@ def detect_runtime(ctx: NodeContext, kubelet: dict) -> tuple[str | None, str]:
     return None, "no runtime endpoint, socket or config file found"
 
 
-def _dig(data: dict, path: tuple[str, ...]):
-    for key in path:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
+def _words(version) -> str:
+    return ".".join(map(str, version))
 
 
-def runtime_driver(ctx: NodeContext, runtime: str) -> tuple[str, str]:
-    """(driver, evidence). Raises ConfigError on a malformed file."""
+def read_runtime(ctx: NodeContext, runtime: str) -> Runtime | Finding:
+    """The runtime's driver, or the failing finding when the runtime cannot serve kubelet.
+    Raises ConfigError on a malformed file."""
+    cid, name, facts = "node_cgroup_driver", ctx.host.name, ctx.facts
+    expected = "runtime driver systemd, equal to kubelet's cgroupDriver"
     if runtime == "docker":
-        conf = load(ctx.facts.file(DAEMON_JSON))
-        for opt in (conf or {}).get("exec-opts", []):
-            if str(opt).startswith("native.cgroupdriver="):
-                return opt.split("=", 1)[1], f"{DAEMON_JSON}: exec-opts {opt}"
-        # Docker's default: cgroupfs on cgroup v1, systemd on cgroup v2 (Docker >= 20.10).
-        default = "systemd" if ctx.facts.section("cgroupfs") == "cgroup2fs" else "cgroupfs"
-        return default, f"{DAEMON_JSON}: no native.cgroupdriver exec-opt (Docker default {default})"
-    if runtime == "containerd":
-        conf = load(ctx.facts.file(CONTAINERD_TOML)) or {}
-        for path in RUNC_OPTIONS:
-            value = _dig(conf, path + ("SystemdCgroup",))
-            if value is not None:
-                key = ".".join(f'"{p}"' if "." in p else p for p in path)
-                return ("systemd" if value is True else "cgroupfs",
-                        f"{CONTAINERD_TOML}: {key}.SystemdCgroup = {str(value).lower()}")
-        return "cgroupfs", f"{CONTAINERD_TOML}: SystemdCgroup not set (containerd default false)"
-    return "systemd", "CRI-O's default cgroup_manager (systemd)"
+        dock = dockerd.read(facts, facts.section("cgroupfs") == "cgroup2fs")
+        problem, notes = dock.problem, dock.notes
+        cri = facts.runtime_versions.get("cri-dockerd")
+        version = (f"dockerd {_words(dock.version)}" if dock.version else "dockerd version "
+                   "unknown") + (f", cri-dockerd {_words(cri)}" if cri else
+                                 ", cri-dockerd version unknown")
+        fix = (f"set --exec-opt native.cgroupdriver=systemd in {dock.flag_file}; systemctl "
+               "daemon-reload" if dock.flag_file else
+               f'set "exec-opts": ["native.cgroupdriver=systemd"] in {DAEMON_JSON}')
+        evidence = (f"docker.service: {dock.unit or 'not found'}",)
+        found = Runtime("docker", dock.driver, dock.source, version, dock.reports_driver, fix,
+                        notes, evidence[0])
+    elif runtime == "containerd":
+        ctd = containerd.read(facts)
+        problem, notes = ctd.problem, ctd.notes
+        fix = f"set SystemdCgroup = true in [{ctd.options}] of {ctd.options_file}"
+        evidence = (f"containerd config files: {', '.join(ctd.files) or 'none'}",)
+        found = Runtime("containerd", ctd.driver, ctd.source, ctd.how, ctd.reports_driver, fix,
+                        notes, evidence[0])
+    else:
+        crio = facts.runtime_versions.get("crio")
+        return Runtime("cri-o", "systemd", "CRI-O's default cgroup_manager (systemd; crio.conf "
+                       "not read)", f"CRI-O {_words(crio)}" if crio else "CRI-O version unknown",
+                       None if crio is None else crio >= (1, 28, 0),
+                       "set cgroup_manager = \"systemd\" in /etc/crio/crio.conf", [])
+    if problem:
+        return Finding(cid, name, False, problem.observed, expected, problem.why, problem.fix,
+                       (found.version, *evidence, *notes))
+    return found
+
+
+def kubelet_driver(ctx: NodeContext, kubelet: dict) -> tuple[str, str, bool | None]:
+    """(driver kubelet is configured with, where, the KubeletCgroupDriverFromCRI gate as set)."""
+    flags = ctx.facts.file(FLAGS_ENV).text or ""
+    m = re.search(r"--cgroup-driver[= ]\"?([^\s\"]+)", flags)
+    if m:
+        driver, where = m.group(1), f"{FLAGS_ENV}: --cgroup-driver={m.group(1)}"
+    elif "cgroupDriver" in kubelet:
+        driver = str(kubelet.get("cgroupDriver") or "cgroupfs")
+        where = f"{KUBELET_CONFIG}: cgroupDriver: {driver}"
+    else:
+        driver, where = "cgroupfs", f"{KUBELET_CONFIG}: cgroupDriver not set (kubelet default " \
+                                    "cgroupfs)"
+    gate = None
+    gates = kubelet.get("featureGates")
+    if isinstance(gates, dict) and isinstance(gates.get(GATE), bool):
+        gate = gates[GATE]
+    m = re.search(GATE + r"=(true|false)", flags, re.IGNORECASE)
+    if m:  # flags win over the config file
+        gate = m.group(1).lower() == "true"
+    return driver, where, gate
+
+
+def mechanism(version, gate: bool | None, runtime: Runtime) -> tuple[bool | None, str]:
+    """(kubelet takes the driver from the runtime over CRI: yes/no/unknown, the sentence)."""
+    label = f"kubelet {version[0]}.{version[1]}" if version else "kubelet (version unknown)"
+    if version and version < (1, 28):
+        return False, f"{label} takes the driver from its own configuration ({GATE} exists " \
+                      "from 1.28)"
+    if version and version < (1, 31) and not gate:
+        return False, f"{label} takes the driver from its own configuration ({GATE} is alpha " \
+                      "and off)"
+    if gate is False and (version is None or version < (1, 34)):
+        return False, f"{label} takes the driver from its own configuration ({GATE}=false)"
+    stage = ("GA since 1.34" if version and version >= (1, 34) else
+             "beta, on by default since 1.31" if version and version >= (1, 31) else
+             "enabled" if gate else "on by default from 1.31")
+    first = REPORTS_DRIVER[runtime.name]
+    if version is None and gate is None:
+        return None, (f"{label}: from 1.31 kubelet asks the runtime for its driver over CRI "
+                      f"({GATE}) when the runtime implements RuntimeConfig ({first}+), else "
+                      "uses its own cgroupDriver")
+    if runtime.reports_driver:
+        return True, (f"{label} asks {runtime.version} for the driver over CRI ({GATE}, "
+                      f"{stage}; RuntimeConfig since {first}): kubelet's own cgroupDriver is "
+                      "ignored")
+    if runtime.reports_driver is False:
+        return False, (f"{label} would ask the runtime over CRI ({GATE}, {stage}), but "
+                       f"{runtime.version} does not implement RuntimeConfig ({first}+ does): "
+                       "kubelet falls back to its own cgroupDriver")
+    return None, (f"{label} asks the runtime over CRI ({GATE}, {stage}) if it implements "
+                  f"RuntimeConfig ({first}+); {runtime.version}: kubelet's own "
+                  "cgroupDriver is taken as the one it uses")
 
 
 def cgroup_driver(ctx: NodeContext) -> list[Finding]:
@@ -94,36 +171,52 @@ def cgroup_driver(ctx: NodeContext) -> list[Finding]:
             return [Finding(cid, name, False, f"{KUBELET_CONFIG} not found", expected,
                             "without it kubelet runs with defaults (cgroupfs) or does not start",
                             "run `kubeadm join`/`kubeadm init phase kubelet-start`")]
-        runtime, how = detect_runtime(ctx, kubelet)
-        if runtime is None:
+        runtime_name, how = detect_runtime(ctx, kubelet)
+        if runtime_name is None:
             return [Finding(cid, name, False, f"container runtime not found ({how})", expected,
                             "kubelet cannot run pods without a container runtime",
                             "install containerd (or Docker + cri-dockerd) and point kubelet at it")]
-        driver, runtime_evidence = runtime_driver(ctx, runtime)
+        runtime = read_runtime(ctx, runtime_name)
     except ConfigError as exc:
         return [Finding(cid, name, False, f"malformed config: {exc}", expected,
                         "the runtime or kubelet refuses to start with a config it cannot parse",
                         "repair the file at the line shown", (str(exc),))]
-    kubelet_driver = str(kubelet.get("cgroupDriver") or "cgroupfs")
-    kubelet_evidence = (f"{KUBELET_CONFIG}: cgroupDriver: {kubelet_driver}"
-                        if "cgroupDriver" in kubelet else
-                        f"{KUBELET_CONFIG}: cgroupDriver not set (kubelet default cgroupfs)")
-    observed = f"{runtime} uses {driver}, kubelet uses {kubelet_driver}"
-    evidence = (f"runtime {runtime}: {how}", runtime_evidence, kubelet_evidence)
-    if driver == kubelet_driver == "systemd":
-        return [Finding(cid, name, True, observed, expected, evidence=evidence)]
-    if driver != kubelet_driver:
-        why = MISMATCH_WHY.format(kubelet=kubelet_driver, runtime=runtime, driver=driver)
-    else:
-        why = CGROUPFS_WHY
+    if isinstance(runtime, Finding):
+        return [runtime]
+    configured, kubelet_where, gate = kubelet_driver(ctx, kubelet)
+    if gate is False and ctx.version and ctx.version >= (1, 34):
+        return [Finding(cid, name, False, f"kubelet does not start: {GATE}=false", expected,
+                        f"the gate is GA and locked on since Kubernetes 1.34 (\"cannot set "
+                        f"feature gate {GATE} to false, feature is locked to true\")",
+                        f"remove {GATE} from featureGates in {KUBELET_CONFIG} (and from "
+                        f"--feature-gates in {FLAGS_ENV}); restart kubelet", (kubelet_where,))]
+    from_cri, sentence = mechanism(ctx.version, gate, runtime)
+    evidence = (f"runtime {runtime.name}: {how}", runtime.version,
+                *([runtime.files] if runtime.files else []), runtime.source, kubelet_where,
+                sentence, *runtime.notes)
+    if runtime.driver is None:
+        return [Finding(cid, name, True, f"{runtime.name}'s cgroup driver not checked", expected,
+                        evidence=evidence, note="; ".join(runtime.notes))]
+    used = runtime.driver if from_cri else configured
+    observed = f"{runtime.name} uses {runtime.driver}, kubelet uses {used}"
+    if from_cri:
+        observed += f" (told by {runtime.name} over CRI)"
+    if runtime.driver == used == "systemd":
+        # Worth a note: what only holds thanks to CRI, and what was not read.
+        said = [sentence] if from_cri and configured != used else []
+        return [Finding(cid, name, True, observed, expected, evidence=evidence,
+                        note="; ".join(said + runtime.notes))]
+    why = (MISMATCH_WHY.format(kubelet=used, runtime=runtime.name, driver=runtime.driver)
+           if runtime.driver != used else CGROUPFS_WHY)
+    why += f". {runtime.source}; {kubelet_where}; {sentence}"
+    if runtime.notes:
+        why += "; " + "; ".join(runtime.notes)
     fixes = []
-    if driver != "systemd":
-        fixes.append({
-            "docker": f'set "exec-opts": ["native.cgroupdriver=systemd"] in {DAEMON_JSON}',
-            "containerd": f"set SystemdCgroup = true under the runc options in {CONTAINERD_TOML}",
-        }.get(runtime, "configure the runtime's cgroup manager as systemd"))
-        fixes.append(f"restart {runtime}")
-    if kubelet_driver != "systemd":
-        fixes.append(f"set cgroupDriver: systemd in {KUBELET_CONFIG}")
+    if runtime.driver != "systemd":
+        fixes += [runtime.fix, f"restart {runtime.name}"]
+    if used != "systemd" and not from_cri:
+        fixes.append("set cgroupDriver: systemd in " + (
+            f"{KUBELET_CONFIG} and drop --cgroup-driver from {FLAGS_ENV}"
+            if kubelet_where.startswith(FLAGS_ENV) else KUBELET_CONFIG))
     fixes.append("restart kubelet")
     return [Finding(cid, name, False, observed, expected, why, "; ".join(fixes), evidence)]

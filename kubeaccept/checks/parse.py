@@ -20,25 +20,32 @@ def load(fact: FileFact) -> dict | None:
         return None
     if fact.error:
         raise ConfigError(f"{fact.path}: {fact.error}")
-    text = fact.text or ""
+    return parse_text(fact.path, fact.text or "")
+
+
+def parse_text(path: str, text: str, kind: str = "") -> dict:
+    """`text` read from `path` as a mapping; the format is `kind` (json, toml, yaml), else
+    the path's extension says."""
+    kind = kind or ("json" if path.endswith(".json") else
+                    "toml" if path.endswith(".toml") else "yaml")
     try:
-        if fact.path.endswith(".json"):
+        if kind == "json":
             data = json.loads(text) if text.strip() else {}
-        elif fact.path.endswith(".toml"):
+        elif kind == "toml":
             data = tomllib.loads(text)
         else:
             data = yaml.safe_load(text) or {}
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{fact.path} line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise ConfigError(f"{path} line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{fact.path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{fact.path}{where}: {problem}") from None
+        raise ConfigError(f"{path}{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{fact.path}: expected a mapping at the top, "
+        raise ConfigError(f"{path}: expected a mapping at the top, "
                           f"found {type(data).__name__}")
     return data
 

@@ -242,3 +242,51 @@ class NodeFacts:
             elif len(parts) == 3 and parts[1] == "brif":
                 out.setdefault(parts[0], []).append(parts[2])
         return out
+
+    @cached_property
+    def runtime_files(self) -> dict[str, FileFact]:
+        """The runtime's other config files gathered (containerd's *.toml and conf.d, dockerd's
+        systemd unit, drop-ins and environment files): path -> FileFact. The key "!truncated"
+        is present when more files existed than were gathered."""
+        out: dict[str, FileFact] = {}
+        for line in (self.section("runtime-files") or "").splitlines():
+            path, _, data = line.strip().partition(" ")
+            if path == "!truncated":
+                out[path] = FileFact(path, False)
+            elif data in ("!unreadable", "!too-large"):
+                why = ("unreadable (run as root: ansible_become=true)" if data == "!unreadable"
+                       else "larger than 256 KiB, not gathered")
+                out[path] = FileFact(path, True, error=why)
+            elif path:
+                try:
+                    text = base64.b64decode(data).decode(errors="replace")
+                    out[path] = FileFact(path, True, text)
+                except ValueError as exc:
+                    out[path] = FileFact(path, True, error=f"undecodable: {exc}")
+        return out
+
+    def file_bytes(self, path: str) -> bytes | None:
+        """A gathered file's exact bytes (encodings, byte order marks); None when absent."""
+        raw = self.sections.get(f"file {path}")
+        if raw is None or raw.strip().startswith("!"):
+            for line in (self.section("runtime-files") or "").splitlines():
+                if line.startswith(path + " ") and not line[len(path) + 1:].startswith("!"):
+                    raw = line[len(path) + 1:]
+                    break
+            else:
+                return None
+        try:
+            return base64.b64decode(raw.strip())
+        except ValueError:
+            return None
+
+    @cached_property
+    def runtime_versions(self) -> dict[str, tuple[int, int, int]]:
+        """containerd, dockerd, cri-dockerd, crio -> version, from their `--version`."""
+        out = {}
+        for line in (self.section("runtime-versions") or "").splitlines():
+            program, _, text = line.partition(" ")
+            m = re.search(r"\bv?(\d+)\.(\d+)\.(\d+)", text)
+            if program and m:
+                out[program] = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        return out

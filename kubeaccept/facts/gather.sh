@@ -65,6 +65,32 @@ for s in /run/containerd/containerd.sock /var/run/docker.sock /run/cri-dockerd.s
   [ -S "$s" ] && echo "$s"
 done
 sec cgroupfs; stat -fc %T /sys/fs/cgroup 2>&1
+sec runtime-files
+# What else decides the runtime's cgroup driver, as "PATH BASE64": containerd's own files and
+# conf.d (imports elsewhere are reported as not read), dockerd's systemd unit, drop-ins and
+# environment files. Regular files only: at most 64, each at most 256 KiB. Secrets stay on the
+# node: credentials in URLs (proxies) and registry auth values are blanked.
+mask='s#(://)[^/@[:space:]"]*@#\1***@#g'
+mask="$mask;"'s#^([[:space:]]*(password|auth|identitytoken|token)[[:space:]]*=[[:space:]]*).*#\1"***"#I'
+n=0
+for f in /etc/containerd/*.toml /etc/containerd/conf.d/*.toml \
+         /etc/systemd/system/docker.service /run/systemd/system/docker.service \
+         /usr/local/lib/systemd/system/docker.service /usr/lib/systemd/system/docker.service \
+         /lib/systemd/system/docker.service /etc/systemd/system/docker.service.d/*.conf \
+         /run/systemd/system/docker.service.d/*.conf \
+         /usr/local/lib/systemd/system/docker.service.d/*.conf \
+         /usr/lib/systemd/system/docker.service.d/*.conf \
+         /lib/systemd/system/docker.service.d/*.conf /etc/default/docker /etc/sysconfig/docker; do
+  [ -f "$f" ] || continue
+  n=$((n + 1)); if [ "$n" -gt 64 ]; then echo "!truncated"; break; fi
+  if [ ! -r "$f" ]; then echo "$f !unreadable"
+  elif [ "$(wc -c < "$f")" -gt 262144 ]; then echo "$f !too-large"
+  else echo "$f $(sed -E "$mask" "$f" | base64 -w0)"; fi
+done
+sec runtime-versions
+for c in containerd dockerd cri-dockerd crio; do
+  have "$c" && echo "$c $(timeout 5 "$c" --version 2>&1 | head -n 2 | tr '\n' ' ')"
+done
 sec listen-tcp; ss -Htlnp 2>&1
 sec listen-udp; ss -Hulnp 2>&1
 sec addresses; ip -o -4 addr show 2>&1

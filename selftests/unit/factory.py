@@ -51,3 +51,15 @@ def context(f: NodeFacts | None = None, h: Host | None = None, peers=(), **kw) -
 
 
 CP = (CONTROL_PLANE,)
+
+
+def runtime_files(files: dict[str, str | bytes]) -> str:
+    """The `runtime-files` section gather.sh prints: one "PATH BASE64" line per file."""
+    return "\n".join(f"{path} {base64.b64encode(t if isinstance(t, bytes) else t.encode()).decode()}"
+                     for path, t in files.items())
+
+
+def runtime_versions(**outputs: str) -> str:
+    """The `runtime-versions` section: "PROGRAM `PROGRAM --version` output" lines
+    (cri_dockerd for cri-dockerd)."""
+    return "\n".join(f"{p.replace('_', '-')} {text}" for p, text in outputs.items())
