@@ -52,7 +52,7 @@ def etcd_command(endpoints: list[str], become: bool) -> str:
         q = shlex.quote(ep)
         parts.append(f"(echo \"S $(etcdctl {e} --endpoints={q} endpoint status 2>/dev/null "
                      f"| tr -d '\\n')\") &")
-        parts.append(f"(echo \"H $(etcdctl {e} --endpoints={q} endpoint health 2>&1 "
+        parts.append(f"(echo \"H $(etcdctl {e} --endpoints={q} endpoint health 2>/dev/null "
                      f"| tr -d '\\n')\") &")
     line = "PATH=$PATH:/usr/local/bin; " + " ".join(parts) + " wait"
     line = f"sh -c {shlex.quote(line)}"
