@@ -314,7 +314,7 @@ FAULTS = {f.name: f for f in (
           notes=(("node_rp_filter[{host}]", ("eth0=2", "net.ipv4.conf.eth0.rp_filter=1",
                                               "Felix reads only conf/all")),),
           action=_sh("sysctl -qw net.ipv4.conf.eth0.rp_filter=2")),
-    Fault("ip-forward-off", "net.ipv4.ip_forward=0", "w2",
+    Fault("ip-forward-off", "net.ipv4.ip_forward=0", "cp3",  # no pod of CoreDNS or dnsutils there
           expect=(("node_ip_forward[{host}]", ("net.ipv4.ip_forward = 0",)),),
           action=_sh("sysctl -qw net.ipv4.ip_forward=0")),
     Fault("swap-active", "a 16 MiB swap file switched on", "w1", kernel_wide=True,
