@@ -128,10 +128,33 @@ def resolve_inventory_path(value: str, cwd: Path) -> Path | None:
     return next(iter(found.values()))[0]
 
 
+# Lookups without side effects; any other (password writes files, pipe and lines run
+# commands, url and collections' reach the network) is not run while reading an inventory.
+SAFE_LOOKUPS = frozenset({"env", "file", "fileglob", "first_found", "ini", "csvfile", "vars",
+                          "varnames", "config", "items", "list", "dict", "indexed_items",
+                          "nested", "together", "sequence", "subelements"})
+
+
+def _only_safe_lookups(lookups):
+    real = lookups.get
+
+    def get(name, *args, **kwargs):
+        short = str(name).removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
+        if short not in SAFE_LOOKUPS:
+            from ansible.errors import AnsibleError
+
+            raise AnsibleError(f"lookup {name!r} is not run while reading an inventory (it may "
+                               "write files, run commands or use the network)")
+        return real(name, *args, **kwargs)
+
+    return get
+
+
 @contextmanager
 def _quiet_strict_ansible(path: Path, failures: list):
     """Make ansible fail on an unparsable source, and keep its console output to ourselves."""
     from ansible import constants as C
+    from ansible.plugins.loader import lookup_loader
     from ansible.utils.display import Display
 
     # One plugin per file type, so a broken hosts.yaml is not half-read as INI.
@@ -148,9 +171,11 @@ def _quiet_strict_ansible(path: Path, failures: list):
         setattr(C, k, v)
     for k, v in hooks.items():
         setattr(display, k, v)
+    lookup_loader.get = _only_safe_lookups(lookup_loader)
     try:
         yield
     finally:
+        vars(lookup_loader).pop("get", None)
         for k, v in saved.items():
             setattr(C, k, v)
         for k in hooks:
@@ -186,12 +211,19 @@ def _plain_vars(raw: Mapping[str, Any], templar, skip=frozenset()) -> dict[str, 
 
 
 def _value(templar, raw: Mapping[str, Any], n: str, where: str) -> Any:
-    try:  # str() of a vault-encrypted value needs the vault password
-        value = _render(templar, raw[n])
+    """A connection variable, templated as Ansible would: an error if that cannot be done
+    here (a vault-encrypted value, a lookup not run while reading an inventory)."""
+    value = raw[n]
+    try:
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            value = templar.template(value)
+        # str() of a vault-encrypted value needs the vault password
         return value if value is None or isinstance(value, (bool, int)) else str(value)
     except Exception as e:
-        raise InventoryError(f"{where}: cannot read {n} (vault-encrypted values are not "
-                             f"supported): {_ansible_message(e, Path(where))}") from None
+        why = _ansible_message(e, Path(where.split(": host ")[0]))
+        if "vault" in why.lower() or "decrypt" in why.lower():
+            why = f"vault-encrypted values are not supported ({why})"
+        raise InventoryError(f"{where}: cannot read {n}: {why}") from None
 
 
 def _plugin_options(kind: str, name: str, raw, templar, where: str) -> dict[str, Any]:

@@ -274,3 +274,40 @@ def test_kubespray_ci_separate_etcd_roles():
     assert [h.name for h in inv.by_role(ETCD)] == [f"ubuntu-2404-{i}" for i in (4, 5, 6)]
     assert all(ETCD not in h.roles for h in inv.by_role(CONTROL_PLANE))
     assert unassigned(inv) == []
+
+
+# --- reading never acts -----------------------------------------------------------------
+
+
+def test_reading_kubespray_group_vars_writes_nothing(tmp_path):
+    """kubespray's k8s-cluster.yml holds kubeadm_certificate_key: "{{ lookup('password',
+    credentials_dir + '/kubeadm_certificate_key.creds ...') }}": Ansible's password lookup
+    CREATES that file. Reading an inventory must not: the lookup is not run, the value stays
+    as written."""
+    import shutil
+
+    tree = tmp_path / "kubespray"
+    shutil.copytree(KUBESPRAY, tree, symlinks=True)
+    before = sorted(p.relative_to(tree) for p in tree.rglob("*"))
+    inv = load_inventory(tree / "local" / "hosts.ini")
+    assert sorted(p.relative_to(tree) for p in tree.rglob("*")) == before
+    assert inv.get("node1").vars["kubeadm_certificate_key"].startswith("{{ lookup('password',")
+    from ansible.plugins.loader import lookup_loader
+
+    assert "get" not in vars(lookup_loader)  # the guard is gone after loading
+
+
+def test_connection_variable_from_a_lookup(tmp_path, monkeypatch):
+    """env lookups are run (read-only); a pipe lookup (runs a command) is not, and a connection
+    variable that needs one is an inventory error, not a login with the template's text."""
+    monkeypatch.setenv("CLUSTER_USER", "ops")
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text("kube_node:\n  hosts:\n    w1:\n"
+                     "      ansible_user: \"{{ lookup('env', 'CLUSTER_USER') }}\"\n")
+    assert load_inventory(hosts).get("w1").user == "ops"
+    hosts.write_text("kube_node:\n  hosts:\n    w1:\n"
+                     f"      ansible_password: \"{{{{ lookup('pipe', 'touch {tmp_path}/ran') }}}}\"\n")
+    with pytest.raises(InventoryError, match=r"host w1: cannot read ansible_password: .*lookup "
+                       r"'pipe' is not run while reading an inventory"):
+        load_inventory(hosts)
+    assert not (tmp_path / "ran").exists()
