@@ -14,7 +14,7 @@ from .checks.ports import probe_targets
 from .inventory import Host, Inventory
 from .roles import NODE
 from .settings import Settings
-from .transport import CommandTimeout, Connection, Unreachable
+from .transport import CommandTimeout, Connection, LocalConnection, Unreachable, connect
 
 
 class FactStore:
@@ -28,7 +28,7 @@ class FactStore:
         self.shared_dir = shared_dir
         self.logins = 0
         self._cache: dict[str, dict] = {}
-        self._connections: dict[str, Connection] = {}
+        self._connections: dict[str, Connection | LocalConnection] = {}
         self._locks = {h.name: threading.Lock() for h in inventory.hosts}
 
     def get(self, host: Host) -> facts.NodeFacts | str:
@@ -66,9 +66,9 @@ class FactStore:
             tmp.replace(path)
             return data
 
-    def connection(self, host: Host) -> Connection:
+    def connection(self, host: Host) -> Connection | LocalConnection:
         if host.name not in self._connections:
-            self._connections[host.name] = Connection(host, self.settings.connect_timeout)
+            self._connections[host.name] = connect(host, self.settings.connect_timeout)
             self.logins += 1
         return self._connections[host.name]
 

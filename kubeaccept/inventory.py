@@ -6,17 +6,29 @@ what they mean to `ansible-playbook -i`.
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
+import shlex
 from collections.abc import Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .roles import CONTROL_PLANE, ETCD, GROUP_ROLES, LB, WORKER, roles_of_groups
+from . import sshargs
+from .roles import (
+    CONTROL_PLANE,
+    ETCD,
+    GROUP_ROLES,
+    LB,
+    RUNTIME_GROUPS,
+    WORKER,
+    roles_of_groups,
+    with_stacked_etcd,
+)
 
 
 class InventoryError(Exception):
@@ -42,6 +54,12 @@ class Host:
     groups: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
     vars: Mapping[str, Any] = _no_vars()
+    # ansible_connection's plugin: ssh, paramiko_ssh, local (run here), or one we cannot use.
+    connection: str = "ssh"
+    # How ssh would reach the host: a ProxyCommand (its %-tokens not yet expanded) or a
+    # ProxyJump list ([user@]host[:port],...), from ansible_ssh_common_args and friends.
+    proxy_command: str | None = None
+    proxy_jump: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,10 +128,33 @@ def resolve_inventory_path(value: str, cwd: Path) -> Path | None:
     return next(iter(found.values()))[0]
 
 
+# Lookups without side effects; any other (password writes files, pipe and lines run
+# commands, url and collections' reach the network) is not run while reading an inventory.
+SAFE_LOOKUPS = frozenset({"env", "file", "fileglob", "first_found", "ini", "csvfile", "vars",
+                          "varnames", "config", "items", "list", "dict", "indexed_items",
+                          "nested", "together", "sequence", "subelements"})
+
+
+def _only_safe_lookups(lookups):
+    real = lookups.get
+
+    def get(name, *args, **kwargs):
+        short = str(name).removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
+        if short not in SAFE_LOOKUPS:
+            from ansible.errors import AnsibleError
+
+            raise AnsibleError(f"lookup {name!r} is not run while reading an inventory (it may "
+                               "write files, run commands or use the network)")
+        return real(name, *args, **kwargs)
+
+    return get
+
+
 @contextmanager
 def _quiet_strict_ansible(path: Path, failures: list):
     """Make ansible fail on an unparsable source, and keep its console output to ourselves."""
     from ansible import constants as C
+    from ansible.plugins.loader import lookup_loader
     from ansible.utils.display import Display
 
     # One plugin per file type, so a broken hosts.yaml is not half-read as INI.
@@ -130,9 +171,11 @@ def _quiet_strict_ansible(path: Path, failures: list):
         setattr(C, k, v)
     for k, v in hooks.items():
         setattr(display, k, v)
+    lookup_loader.get = _only_safe_lookups(lookup_loader)
     try:
         yield
     finally:
+        vars(lookup_loader).pop("get", None)
         for k, v in saved.items():
             setattr(C, k, v)
         for k in hooks:
@@ -167,47 +210,130 @@ def _plain_vars(raw: Mapping[str, Any], templar, skip=frozenset()) -> dict[str, 
     return out
 
 
+def _value(templar, raw: Mapping[str, Any], n: str, where: str) -> Any:
+    """A connection variable, templated as Ansible would: an error if that cannot be done
+    here (a vault-encrypted value, a lookup not run while reading an inventory)."""
+    value = raw[n]
+    try:
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            value = templar.template(value)
+        # str() of a vault-encrypted value needs the vault password
+        return value if value is None or isinstance(value, (bool, int)) else str(value)
+    except Exception as e:
+        why = _ansible_message(e, Path(where.split(": host ")[0]))
+        if "vault" in why.lower() or "decrypt" in why.lower():
+            why = f"vault-encrypted values are not supported ({why})"
+        raise InventoryError(f"{where}: cannot read {n}: {why}") from None
+
+
+def _plugin_options(kind: str, name: str, raw, templar, where: str) -> dict[str, Any]:
+    """The plugin's options as ansible-core resolves them for this host: its variables (the
+    LAST name of an option's list that is set wins, so ansible_ssh_host beats ansible_host),
+    then environment and ansible.cfg, then defaults."""
+    from ansible import constants as C
+    from ansible.errors import AnsibleError
+
+    names = C.config.get_plugin_vars(kind, name)
+    given = {n: _value(templar, raw, n, where) for n in names if raw.get(n) is not None}
+    try:
+        return C.config.get_plugin_options(kind, name, variables=given)
+    except AnsibleError as e:
+        raise InventoryError(f"{where}: {_ansible_message(e, Path(where))}") from None
+
+
+def _connection_type(value: Any) -> str:
+    """ansible_connection's plugin name: ssh (also smart), paramiko_ssh, local, or as given."""
+    from ansible.plugins.loader import connection_loader
+
+    name = str(value or "ssh").removeprefix("ansible.builtin.").removeprefix("ansible.legacy.")
+    if name == "smart":
+        return "ssh"
+    with suppress(Exception):
+        if (cls := connection_loader.get(name, class_only=True)) is not None:
+            return cls._load_name
+    return name
+
+
 def _host(name: str, groups: frozenset[str], raw: Mapping[str, Any], templar, src: Path,
-          C) -> Host:
+          bastion: Mapping[str, Any] | None) -> Host:
+    from ansible import constants as C
+
+    where = f"{src}: host {name}"
+
     def pick(*names: str) -> Any:
         for n in (n for n in names if raw.get(n) is not None):
-            try:  # str() of a vault-encrypted value needs the vault password
-                value = _render(templar, raw[n])
-                return value if isinstance(value, bool) else str(value)
-            except Exception as e:
-                raise InventoryError(f"{src}: host {name}: cannot read {n} (vault-encrypted "
-                                     f"values are not supported): {_ansible_message(e, src)}"
-                                     ) from None
+            return _value(templar, raw, n, where)
         return None
 
-    ssh_args = f"{pick('ansible_ssh_common_args')} {pick('ansible_ssh_extra_args')}"
-    opts = {k.lower(): v.strip("'\"") for k, v in re.findall(
-        r"(?i)(UserKnownHostsFile|StrictHostKeyChecking)[= ]\s*(\S+)", ssh_args)}
-    checking = pick("ansible_host_key_checking", "ansible_ssh_host_key_checking")
-    checking = C.HOST_KEY_CHECKING if checking is None else checking
-    if "stricthostkeychecking" in opts:
-        checking = opts["stricthostkeychecking"].lower() not in ("no", "off", "accept-new")
-    key_file = pick("ansible_ssh_private_key_file", "ansible_private_key_file")
-    known_hosts = opts.get("userknownhostsfile")
-    port = pick("ansible_port", "ansible_ssh_port") or C.DEFAULT_REMOTE_PORT or 22
-    if not str(port).isdigit():
-        raise InventoryError(f"{src}: host {name}: ansible_port is {port!r}, not a number")
+    connection = _connection_type(pick("ansible_connection"))
+    become = _bool(pick("ansible_become") or False, f"{where}: ansible_become")
+    become_password = _plugin_options("become", "sudo", raw, templar, where).get("become_pass")
+    common = {"name": str(name), "become": become, "groups": groups,
+              "become_password": None if become_password is None else str(become_password),
+              "roles": roles_of_groups(groups), "connection": connection,
+              "vars": MappingProxyType(_plain_vars(raw, templar, C.INTERNAL_STATIC_VARS))}
+    for n in ("ansible_host_key_checking", "ansible_ssh_host_key_checking"):
+        if (v := pick(n)) is not None:  # ansible reads any other word as false: refuse it
+            _bool(v, f"{where}: {n}")
+    if connection == "local":
+        # Ansible's local connection runs commands here as the user running it.
+        return Host(address=str(pick("ansible_host") or name), port=0,
+                    user=getpass.getuser(), host_key_checking=False, **common)
+    if connection not in ("ssh", "paramiko_ssh"):
+        return Host(address=str(name), host_key_checking=True, **common)
+    opts = _plugin_options("connection", connection, raw, templar, where)
+    if connection == "ssh":
+        address, args = opts.get("host"), []
+        if raw.get("ansible_ssh_common_args") is None and bastion is not None \
+                and name != "bastion":
+            opts["ssh_common_args"] = _kubespray_bastion_args(
+                bastion, pick("ansible_ssh_private_key_file"))
+        for opt in ("ssh_args", "ssh_common_args", "ssh_extra_args"):
+            args += sshargs.split(opts.get(opt))
+            if opt == "ssh_args" and opts.get("host_key_checking") is False:
+                args += ["-o", "StrictHostKeyChecking=no"]  # ansible puts it right here
+        try:
+            ssh = sshargs.parse(args)
+        except sshargs.SshArgsError as e:
+            raise InventoryError(f"{where}: {e}") from None
+        strict = ssh.get("stricthostkeychecking")
+        checking = strict is None or strict.lower() not in ("no", "off", "accept-new")
+        known = (ssh.get("userknownhostsfile") or "").split()
+        known_hosts = known[0] if known else None
+        proxy_command, proxy_jump = ssh.proxy_command, ssh.proxy_jump
+        user = opts.get("remote_user") or ssh.get("user")
+        port = opts.get("port") or ssh.get("port")
+        key_file = opts.get("private_key_file") or ssh.get("identityfile")
+    else:  # paramiko: no ssh arguments; its own proxy_command (ansible_paramiko_proxy_command)
+        address, user, port = opts.get("remote_addr"), opts.get("remote_user"), opts.get("port")
+        key_file, known_hosts, proxy_jump = opts.get("private_key_file"), None, None
+        checking = opts.get("host_key_checking") is not False
+        proxy_command = opts.get("proxy_command") or None
+    if port is not None and not str(port).isdigit():
+        raise InventoryError(f"{where}: the SSH port is {port!r}, not a number")
     # str(): ansible hands out tagged str subclasses that pytest-xdist cannot serialize.
     return Host(
-        name=str(name),
-        address=str(pick("ansible_host", "ansible_ssh_host") or name),
-        port=int(port),
-        user=str(pick("ansible_user", "ansible_ssh_user") or C.DEFAULT_REMOTE_USER or "root"),
-        key_file=str(Path(key_file).expanduser()) if key_file else None,
-        password=pick("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"),
-        become=_bool(pick("ansible_become") or False, f"{src}: host {name}: ansible_become"),
-        become_password=pick("ansible_become_password", "ansible_become_pass"),
+        address=str(address or name),
+        port=int(port or 22),
+        user=str(user or "root"),
+        key_file=str(Path(str(key_file)).expanduser()) if key_file else None,
+        password=None if opts.get("password") is None else str(opts["password"]),
         known_hosts=str(Path(known_hosts).expanduser()) if known_hosts else None,
-        host_key_checking=_bool(checking, f"{src}: host {name}: ansible_host_key_checking"),
-        groups=groups,
-        roles=roles_of_groups(groups),
-        vars=MappingProxyType(_plain_vars(raw, templar, C.INTERNAL_STATIC_VARS)),
+        host_key_checking=bool(checking),
+        proxy_command=None if proxy_command is None else str(proxy_command),
+        proxy_jump=None if proxy_jump is None else str(proxy_jump),
+        **common,
     )
+
+
+def _kubespray_bastion_args(bastion: Mapping[str, Any], key_file: str | None) -> str:
+    """kubespray's default ansible_ssh_common_args when the inventory has a host named
+    bastion (roles/kubespray_defaults): every other host is reached through it."""
+    user, address = bastion.get("ansible_user"), bastion.get("ansible_host") or "bastion"
+    proxy = (f"ssh -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -W %h:%p "
+             f"-p {bastion.get('ansible_port') or 22} {user + '@' if user else ''}{address}"
+             + (f" -i {key_file}" if key_file else ""))
+    return f"-o ProxyCommand={shlex.quote(proxy)}"
 
 
 def _sort_key(h: Host):
@@ -215,12 +341,23 @@ def _sort_key(h: Host):
     return rank, [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", h.name)]
 
 
+def _add_runtime_groups(manager) -> None:
+    """What kubespray's roles/dynamic_groups does first: group_by over each host's inventory
+    groups (one pass), so group_vars/k8s_cluster/ applies although no k8s_cluster is declared."""
+    static = {name: {str(g.name) for g in h.get_groups()} for name, h in manager.hosts.items()}
+    for group, sources in RUNTIME_GROUPS.items():
+        for name, groups in static.items():
+            if groups & set(sources):  # as the group_by task: parent group all
+                manager.add_dynamic_group(manager.hosts[name],
+                                          {"add_group": group, "parent_groups": ["all"]})
+
+
 def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
     """Load an inventory file (or directory) as ansible does, group_vars and host_vars included."""
-    from ansible import constants as C
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import become_loader, connection_loader
     from ansible.template import Templar
     from ansible.vars.manager import VariableManager
     from ansible.vars.plugins import get_vars_from_inventory_sources
@@ -228,14 +365,25 @@ def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
     path, failures = Path(path).absolute(), []
     with _quiet_strict_ansible(path, failures):
         try:
+            for kind, plugins in (("ssh", connection_loader),
+                                  ("paramiko_ssh", connection_loader), ("sudo", become_loader)):
+                plugins.get(kind, class_only=True)  # registers the plugin's options
             loader = DataLoader()
             manager = InventoryManager(loader=loader, sources=[str(path)])
+            _add_runtime_groups(manager)
             variables = VariableManager(loader=loader, inventory=manager)
+            raws = {name: variables.get_vars(host=h, include_hostvars=False, stage="all")
+                    for name, h in manager.hosts.items()}
+            bastion = None
+            if "bastion" in raws:
+                raw = raws["bastion"]
+                bastion = _plain_vars(raw, Templar(loader, variables=raw))
             hosts = []
             for name, h in manager.hosts.items():
                 groups = frozenset(str(g.name) for g in h.get_groups()) - {"all", "ungrouped"}
-                raw = variables.get_vars(host=h, include_hostvars=False, stage="all")
-                hosts.append(_host(name, groups, raw, Templar(loader, variables=raw), path, C))
+                raw = raws[name]
+                hosts.append(_host(name, groups, raw, Templar(loader, variables=raw), path,
+                                   bastion))
             cluster: dict[str, Any] = {}
             for g in (manager.groups[n] for n in CLUSTER_GROUPS if n in manager.groups):
                 cluster.update(g.get_vars())
@@ -255,7 +403,28 @@ def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
         what = f"{len(hosts)} hosts, none" if hosts else "no hosts"
         raise InventoryError(f"{path} has {what} in a known group (groups found: {found}; "
                              f"expected: {', '.join(GROUP_ROLES)})")
-    return Inventory(str(path), tuple(sorted(hosts, key=_sort_key)), MappingProxyType(cluster))
+    return Inventory(str(path), _with_stacked_etcd(hosts), MappingProxyType(cluster))
+
+
+def _with_stacked_etcd(hosts: list[Host]) -> tuple[Host, ...]:
+    roles = with_stacked_etcd({h.name: h.roles for h in hosts})
+    return tuple(sorted((replace(h, roles=roles[h.name]) for h in hosts), key=_sort_key))
+
+
+def unassigned(inventory: Inventory) -> list[str]:
+    """One line per host kubeaccept does not test because none of its groups gives a role."""
+    known = ", ".join(GROUP_ROLES)
+    lines = []
+    for h in inventory.hosts:
+        if h.roles:
+            continue
+        groups = ", ".join(sorted(h.groups)) or "none"
+        why = ("it is kubespray's bastion, through which the other hosts are reached"
+               if h.name == "bastion" else
+               f"put it in one of the groups kubeaccept knows ({known}) or leave it out")
+        lines.append(f"host {h.name} is not tested: none of its groups ({groups}) gives it a "
+                     f"role; {why}")
+    return lines
 
 
 SPEC_OPTIONS = ("ssh_identity_file", "sudo", "roles", "timeout")
@@ -303,7 +472,8 @@ def parse_host_specs(value: str, default_roles: frozenset[str] = frozenset({WORK
     hosts = [_spec_host(s.strip(), default_roles) for s in value.split(",") if s.strip()]
     if not hosts:
         raise InventoryError("--hosts is empty: pass an inventory path or ssh://user@host specs")
-    return Inventory("command line", tuple(hosts))
+    roles = with_stacked_etcd({h.name: h.roles for h in hosts})
+    return Inventory("command line", tuple(replace(h, roles=roles[h.name]) for h in hosts))
 
 
 def load_hosts(value: str, cwd: Path) -> Inventory:

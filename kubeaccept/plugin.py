@@ -16,7 +16,7 @@ from .checks.certs import CA
 from .facts import NodeFacts
 from .factstore import FactStore
 from .findings import Finding
-from .inventory import Inventory, InventoryError, load_hosts
+from .inventory import Inventory, InventoryError, load_hosts, unassigned
 from .roles import ALL_ROLES, CONTROL_PLANE
 from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_version
 
@@ -98,6 +98,8 @@ def _settings(config: pytest.Config, inventory: Inventory) -> Settings:
 
 def _testinfra_spec(host) -> str:
     """The same host as a testinfra spec, so that testinfra's `host` fixture works too."""
+    if host.connection == "local":
+        return "local://"
     query = [f"timeout={10}"]
     if host.key_file:
         query.append(f"ssh_identity_file={host.key_file}")
@@ -160,13 +162,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         state.store.close()
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(STATE, None)
     if state is None:
         return None
     inv = state.inventory
     counts = ", ".join(f"{len(inv.by_role(r))} {r}" for r in ALL_ROLES if inv.by_role(r))
-    return f"kubeaccept: {inv.source}: {len(inv.hosts)} hosts ({counts})"
+    return [f"kubeaccept: {inv.source}: {len(inv.hosts)} hosts ({counts})",
+            *(f"kubeaccept: {line}" for line in unassigned(inv))]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -355,7 +358,13 @@ def failure_message(findings: list[Finding], failed: list[Finding]) -> str:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """Notes: information a passing check wants the operator to see (also under xdist)."""
+    """Hosts not tested, and notes: information a passing check wants the operator to see
+    (also under xdist)."""
+    state = config.stash.get(STATE, None)
+    if state is not None and (lines := unassigned(state.inventory)):
+        terminalreporter.section("kubeaccept: hosts not tested")  # never skipped in silence
+        for line in lines:
+            terminalreporter.line(f"{state.inventory.source}: {line}")
     notes = []
     for reports in terminalreporter.stats.values():
         for rep in reports:

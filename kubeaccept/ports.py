@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .roles import CONTROL_PLANE, NODE
+from .roles import CONTROL_PLANE, ETCD, NODE
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,10 @@ class Port:
 
 PORTS = (
     Port(6443, "kube-apiserver", (CONTROL_PLANE,), NODE),
-    Port(2379, "etcd client", (CONTROL_PLANE,), (CONTROL_PLANE,)),
-    Port(2380, "etcd peer", (CONTROL_PLANE,), (CONTROL_PLANE,)),
+    # etcd's ports belong to the etcd members: the control planes with kubeadm's stacked etcd,
+    # the etcd hosts with an external one (kubespray's etcd group apart from the control planes).
+    Port(2379, "etcd client", (ETCD,), (CONTROL_PLANE, ETCD)),
+    Port(2380, "etcd peer", (ETCD,), (ETCD,)),
     Port(10250, "kubelet", NODE, (CONTROL_PLANE,)),
     Port(10257, "kube-controller-manager", (CONTROL_PLANE,), ()),
     Port(10259, "kube-scheduler", (CONTROL_PLANE,), ()),

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import errno
+import getpass
+import logging
 import os
 import select
+import signal
 import socket
+import subprocess
 import time
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 
 import paramiko
 
+from . import sshargs
 from .inventory import Host
+
+# paramiko logs a traceback for each failed handshake; the one-line cause says it all.
+if logging.getLogger("paramiko").level == logging.NOTSET:
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class Unreachable(Exception):
@@ -33,7 +43,7 @@ def _known_hosts_file(host: Host) -> str:
     return host.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
 
 
-def _cause(host: Host, exc: BaseException, timeout: float) -> str:
+def _cause(host: Host, exc: BaseException, timeout: float, jump: bool = False) -> str:
     where = f"{host.user}@{host.address}:{host.port}"
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
         exc = next(iter(exc.errors.values()))  # paramiko wraps the socket error per address
@@ -52,8 +62,10 @@ def _cause(host: Host, exc: BaseException, timeout: float) -> str:
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
         kh = _known_hosts_file(host)
         return (f"host key of {host.address} is not in {kh}: add it "
-                f"(ssh-keyscan -p {host.port} {host.address} >> {kh}) "
-                "or set ansible_host_key_checking=false")
+                f"(ssh-keyscan -p {host.port} {host.address} >> {kh})"
+                + ("" if jump else " or set ansible_host_key_checking=false"))
+    if _no_handshake(exc):
+        return f"no SSH handshake with {where} within {timeout:g}s (not an SSH server, or it hangs)"
     if getattr(exc, "errno", None) == errno.EHOSTUNREACH:
         return (f"cannot connect to {where}: No route to host (host down, or a firewall "
                 "rejects SSH with icmp-host-prohibited)")
@@ -62,36 +74,192 @@ def _cause(host: Host, exc: BaseException, timeout: float) -> str:
     return f"cannot connect to {where}: {exc}"
 
 
+class ProxySock(paramiko.ProxyCommand):
+    """A ProxyCommand as ssh runs it ($SHELL -c "exec <command>"), as paramiko's socket: EOF
+    is EOF (not a busy loop), and close() ends the command's process group."""
+
+    def __init__(self, line: str, argv):
+        self.line = line
+        self.cmd = list(argv)
+        self.process = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, bufsize=0,
+                                        start_new_session=True)
+        self.timeout = None
+        self.killed = False  # by close(), not by itself
+        self.words = b""     # what it wrote to stderr
+
+    def recv(self, size: int) -> bytes:
+        if not select.select([self.process.stdout], [], [], self.timeout)[0]:
+            raise TimeoutError()
+        return os.read(self.process.stdout.fileno(), size)  # b"" once the command is gone
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:  # it may be exiting after its last words
+                self.process.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                self.killed = True
+                with suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    with suppress(ProcessLookupError):
+                        os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait()
+        with suppress(OSError, ValueError, TypeError):
+            os.set_blocking(self.process.stderr.fileno(), False)
+            self.words += self.process.stderr.read() or b""
+        for f in (self.process.stdin, self.process.stdout, self.process.stderr):
+            with suppress(OSError):
+                f.close()
+
+    def outcome(self, timeout: float) -> str:
+        """Why no SSH server answered through it, in the proxy's words if it ended."""
+        self.close()
+        if self.killed:
+            return (f"through ProxyCommand {self.line!r}: no SSH server answered through it "
+                    f"within {timeout:g}s")
+        last = (self.words.decode(errors="replace").strip().splitlines() or [""])[-1]
+        return (f"through ProxyCommand {self.line!r}, which exited with status "
+                f"{self.process.returncode}" + (f": {last}" if last else ""))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a host is reached, decided before any connection is made."""
+
+    target: str                       # user@address:port
+    known_hosts: str                  # the target's key is looked up here...
+    check_host_key: bool              # ...and an unknown key refused (else accepted)
+    proxy_command: str | None = None  # ssh's ProxyCommand, %-tokens expanded
+    proxy_argv: tuple[str, ...] = ()  # ...as ssh starts it
+    jumps: tuple[sshargs.Jump, ...] = ()  # ProxyJump hosts, in order
+    jump_known_hosts: tuple[str, ...] = ()  # their keys: always checked, as ssh -J does
+
+    def __str__(self) -> str:
+        how = (f" through ProxyCommand {self.proxy_command!r}" if self.proxy_command else
+               f" through jump host(s) {', '.join(map(str, self.jumps))}" if self.jumps else "")
+        key = "checked against" if self.check_host_key else "accepted if not in"
+        return f"{self.target}{how}, its host key {key} {self.known_hosts}"
+
+
+def plan(host: Host) -> Plan:
+    """The connection to make for an SSH host; Unreachable if its ProxyJump is unreadable."""
+    jumps: tuple[sshargs.Jump, ...] = ()
+    if host.proxy_jump:
+        try:
+            jumps = tuple(sshargs.parse_jumps(host.proxy_jump))
+        except sshargs.SshArgsError as exc:
+            raise Unreachable(str(exc)) from None
+    line = None
+    if host.proxy_command and not jumps:
+        line = sshargs.expand_proxy_command(host.proxy_command, host.address, host.port,
+                                            host.user, host.name)
+    known = _known_hosts_file(host)
+    return Plan(f"{host.user}@{host.address}:{host.port}", known, host.host_key_checking,
+                line, tuple(sshargs.proxy_argv(line)) if line else (), jumps,
+                tuple(dict.fromkeys([os.path.expanduser("~/.ssh/known_hosts"), known]))
+                if jumps else ())
+
+
+def _client(known_hosts, checking: bool) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    for kh in known_hosts:
+        if os.path.exists(kh):
+            client.load_host_keys(kh)
+    policy = paramiko.RejectPolicy() if checking else paramiko.AutoAddPolicy()
+    client.set_missing_host_key_policy(policy)
+    return client
+
+
+def _login(client: paramiko.SSHClient, address: str, port: int, user: str, timeout: float,
+           key_file: str | None, password: str | None, sock=None) -> None:
+    client.connect(
+        address,
+        port=port,
+        username=user,
+        password=password,
+        key_filename=key_file,
+        look_for_keys=key_file is None and password is None,
+        allow_agent=key_file is None and password is None,
+        timeout=timeout,
+        banner_timeout=timeout,
+        auth_timeout=timeout,
+        channel_timeout=timeout,
+        sock=sock,
+    )
+
+
+def _no_handshake(exc: BaseException) -> bool:
+    """paramiko's words for an SSH handshake that did not happen in time (or at all)."""
+    return isinstance(exc, paramiko.SSHException) and (
+        "protocol banner" in str(exc) or "No existing session" in str(exc))
+
+
 class Connection:
-    """One SSH login, reused for every command to the host."""
+    """One SSH login, reused for every command to the host: directly, through the host's
+    ProxyCommand, or through its ProxyJump hosts (each a paramiko login, same timeouts)."""
 
     def __init__(self, host: Host, connect_timeout: float):
         self.host = host
-        client = paramiko.SSHClient()
-        kh = _known_hosts_file(host)
-        if os.path.exists(kh):
-            client.load_host_keys(kh)
-        policy = paramiko.RejectPolicy() if host.host_key_checking else paramiko.AutoAddPolicy()
-        client.set_missing_host_key_policy(policy)
-        try:
-            client.connect(
-                host.address,
-                port=host.port,
-                username=host.user,
-                password=host.password,
-                key_filename=host.key_file,
-                look_for_keys=host.key_file is None and host.password is None,
-                allow_agent=host.key_file is None and host.password is None,
-                timeout=connect_timeout,
-                banner_timeout=connect_timeout,
-                auth_timeout=connect_timeout,
-                channel_timeout=connect_timeout,
-            )
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            client.close()
-            raise Unreachable(_cause(host, exc, connect_timeout)) from None
-        self._client = client
+        self.plan = how = plan(host)
         self._timeout = connect_timeout
+        self._hops: list[paramiko.SSHClient] = []
+        self._proxy: ProxySock | None = None
+        sock = None
+        if how.jumps:
+            sock = self._jump(how, connect_timeout)
+        elif how.proxy_command:
+            try:
+                self._proxy = sock = ProxySock(how.proxy_command, how.proxy_argv)
+            except OSError as exc:
+                raise Unreachable(f"cannot start ProxyCommand {how.proxy_command!r}: "
+                                  f"{exc.strerror}") from None
+        client = _client([how.known_hosts], how.check_host_key)
+        try:
+            _login(client, host.address, host.port, host.user, connect_timeout, host.key_file,
+                   host.password, sock)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            cause = _cause(host, exc, connect_timeout)
+            # no SSH server answered through the proxy (it failed, or is still trying)
+            if self._proxy is not None and (_no_handshake(exc) or isinstance(
+                    exc, (EOFError, TimeoutError, paramiko.ProxyCommandFailure))):
+                cause = f"cannot log into {how.target} " + self._proxy.outcome(connect_timeout)
+            client.close()
+            self._close_hops()
+            raise Unreachable(cause) from None
+        self._client = client
+
+    def _jump(self, how: Plan, timeout: float) -> paramiko.Channel:
+        """Log into each ProxyJump host in turn and open a direct-tcpip channel to the next;
+        the jump's own login uses keys and the agent, as ssh -J (never the host's password)."""
+        host = self.host
+        sock = None
+        hops = [*how.jumps[1:], sshargs.Jump(host.user, host.address, host.port)]
+        for jump, nxt in zip(how.jumps, hops, strict=True):
+            client = _client(how.jump_known_hosts, True)
+            self._hops.append(client)
+            where = replace(host, address=jump.host, port=jump.port,
+                            user=jump.user or getpass.getuser(),
+                            known_hosts=how.jump_known_hosts[-1])
+            try:
+                _login(client, where.address, where.port, where.user, timeout, host.key_file,
+                       None, sock)
+                sock = client.get_transport().open_channel(
+                    "direct-tcpip", (nxt.host, nxt.port), ("127.0.0.1", 0), timeout=timeout)
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                self._close_hops()
+                raise Unreachable(f"through jump host {jump}: "
+                                  f"{_cause(where, exc, timeout, jump=True)}") from None
+        return sock
+
+    def _close_hops(self) -> None:
+        for client in reversed(self._hops):
+            client.close()
+        self._hops.clear()
+        if self._proxy is not None:
+            self._proxy.close()
 
     def run(self, command: str, timeout: float, stdin: bytes = b"") -> Result:
         transport = self._client.get_transport()
@@ -110,6 +278,45 @@ class Connection:
 
     def close(self) -> None:
         self._client.close()
+        self._close_hops()
+
+
+class LocalConnection:
+    """ansible_connection=local: the same contract as Connection, commands run here with
+    `sh -c` (Ansible's local connection runs them as the user running it)."""
+
+    def __init__(self, host: Host, connect_timeout: float):
+        self.host = host
+
+    def run(self, command: str, timeout: float, stdin: bytes = b"") -> Result:
+        try:
+            proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
+        except OSError as exc:
+            raise Unreachable(f"cannot run /bin/sh here: {exc.strerror}") from None
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):  # the command and whatever it started
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise CommandTimeout(f"local command did not finish within {timeout:g}s") from None
+        return Result(proc.returncode, out.decode(errors="replace"),
+                      err.decode(errors="replace"))
+
+    def close(self) -> None:
+        pass
+
+
+def connect(host: Host, connect_timeout: float) -> Connection | LocalConnection:
+    """The host's connection as its ansible_connection says: ssh/paramiko or local."""
+    if host.connection == "local":
+        return LocalConnection(host, connect_timeout)
+    if host.connection not in ("ssh", "paramiko_ssh"):
+        raise Unreachable(f"ansible_connection={host.connection} is not supported: kubeaccept "
+                          "connects over SSH (ssh, paramiko) or runs locally (local)")
+    return Connection(host, connect_timeout)
 
 
 def _collect(chan: paramiko.Channel, timeout: float, command: str) -> Result:

@@ -10,7 +10,8 @@ from . import NodeContext, node_ip
 DOWN_WHY = {
     "kube-apiserver": "kubectl and kubelets using this control plane get \"The connection to the "
                       "server <host>:6443 was refused\"; the load balancer loses a backend",
-    "etcd client": "the local kube-apiserver loses its datastore and fails /readyz",
+    "etcd client": "the kube-apiservers using this etcd member (on a stacked control plane, the "
+                   "local one) lose their datastore and fail /readyz",
     "etcd peer": "this etcd member drops out of the cluster; one more failure loses quorum",
     "kubelet": "the node goes NotReady; kubectl exec/logs to its pods fail",
     "kube-controller-manager": "Deployments, DaemonSets and node lifecycle stop being reconciled",
@@ -59,7 +60,7 @@ def probe_targets(source: Host, inventory: Inventory) -> list[str]:
 
 def ports_reachable(ctx: NodeContext) -> list[Finding]:
     cid = "node_ports_reachable"
-    findings = []
+    findings, unchecked = [], []
     for port in served(ctx.host.roles, None):
         if not port.reach_from:
             continue
@@ -78,6 +79,7 @@ def ports_reachable(ctx: NodeContext) -> list[Finding]:
         evidence = tuple(f"from {p}: connect {key} -> {r}" for p, r in sorted(results.items()))
         evidence += tuple(f"from {u}: not probed" for u in unprobed)
         if not results and not unprobed:
+            unchecked.append(port)
             continue
         if bad:
             detail = ", ".join(f"{p} ({r})" for p, r in sorted(bad.items()))
@@ -94,4 +96,17 @@ def ports_reachable(ctx: NodeContext) -> list[Finding]:
             findings.append(Finding(cid, subject, False, f"{port.label}: no peer could probe it",
                                     "reachable", fix="make the other nodes reachable over SSH",
                                     evidence=evidence))
+    if unchecked:
+        # Nothing to probe from is not a pass by silence: say which ports went unchecked.
+        labels = ", ".join(p.label for p in unchecked)
+        roles = "/".join(sorted({r for p in unchecked for r in p.reach_from}))
+        findings.append(Finding(
+            cid, f"{ctx.host.name}:unchecked", True, f"not checked: {labels}",
+            "reachability from the nodes that use these ports",
+            note=f"not checked: {labels} on {ctx.host.name}: the inventory has no other "
+                 f"{roles} host to probe from"))
+    if not findings:
+        findings.append(Finding(cid, ctx.host.name, True, "no port of its roles is used by "
+                                "other hosts", "", note=f"not checked: no port of "
+                                f"{ctx.host.name}'s roles is reached from other hosts"))
     return findings

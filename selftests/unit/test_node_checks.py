@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kubeaccept.checks import cgroup, lb, ports, swap, sysctl
+from kubeaccept.checks import NodeContext, cgroup, firewall, lb, ports, swap, sysctl
 from kubeaccept.facts import NodeFacts, parse
+from kubeaccept.inventory import Inventory, load_inventory
 from kubeaccept.lab.faults import FAULTS
 from kubeaccept.plugin import failure_message
-from kubeaccept.roles import LB
+from kubeaccept.roles import CONTROL_PLANE, ETCD, LB
 from kubeaccept.settings import Settings
 
 from .factory import CP, context, facts, host
@@ -278,12 +279,73 @@ def test_ports_reachable_uses_peers_probes():
 
 
 def test_probe_targets_follow_the_port_matrix():
-    cp1, cp2, w1 = host("cp1", "10.0.0.1", CP), host("cp2", "10.0.0.2", CP), host("w1", "10.0.0.3")
-    from kubeaccept.inventory import Inventory
+    stacked = (CONTROL_PLANE, ETCD)  # kubeadm's default: etcd on each control plane
+    cp1, cp2 = host("cp1", "10.0.0.1", stacked), host("cp2", "10.0.0.2", stacked)
+    w1 = host("w1", "10.0.0.3")
     inv = Inventory("t", (cp1, cp2, w1))
     assert ports.probe_targets(w1, inv) == ["10.0.0.1:6443", "10.0.0.2:6443"]
     assert ports.probe_targets(cp1, inv) == ["10.0.0.2:6443", "10.0.0.2:2379", "10.0.0.2:2380",
                                              "10.0.0.2:10250", "10.0.0.3:10250"]
+
+
+CI_SEPARATE_ETCD = (Path(__file__).parent / "fixtures" / "inventories" / "kubespray-ci"
+                    / "ubuntu24-ha-separate-etcd" / "ci_inventory.yml")
+LISTEN_CP_NO_ETCD = "\n".join(
+    f'LISTEN 0 4096 {a}:{p} 0.0.0.0:* users:(("{n}",pid={i},fd=3))' for i, (n, a, p) in enumerate([
+        ("kube-apiserver", "*", 6443), ("kubelet", "*", 10250),
+        ("kube-controller", "127.0.0.1", 10257), ("kube-scheduler", "127.0.0.1", 10259)], 100))
+
+
+def test_separate_etcd_ports_belong_to_the_etcd_hosts():
+    """kubespray CI ubuntu24-ha-separate-etcd: etcd runs on its own hosts, so 2379/2380 are
+    theirs (kubeadm's "Ports and Protocols": 2379-2380 used by kube-apiserver, etcd): a control
+    plane without etcd passes without them; an etcd host must listen on both."""
+    inv = load_inventory(CI_SEPARATE_ETCD)
+    cp, etcd = inv.get("ubuntu-2404-0"), inv.get("ubuntu-2404-4")
+    cp_ctx = NodeContext(cp, facts(cp.name, listen_tcp=LISTEN_CP_NO_ETCD), inv)
+    assert not failed(ports.listening_ports(cp_ctx))
+    assert not any("2379" in f.subject or "2380" in f.subject
+                   for f in ports.listening_ports(cp_ctx))
+    out = failed(ports.listening_ports(NodeContext(etcd, facts(etcd.name), inv)))
+    assert [(f.subject, f.observed) for f in out] == [
+        ("ubuntu-2404-4:tcp/2379", "nothing listens on tcp/2379 (etcd client)"),
+        ("ubuntu-2404-4:tcp/2380", "nothing listens on tcp/2380 (etcd peer)")]
+    assert "kube-apiservers using this etcd member" in out[0].why
+    # probes: control planes -> etcd client port; etcd members -> each other's 2379 and 2380
+    assert ports.probe_targets(cp, inv) == [
+        "192.0.2.11:6443", "192.0.2.11:10250", "192.0.2.12:6443", "192.0.2.12:10250",
+        "192.0.2.14:2379", "192.0.2.15:2379", "192.0.2.16:2379", "192.0.2.13:10250"]
+    assert ports.probe_targets(etcd, inv) == [
+        "192.0.2.15:2379", "192.0.2.15:2380", "192.0.2.16:2379", "192.0.2.16:2380"]
+    # the firewall check asks the control plane to accept no etcd traffic
+    labels = [label for label, *_ in firewall._inbound(cp_ctx)]
+    assert not any("etcd" in label for label in labels) and "tcp/6443 (kube-apiserver)" in labels
+
+
+def test_etcd_host_reachability_from_control_planes_and_peers():
+    inv = load_inventory(CI_SEPARATE_ETCD)
+    etcd = inv.get("ubuntu-2404-4")
+    ok = "192.0.2.14:2379 open\n192.0.2.14:2380 open"
+    peers = {h.name: facts(h.name, probes=ok) for h in inv.hosts if h.name != etcd.name}
+    peers["ubuntu-2404-6"] = facts("ubuntu-2404-6", probes="192.0.2.14:2379 open\n"
+                                   "192.0.2.14:2380 timeout")
+    out = ports.ports_reachable(NodeContext(etcd, facts(etcd.name), inv, peers=peers))
+    assert [(f.subject, f.ok) for f in out] == [("ubuntu-2404-4:tcp/2379", True),
+                                                ("ubuntu-2404-4:tcp/2380", False)]
+    assert out[0].observed == "tcp/2379 (etcd client) reachable from 5 node(s)"
+    assert out[1].observed == "tcp/2380 (etcd peer) not reachable from ubuntu-2404-6 (timeout)"
+    assert out[1].expected == "reachable from every etcd node"
+
+
+def test_ports_reachable_says_what_it_could_not_check():
+    """A worker-only inventory has no control plane to probe the kubelet from: the check says
+    so (a passing finding with a note) instead of producing nothing."""
+    w1, w2 = host("w1", "192.0.2.21"), host("w2", "192.0.2.22")
+    out = ports.ports_reachable(context(facts("w1"), w1, peers=[(w2, facts("w2"))]))
+    assert [(f.subject, f.ok, f.observed) for f in out] == [
+        ("w1:unchecked", True, "not checked: tcp/10250 (kubelet)")]
+    assert out[0].note == ("not checked: tcp/10250 (kubelet) on w1: the inventory has no other "
+                           "control_plane host to probe from")
 
 
 def test_lb_listening():

@@ -47,3 +47,30 @@ def test_unreachable_spec_errors_each_test_without_traceback(tmp_path):
 def test_bad_option_value(tmp_path):
     rc, out = pytest_run(tmp_path, "--hosts=ssh://root@127.0.0.1:1", "--pod-subnet=10.244.0.0/33")
     assert rc == 4 and "10.244.0.0/33" in out and "Traceback" not in out
+
+
+def test_host_in_no_known_group_is_reported_not_skipped(tmp_path):
+    """A host whose groups give it no role is not tested; the run says so at the end (also
+    with -q) naming its groups and the groups kubeaccept knows."""
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[kube_control_plane]\ncp1 ansible_host=127.0.0.1 ansible_port=1\n"
+                   "[monitoring]\nprom1 ansible_host=127.0.0.1\n")
+    rc, out = pytest_run(tmp_path, f"--hosts={inv}", "--collect-only", "tests/node")
+    assert rc == 0 and "Traceback" not in out
+    assert "kubeaccept: hosts not tested" in out
+    assert (f"{inv}: host prom1 is not tested: none of its groups (monitoring) gives it a role; "
+            "put it in one of the groups kubeaccept knows (kube_control_plane, ") in out
+    assert "prom1]" not in out  # no test for it
+
+
+def test_separate_etcd_hosts_get_the_port_tests(tmp_path):
+    """kubespray CI ubuntu24-ha-separate-etcd: the etcd hosts are checked for their ports
+    (node_listening_ports, node_ports_reachable); the node-only checks stay with the nodes."""
+    inv = ROOT / "selftests/unit/fixtures/inventories/kubespray-ci/ubuntu24-ha-separate-etcd/ci_inventory.yml"
+    rc, out = pytest_run(tmp_path, f"--hosts={inv}", "--collect-only", "tests/node/test_network.py")
+    assert rc == 0
+    for etcd in ("ubuntu-2404-4", "ubuntu-2404-5", "ubuntu-2404-6"):
+        assert f"node_listening_ports[{etcd}]" in out and f"node_ports_reachable[{etcd}]" in out
+        assert f"node_firewall_input[{etcd}]" not in out
+    assert "node_firewall_input[ubuntu-2404-3]" in out
+    assert "hosts not tested" not in out

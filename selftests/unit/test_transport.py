@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import errno
+import getpass
+import shlex
 import socket
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import paramiko
 import pytest
 
-from kubeaccept.transport import Connection, Unreachable, _cause
+from kubeaccept.inventory import Host
+from kubeaccept.transport import (
+    CommandTimeout,
+    Connection,
+    LocalConnection,
+    Unreachable,
+    _cause,
+    connect,
+    plan,
+)
 
+from . import sshstandin
 from .factory import host
 
 
@@ -35,3 +51,196 @@ def test_connect_to_a_closed_local_port_is_unreachable_quickly():
     h = host().__class__(name="x", address="127.0.0.1", port=port, host_key_checking=False)
     with pytest.raises(Unreachable, match="connection refused"):
         Connection(h, connect_timeout=2)
+
+
+# --- ansible_connection=local -------------------------------------------------------------
+
+
+def test_local_connection_runs_sh_here_with_the_ssh_contract(tmp_path):
+    """Ansible's local connection runs the command on the machine running Ansible, as its
+    user; kubeaccept's LocalConnection does the same with `sh -c`, returning what Connection
+    returns (exit status, stdout, stderr; stdin fed) and raising CommandTimeout when slow."""
+    h = Host("node1", "node1", connection="local", user=getpass.getuser())
+    conn = connect(h, connect_timeout=1)
+    assert isinstance(conn, LocalConnection)
+    r = conn.run("read line; echo \"got $line\"; echo warn >&2; exit 3", timeout=10, stdin=b"x\n")
+    assert (r.exit_status, r.stdout, r.stderr) == (3, "got x\n", "warn\n")
+    # the facts command's shape: sh -c SCRIPT NAME ARGS
+    line = "sh -c " + shlex.quote('echo "$0 $1 $2"') + " kubeaccept-facts tok 3"
+    assert conn.run(line, timeout=10).stdout == "kubeaccept-facts tok 3\n"
+
+
+def test_local_command_timeout_kills_what_it_started(tmp_path):
+    pidfile = tmp_path / "pid"
+    conn = LocalConnection(Host("node1", "node1", connection="local"), 1)
+    start = time.monotonic()
+    with pytest.raises(CommandTimeout, match=r"local command did not finish within 0.5s"):
+        conn.run(f"sleep 30 & echo $! > {pidfile}; wait", timeout=0.5)
+    assert time.monotonic() - start < 5
+    pid = int(pidfile.read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_unsupported_connection_is_unreachable_with_the_reason():
+    with pytest.raises(Unreachable, match=r"^ansible_connection=winrm is not supported: "
+                       r"kubeaccept connects over SSH \(ssh, paramiko\) or runs locally"):
+        connect(Host("win1", "192.0.2.9", connection="winrm"), 1)
+
+
+# --- ProxyCommand and ProxyJump ------------------------------------------------------------
+
+STANDIN = Path(__file__).with_name("sshstandin.py")
+
+
+@pytest.fixture
+def keys(tmp_path):
+    """A host key for the stand-in server(s) and a client key the server accepts."""
+    out = {}
+    for name in ("target", "jump", "client"):
+        key = paramiko.ECDSAKey.generate()
+        key.write_private_key_file(str(tmp_path / name))
+        (tmp_path / f"{name}.pub").write_text(f"{key.get_name()} {key.get_base64()}\n")
+        out[name] = key
+    return out
+
+
+def known_hosts(path, entries):
+    path.write_text("".join(f"{name} {key.get_name()} {key.get_base64()}\n"
+                            for name, key in entries))
+    return str(path)
+
+
+def proxied_host(tmp_path, checking=True, **kw):
+    """kubespray's openstack bastion shape: ProxyCommand='ssh -o StrictHostKeyChecking=no
+    -o UserKnownHostsFile=/dev/null -W %h:%p -q USER@BASTION', with the stand-in in ssh's place."""
+    proxy = (f"{sys.executable} {STANDIN} {tmp_path / 'target'} {tmp_path / 'client.pub'} "
+             "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -W %h:%p -q %r@bastion")
+    return Host("w1", "10.0.0.21", 22, "ubuntu", key_file=str(tmp_path / "client"),
+                known_hosts=str(tmp_path / "known_hosts"), host_key_checking=checking,
+                proxy_command=proxy, **kw)
+
+
+def test_plan_for_a_proxy_command(tmp_path):
+    h = proxied_host(tmp_path)
+    p = plan(h)
+    assert p.proxy_command.endswith("-W 10.0.0.21:22 -q ubuntu@bastion")  # %h %p %r expanded
+    assert p.proxy_argv[1:] == ("-c", "exec " + p.proxy_command)  # $SHELL -c "exec ..." as ssh
+    assert (p.check_host_key, p.known_hosts, p.jumps) == (True, str(tmp_path / "known_hosts"), ())
+    assert str(p).startswith("ubuntu@10.0.0.21:22 through ProxyCommand ")
+    assert str(p).endswith(f"its host key checked against {tmp_path / 'known_hosts'}")
+
+
+def test_plan_for_jump_hosts(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    h = Host("w2", "192.0.2.22", 22, "ubuntu", known_hosts="/kh",
+             proxy_jump="ops@203.0.113.5:2222,10.0.0.5")
+    p = plan(h)
+    assert [str(j) for j in p.jumps] == ["ops@203.0.113.5:2222", "10.0.0.5:22"]
+    assert p.jump_known_hosts == (str(tmp_path / ".ssh" / "known_hosts"), "/kh")
+    assert p.proxy_command is None
+    assert "through jump host(s) ops@203.0.113.5:2222, 10.0.0.5:22" in str(p)
+
+
+def test_login_through_a_proxy_command_checks_the_targets_key(tmp_path, keys):
+    """The login goes through the ProxyCommand's stdin/stdout (paramiko's sock), and the
+    target's key is checked against the target's known_hosts: the StrictHostKeyChecking=no
+    and UserKnownHostsFile=/dev/null inside the ProxyCommand belong to the bastion's ssh."""
+    known_hosts(tmp_path / "known_hosts", [("10.0.0.21", keys["target"])])
+    conn = Connection(proxied_host(tmp_path), connect_timeout=10)
+    try:
+        r = conn.run("echo hi", timeout=10)
+    finally:
+        conn.close()
+    assert r.exit_status == 0
+    assert r.stdout == ("proxied ubuntu: echo hi [-o StrictHostKeyChecking=no -o "
+                        "UserKnownHostsFile=/dev/null -W 10.0.0.21:22 -q ubuntu@bastion]\n")
+    assert conn._proxy.process.poll() is not None  # closing ends the proxy command
+
+    known_hosts(tmp_path / "known_hosts", [("10.0.0.99", keys["target"])])
+    with pytest.raises(Unreachable, match=r"host key of 10.0.0.21 is not in .*known_hosts: "
+                       r"add it \(ssh-keyscan -p 22 10.0.0.21"):
+        Connection(proxied_host(tmp_path), connect_timeout=10)
+    known_hosts(tmp_path / "known_hosts", [("10.0.0.21", keys["jump"])])
+    with pytest.raises(Unreachable, match=r"host key of 10.0.0.21 does not match"):
+        Connection(proxied_host(tmp_path, checking=False), connect_timeout=10)
+
+
+def test_proxy_command_that_fails_says_why_quickly(tmp_path):
+    """ssh -W to a bastion that refuses: the proxy exits 255 with ssh's words on stderr."""
+    h = replace(proxied_host(tmp_path), proxy_command=(
+        "sh -c \"echo 'ssh: connect to host bastion port 22: Connection refused' >&2; "
+        "exit 255\""))
+    start = time.monotonic()
+    with pytest.raises(Unreachable) as e:
+        Connection(h, connect_timeout=10)
+    assert time.monotonic() - start < 5
+    assert str(e.value).startswith("cannot log into ubuntu@10.0.0.21:22 through ProxyCommand ")
+    assert str(e.value).endswith("which exited with status 255: ssh: connect to host bastion "
+                                 "port 22: Connection refused")
+
+
+def test_proxy_command_that_hangs_is_bounded_and_ended(tmp_path):
+    pidfile = tmp_path / "pid"
+    h = replace(proxied_host(tmp_path), proxy_command=f"sh -c 'echo $$ > {pidfile}; exec sleep 30'")
+    start = time.monotonic()
+    with pytest.raises(Unreachable, match=r"through ProxyCommand .*: no SSH server answered "
+                       r"through it within 1s"):
+        Connection(h, connect_timeout=1)
+    assert time.monotonic() - start < 6
+    pid = int(pidfile.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_login_through_a_jump_host(tmp_path, keys, monkeypatch):
+    """ProxyJump: log into the jump host (its key checked against known_hosts, always), open a
+    direct-tcpip channel to the target from there, log into the target over that channel."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    sshstandin.serve_socket(listener, keys["jump"], (tmp_path / "client.pub").read_text().strip(),
+                            keys["target"])
+    kh = known_hosts(tmp_path / "known_hosts", [(f"[127.0.0.1]:{port}", keys["jump"]),
+                                                 ("10.0.0.21", keys["target"])])
+    h = Host("w1", "10.0.0.21", 22, "ubuntu", key_file=str(tmp_path / "client"),
+             known_hosts=kh, proxy_jump=f"ops@127.0.0.1:{port}")
+    conn = Connection(h, connect_timeout=10)
+    try:
+        assert conn.run("id -u", timeout=10).stdout == "target ('10.0.0.21', 22) ubuntu: id -u\n"
+    finally:
+        conn.close()
+    listener.close()
+
+
+def test_jump_host_refused_or_unknown(tmp_path, keys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    h = Host("w1", "10.0.0.21", 22, "ubuntu", key_file=str(tmp_path / "client"),
+             host_key_checking=False, proxy_jump=f"ops@127.0.0.1:{port}")
+    with pytest.raises(Unreachable, match=rf"^through jump host ops@127.0.0.1:{port}: "
+                       rf"connection refused by ops@127.0.0.1:{port}"):
+        Connection(h, connect_timeout=2)
+
+
+def test_jump_host_key_is_checked_even_when_the_target_is_not(tmp_path, keys, monkeypatch):
+    """ssh -J checks the jump host's key whatever the target's StrictHostKeyChecking says."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    sshstandin.serve_socket(listener, keys["jump"], (tmp_path / "client.pub").read_text().strip(),
+                            keys["target"])
+    kh = known_hosts(tmp_path / "known_hosts", [("10.0.0.21", keys["target"])])
+    h = Host("w1", "10.0.0.21", 22, "ubuntu", key_file=str(tmp_path / "client"), known_hosts=kh,
+             host_key_checking=False, proxy_jump=f"ops@127.0.0.1:{port}")
+    with pytest.raises(Unreachable) as e:
+        Connection(h, connect_timeout=10)
+    assert str(e.value) == (f"through jump host ops@127.0.0.1:{port}: host key of 127.0.0.1 is "
+                            f"not in {kh}: add it (ssh-keyscan -p {port} 127.0.0.1 >> {kh})")
+    listener.close()

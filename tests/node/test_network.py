@@ -3,16 +3,17 @@
 import pytest
 
 from kubeaccept.checks import firewall, ports
-from kubeaccept.roles import NODE
+from kubeaccept.roles import ETCD, NODE
 
 
-@pytest.mark.roles(*NODE)
+# Also on etcd hosts apart from the control planes (their 2379/2380).
+@pytest.mark.roles(*NODE, ETCD)
 def node_listening_ports(node, verdict):
     """Every port of the node's role has a listening process."""
     verdict(ports.listening_ports(node))
 
 
-@pytest.mark.roles(*NODE)
+@pytest.mark.roles(*NODE, ETCD)
 def node_ports_reachable(node, verdict):
     """The node's ports accept connections from the nodes that need them."""
     verdict(ports.ports_reachable(node))
