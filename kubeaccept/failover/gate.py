@@ -16,7 +16,7 @@ from ..findings import Finding
 from ..inventory import Host, Inventory
 from ..roles import CONTROL_PLANE, LB, WORKER
 from ..settings import Settings
-from ..transport import Connection, Unreachable
+from ..transport import Unreachable, connect
 from . import budget as budgets
 from . import power, preflight, probes
 from .journal import Journal
@@ -128,9 +128,9 @@ class Gate:
                                     (self.settings.connect_timeout,
                                      self.settings.command_timeout))
         try:
-            etcd_conn = Connection(survivors[0], self.settings.connect_timeout)
+            etcd_conn = connect(survivors[0], self.settings.connect_timeout)
             conns.append(etcd_conn)
-            dns_conn = Connection(dns_host, self.settings.connect_timeout)
+            dns_conn = connect(dns_host, self.settings.connect_timeout)
             conns.append(dns_conn)
             probes.ensure_namespace(slow_api)
             pod, created_pod, problem = dnsutils.ensure_pod(
@@ -281,7 +281,7 @@ def verify_restore(gate: Gate, target: Host, view: dict, start: float) -> dict:
             now = time.monotonic() - start
             missing = {}
             try:
-                conn = conn or Connection(survivor, gate.settings.connect_timeout)
+                conn = conn or connect(survivor, gate.settings.connect_timeout)
                 ok, detail, data = probes.etcd(conn, survivor, view["members"],
                                                view["endpoints"])()
                 healthy = data.get("healthy", {})
@@ -303,7 +303,7 @@ def verify_restore(gate: Gate, target: Host, view: dict, start: float) -> dict:
                 done.setdefault("node", now)
             # kube-proxy and the CNI redo their rules at boot: Services work on it again
             try:
-                own_conn = own_conn or Connection(target, gate.settings.connect_timeout)
+                own_conn = own_conn or connect(target, gate.settings.connect_timeout)
                 ok, detail, _ = probes.dns_node(own_conn, gate.settings.dns_ip,
                                                 gate.settings.kubernetes_service_ip)()
             except Exception as exc:  # noqa: BLE001 - not up yet: keep trying

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 
 from ..inventory import Host
-from ..transport import CommandTimeout, Connection, Unreachable
+from ..transport import CommandTimeout, Unreachable, connect
 
 OFF_VAR, ON_VAR = "kubeaccept_power_off", "kubeaccept_power_on"
 RUNTIMES = "containerd docker cri-docker crio kubelet"
@@ -114,7 +114,7 @@ def run(method: Method, host: Host, timeout: float, connect_timeout: float) -> s
     if host.become and host.user != "root":
         line = f"sudo -n -- sh -c {shlex.quote(line)}"
     try:
-        conn = Connection(host, connect_timeout)
+        conn = connect(host, connect_timeout)
     except Unreachable as exc:
         raise PowerError(f"{host.name}: {method.name}: {exc}") from None
     try:
