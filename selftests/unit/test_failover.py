@@ -305,3 +305,33 @@ def test_failover_restore_without_a_journal(tmp_path):
     rc, out = pytest_run(tmp_path, TWO_CPS, "--failover-restore",
                          f"--failover-journal={tmp_path / 'none.json'}")
     assert rc == 0 and "nothing to restore" in out
+
+
+# --- sampling and signals -------------------------------------------------------------------
+def test_a_slow_probe_does_not_stretch_the_sampling():
+    """A probe waiting for its timeout (0.35 s) must not delay the next one (0.1 s tick)."""
+    import time
+
+    from kubeaccept.failover.timeline import Sampler
+    sampler = Sampler("slow", lambda: (time.sleep(0.35) or False, "timeout", {}), 0.1)
+    sampler.start()
+    time.sleep(1.0)
+    sampler.stop()
+    starts = [x.start for x in sampler.timeline()]
+    assert len(starts) >= 8
+    assert max(b - a for a, b in zip(starts, starts[1:], strict=False)) < 0.25
+
+
+def test_sigterm_becomes_an_interruption_the_gate_restores_from():
+    import os
+    import signal
+
+    from kubeaccept.failover.gate import Interrupted, _trap_sigterm
+    previous = _trap_sigterm()
+    try:
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            import time
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
