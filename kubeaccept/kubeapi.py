@@ -37,10 +37,16 @@ class HttpError(Exception):
         self.status, self.reason, self.body = status, reason, body
 
 
+# Metadata only (what `kubectl get --raw` calls PartialObjectMetadata): a Secret's existence
+# without its data ever leaving the apiserver.
+METADATA_ONLY = ("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,"
+                 "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1")
+
+
 def raw_call(api_client: client.ApiClient, method: str, path: str, timeout, body=None,
-             content_type: str | None = None) -> bytes:
+             content_type: str | None = None, accept: str = "application/json") -> bytes:
     """One request with the client's credentials; HttpError for any non-2xx answer."""
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": accept}
     if content_type:
         headers["Content-Type"] = content_type
     m, url, hdrs, data, post = api_client.param_serialize(
@@ -59,12 +65,14 @@ class Api:
     source: str   # where the credentials came from
     timeout: tuple[float, float]
 
-    def get(self, path: str, missing_ok: bool = False) -> dict | None:
+    def get(self, path: str, missing_ok: bool = False,
+            accept: str = "application/json") -> dict | None:
         """GET path -> JSON; None for a 404 when missing_ok."""
         last: Exception | None = None
         for attempt in range(ATTEMPTS):
             try:
-                return json.loads(raw_call(self.api_client, "GET", path, self.timeout))
+                return json.loads(raw_call(self.api_client, "GET", path, self.timeout,
+                                           accept=accept))
             except (ApiException, HttpError) as exc:
                 if exc.status == 404 and missing_ok:
                     return None
@@ -162,7 +170,7 @@ def read_state(api: Api) -> ApiState:
         listed = {k: pool.submit(api.items, p) for k, p in lists.items()}
         maps = {k: pool.submit(api.get, p, True) for k, p in singles.items()}
         felix_f = pool.submit(api.get, felix, True)
-        certs_f = pool.submit(api.get, certs, True)
+        certs_f = pool.submit(api.get, certs, True, METADATA_ONLY)
         data = {k: f.result() for k, f in listed.items()}
         configmaps = {k: f.result() for k, f in maps.items() if f.result() is not None}
         secret = certs_f.result()

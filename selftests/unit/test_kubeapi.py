@@ -68,11 +68,13 @@ class FakeApi:
 
     def __init__(self, objects):
         self.objects = objects
+        self.accepts = {}
 
     def items(self, path):
         return self.objects.get(path, {}).get("items", [])
 
-    def get(self, path, missing_ok=False):
+    def get(self, path, missing_ok=False, accept="application/json"):
+        self.accepts[path] = accept
         return self.objects.get(path)
 
 
@@ -85,6 +87,9 @@ def test_read_state_collects_lists_configmaps_and_only_the_secret_name():
     assert set(state.configmaps) == {"kube-system/kubeadm-config"}
     assert state.kube_system_secrets == frozenset({"kubeadm-certs"})
     assert state.felix_configurations == [] and state.endpoint == "https://vip:6443"
+    # the Secret is asked for as metadata only: its data never leaves the apiserver
+    assert api.accepts["/api/v1/namespaces/kube-system/secrets/kubeadm-certs"].startswith(
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
 
 
 def test_dnsutils_pod_is_the_documented_one_with_the_chosen_image():
