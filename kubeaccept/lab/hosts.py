@@ -218,7 +218,7 @@ StrictModes no
 PrintMotd no
 PrintLastLog no
 UseDNS no
-LogLevel INFO
+LogLevel VERBOSE
 MaxStartups 500:30:1000
 MaxSessions 100
 Subsystem sftp internal-sftp

@@ -483,11 +483,18 @@ class Lab:
 
     def logins(self) -> dict[str, int]:
         """SSH logins each host's sshd accepted since the lab came up."""
+        return self._sshd_count("Accepted publickey")
+
+    def commands(self) -> dict[str, int]:
+        """Remote commands each host's sshd ran (LogLevel VERBOSE logs each session)."""
+        return self._sshd_count("Starting session: command")
+
+    def _sshd_count(self, words: str) -> dict[str, int]:
         out = {}
         for h in self.hosts:
             log = self.dir / "hosts" / h.name / "sshd.log"
             text = log.read_text(errors="replace") if log.exists() else ""
-            out[h.name] = text.count("Accepted publickey")
+            out[h.name] = text.count(words)
         return out
 
 

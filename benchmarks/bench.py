@@ -1,0 +1,136 @@
+"""kubeaccept's node suite against a plain testinfra suite of the same invariants
+(benchmarks/baseline/), on the same lab, in the same run, at several sizes.
+
+Usage (root): python -m benchmarks.bench [--sizes 5,50,200] [-n 2] [--stand-ins]
+
+Per size and suite: wall time, CPU time and peak memory of the runner (pytest and its xdist
+workers), SSH logins and remote commands per host counted on each lab host's sshd, tests per
+second. Writes reports/bench.json and reports/bench.png (time vs hosts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from kubeaccept.lab.lab import Lab
+from kubeaccept.lab.plan import DEFAULT_STATE_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+# Runs a command and prints, as JSON on its last line, the resources of its process tree.
+MEASURE = """
+import json, resource, subprocess, sys, time
+t = time.monotonic()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": rc, "wall_s": time.monotonic() - t, "cpu_s": r.ru_utime + r.ru_stime,
+                  "peak_rss_mib": r.ru_maxrss / 1024}))
+"""
+
+
+def measure(argv: list[str]) -> dict:
+    out = subprocess.run([sys.executable, "-c", MEASURE, *argv], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tests_in(junit: Path) -> int:
+    return sum(1 for _ in ET.parse(junit).getroot().iter("testcase")) if junit.exists() else 0
+
+
+def one(lab: Lab, name: str, argv: list[str], junit: Path) -> dict:
+    logins, commands = lab.logins(), lab.commands()
+    result = measure(argv)
+    nodes = [h.name for h in lab.hosts if h.is_node]
+    dl = {h: lab.logins()[h] - logins[h] for h in nodes}
+    dc = {h: lab.commands()[h] - commands[h] for h in nodes}
+    result.update(suite=name, tests=tests_in(junit),
+                  logins_per_host=max(dl.values()), commands_per_host=max(dc.values()),
+                  tests_per_s=round(tests_in(junit) / result["wall_s"], 1))
+    return result
+
+
+def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path) -> list[dict]:
+    workers = max(1, size - 3)  # size = node hosts: 3 control planes + workers
+    took = lab.up(workers, control_plane=control_plane)
+    nodes = [h for h in lab.hosts if h.is_node]
+    ssh = lab.dir / "ssh"
+    config = tmp / "ssh_config"
+    config.write_text(f"Host *\n  User root\n  IdentityFile {ssh / 'id_ed25519'}\n"
+                      f"  UserKnownHostsFile {ssh / 'known_hosts'}\n"
+                      "  StrictHostKeyChecking yes\n")
+    specs = ",".join(f"paramiko://root@{h.ip}?ssh_config={config}" for h in nodes)
+    xdist = ["-n", n] if n != "0" else []
+    out = []
+    for name, argv, junit in (
+            ("kubeaccept", [sys.executable, "-m", "pytest", f"--hosts={lab.inventory}",
+                            "tests/node", "-q", *xdist, f"--junitxml={tmp}/k.xml"],
+             tmp / "k.xml"),
+            ("baseline", [sys.executable, "-m", "pytest", "-c", "benchmarks/baseline/pytest.ini",
+                          "benchmarks/baseline", f"--hosts={specs}", "-q", *xdist,
+                          f"--junitxml={tmp}/b.xml"], tmp / "b.xml")):
+        junit.unlink(missing_ok=True)
+        r = one(lab, name, argv, junit)
+        r.update(hosts=len(nodes), lab_up_s=round(took, 1), xdist=n)
+        out.append(r)
+        print(f"{len(nodes):4} hosts {name:10} wall {r['wall_s']:7.2f}s cpu {r['cpu_s']:7.2f}s "
+              f"peak {r['peak_rss_mib']:6.0f} MiB  tests {r['tests']:5} "
+              f"({r['tests_per_s']}/s)  logins/host {r['logins_per_host']}  "
+              f"commands/host {r['commands_per_host']}  rc {r['rc']}", flush=True)
+    k, b = out
+    print(f"{len(nodes):4} hosts baseline/kubeaccept wall ratio {b['wall_s'] / k['wall_s']:.1f}x",
+          flush=True)
+    return out
+
+
+def plot(results: list[dict], path: Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no matplotlib (pip install '.[bench]'): no plot")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for suite in ("kubeaccept", "baseline"):
+        rows = sorted((r["hosts"], r["wall_s"]) for r in results if r["suite"] == suite)
+        ax.plot([h for h, _ in rows], [w for _, w in rows], marker="o", label=suite)
+    ax.set_xlabel("node hosts")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("node suite on the lab, 2 cores")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="5,50,200")
+    p.add_argument("-n", default="2", help="xdist workers for both suites (0: serial)")
+    p.add_argument("--stand-ins", action="store_true",
+                   help="stand-in listeners instead of the real control plane and kwok nodes "
+                   "(the API checks then wait for answers that never come)")
+    args = p.parse_args()
+    lab = Lab(DEFAULT_STATE_DIR)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (int(s) for s in args.sizes.split(",")):
+            start = time.monotonic()
+            results += run_size(lab, size, args.n, not args.stand_ins, Path(tmp))
+            print(f"size {size} done in {time.monotonic() - start:.0f}s", flush=True)
+    reports = ROOT / "reports"
+    (reports / "bench.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, reports / "bench.png")
+    print(f"wrote {reports / 'bench.json'} and {reports / 'bench.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
