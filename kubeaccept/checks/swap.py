@@ -1,55 +1,247 @@
-"""Swap: kubelet refuses to run with swap unless its config allows it."""
+"""Swap: on now, or on after the next boot, judged the way the node will judge it.
+
+At boot, systemd (not `swapon -a`) activates swap: systemd-fstab-generator turns each
+/etc/fstab `swap` line into a `.swap` unit pulled in by swap.target unless it says `noauto`
+(or `systemd.swap=0` / `fstab=0` is on the kernel command line); `.swap` unit files start when
+a boot target wants them; zram-generator makes /dev/zramN swap from its config. A masked unit
+never starts; a device that does not exist makes its unit wait (90 s) and fail. Then kubelet's
+own rule decides whether swap is a problem: `failSwapOn` (default true), and with it false,
+`memorySwap.swapBehavior` on cgroup v2 only (KEP-2400)."""
 
 from __future__ import annotations
 
+import re
+
+from ..facts.swapboot import SwapBoot, escape_path, source_path, unit_field, zram_config
 from ..findings import Finding, passed
 from . import NodeContext
 from .parse import KUBELET_CONFIG, ConfigError, load
 
+CID = "node_swap"
+FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 WHY = ("kubelet exits at start: \"failed to run Kubelet: running with swap on is not supported, "
        "please disable swap! or set --fail-swap-on flag to false\", and the node goes NotReady")
 
 
-def fstab_swap_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, line) of active swap entries."""
+def fstab_entries(text: str) -> list[tuple[int, str, str, list[str]]]:
+    """(line number, line, source, options) of each swap entry, as libmount reads fstab:
+    whitespace-separated fields, `#` comments, octal escapes (\\040) in the source."""
     out = []
     for number, line in enumerate(text.splitlines(), 1):
-        fields = line.split("#", 1)[0].split()
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        fields = stripped.split()
         if len(fields) >= 3 and fields[2] == "swap":
-            out.append((number, line.strip()))
+            source = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[0])
+            options = fields[3].split(",") if len(fields) > 3 else ["defaults"]
+            out.append((number, stripped, source, options))
     return out
 
 
-def swap(ctx: NodeContext) -> list[Finding]:
-    cid, name = "node_swap", ctx.host.name
+def fstab_swap_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of swap entries (kept for callers of the old interface)."""
+    return [(n, line) for n, line, _, _ in fstab_entries(text)]
+
+
+class _Judge:
+    """Collects, per swap source, whether it is on now / will be on at boot, and why."""
+
+    def __init__(self, ctx: NodeContext, boot: SwapBoot | None):
+        self.ctx, self.boot = ctx, boot
+        self.name = ctx.host.name
+        self.on: list[Finding] = []  # sources of swap (failing unless kubelet allows swap)
+        self.notes: list[str] = []   # sources that will not be on, and why
+
+    def source(self, subject: str, observed: str, fix: str, evidence: tuple[str, ...]) -> None:
+        self.on.append(Finding(CID, f"{self.name}:{subject}", False, observed,
+                               "no swap now and none at boot", WHY, fix, evidence))
+
+    # --- now ------------------------------------------------------------------------------
+    def active(self) -> None:
+        active = self.ctx.facts.swaps
+        if active:
+            names = [a.split()[0] for a in active]
+            self.source("/proc/swaps", f"{len(active)} active swap area(s): {', '.join(names)}",
+                        "swapoff -a now, and remove what enables it at boot (below)",
+                        tuple(f"/proc/swaps: {line}" for line in active))
+
+    # --- fstab ----------------------------------------------------------------------------
+    def fstab(self) -> set[str]:
+        """Judge each fstab swap line; returns the unit names it generates."""
+        units = set()
+        text = self.ctx.facts.file("/etc/fstab").text or ""
+        boot = self.boot
+        off = boot and (boot.cmdline_flag("systemd.swap") in ("0", "no", "false", "off")
+                        or boot.cmdline_flag("fstab") in ("0", "no", "false", "off")
+                        or boot.cmdline_flag("rd.fstab") in ("0", "no", "false", "off"))
+        for number, line, source, options in fstab_entries(text):
+            path = source_path(source)
+            unit = escape_path(path) + ".swap"
+            units.add(unit)
+            where = f"/etc/fstab line {number}"
+            evidence = (f"/etc/fstab:{number}: {line}",)
+            if "noauto" in options:
+                self.notes.append(f"{where} ({source}) has noauto: neither systemd nor "
+                                  "`swapon -a` activates it at boot")
+                continue
+            if off:
+                self.notes.append(f"{where} ({source}): the kernel command line "
+                                  f"({boot.cmdline[:80]}) turns systemd-fstab-generator's "
+                                  "swap units off")
+                continue
+            masked = boot and (boot.masked(unit) or boot.masked("swap.target"))
+            if masked:
+                self.notes.append(f"{where} ({source}): {masked} masks it: it never starts")
+                continue
+            if boot and path.startswith("/") and not self._exists(path):
+                self.notes.append(
+                    f"{where} ({source}): {path} does not exist, so {unit} will not come back"
+                    + (" (nofail: the boot goes on without it)" if "nofail" in options else
+                       " — the boot waits for the device (90 s by default) before giving up; "
+                       "add nofail or remove the line"))
+                continue
+            self.source(f"/etc/fstab:{number}",
+                        f"/etc/fstab line {number} enables swap at boot: {line} "
+                        f"(systemd-fstab-generator makes {unit}, wanted by swap.target)",
+                        f"comment out line {number} of /etc/fstab "
+                        f"(sed -i '{number}s/^/#/' /etc/fstab), or add noauto to its options",
+                        evidence)
+        return units
+
+    def _exists(self, path: str) -> bool:
+        if path.startswith("/dev/disk/"):
+            return path in self.boot.disks or path.replace("\\x2f", "/") in self.boot.disks
+        return path in self.boot.exists
+
+    # --- swap units -----------------------------------------------------------------------
+    def units(self, from_fstab: set[str]) -> None:
+        boot = self.boot
+        for name in boot.swap_units():
+            if name in from_fstab:
+                continue  # judged with its fstab line
+            unit = boot.unit(name)
+            if boot.masked(name):
+                self.notes.append(f"{name}: masked ({boot.masked(name)}): it never starts")
+                continue
+            enablers = boot.enablers(name)
+            if unit is None or unit.text is None and not enablers:
+                continue
+            what = unit_field(unit.text or "", "What") if unit and unit.text else None
+            if not enablers:
+                wanted = unit_field(unit.text or "", "WantedBy") or ""
+                self.notes.append(f"{name} ({unit.path}) is not enabled"
+                                  + (f" (its [Install] says WantedBy={wanted}: "
+                                     f"`systemctl enable {name}` would start it at boot)"
+                                     if wanted else "") + ": it does not start at boot")
+                continue
+            if boot.masked("swap.target") and all("swap.target" in e for e in enablers):
+                self.notes.append(f"{name}: swap.target is masked: it does not start")
+                continue
+            if what and what.startswith("/") and not self._exists(what):
+                self.notes.append(f"{name}: What={what} does not exist: it will fail at boot")
+                continue
+            self.source(name, f"{name} ({unit.path if unit else '?'}, What={what or '?'}) is "
+                        f"started at boot by {', '.join(enablers)}",
+                        f"systemctl disable --now {name} (or systemctl mask {name})",
+                        tuple([f"{unit.path}: What={what}" if unit else name] + enablers))
+
+    # --- zram -----------------------------------------------------------------------------
+    def zram(self) -> None:
+        boot = self.boot
+        main, devices = zram_config(boot)
+        if not devices:
+            return
+        if not boot.zram_generator:
+            self.notes.append(f"{main or 'zram-generator.conf.d'} configures "
+                              f"{', '.join(devices)} but zram-generator is not installed")
+            return
+        if boot.cmdline_flag("systemd.zram") in ("0", "no", "false", "off"):
+            self.notes.append("systemd.zram=0 on the kernel command line: zram-generator makes "
+                              "no device")
+            return
+        for dev, keys in sorted(devices.items()):
+            size = keys.get("zram-size", "min(ram / 2, 4096)")
+            service = f"systemd-zram-setup@{dev}.service"
+            if size.strip() in ("0", "0.0"):
+                self.notes.append(f"[{dev}] zram-size = 0: no {dev}")
+                continue
+            if keys.get("swap-priority") is None and keys.get("mount-point"):
+                self.notes.append(f"[{dev}] is mounted at {keys['mount-point']}, not swap")
+                continue
+            mask = boot.masked(service) or boot.masked(f"dev-{dev}.swap")
+            if mask:
+                self.notes.append(f"[{dev}]: {mask} masks it")
+                continue
+            self.source(f"zram:{dev}", f"zram-generator makes /dev/{dev} swap at boot "
+                        f"({main or 'a drop-in'}: [{dev}] zram-size = {size})",
+                        f"put an empty /etc/systemd/zram-generator.conf in place (it replaces "
+                        f"{main}), or systemctl mask {service}",
+                        (f"{main}: [{dev}] zram-size = {size}",))
+
+
+def kubelet_allows(ctx: NodeContext) -> tuple[bool | None, str, str]:
+    """(allows swap, why, evidence): None when kubelet's config cannot be read."""
     try:
-        kubelet = load(ctx.facts.file(KUBELET_CONFIG)) or {}
+        cfg = load(ctx.facts.file(KUBELET_CONFIG)) or {}
     except ConfigError as exc:
-        return [Finding(cid, name, False, f"cannot tell whether swap is allowed: {exc}",
-                        "no swap", fix=f"repair {KUBELET_CONFIG}")]
-    if kubelet.get("failSwapOn") is False:
-        behavior = (kubelet.get("memorySwap") or {}).get("swapBehavior", "NoSwap")
-        return [passed(cid, name, f"swap allowed by kubelet (failSwapOn: false, "
-                       f"swapBehavior: {behavior})", "no swap, or swap allowed by kubelet",
-                       f"{KUBELET_CONFIG}: failSwapOn: false")]
-    findings = []
-    active = ctx.facts.swaps
-    evidence = tuple(f"/proc/swaps: {line.split()[0]}" for line in active)
-    if active:
-        findings.append(Finding(
-            cid, f"{name}:/proc/swaps", False,
-            f"{len(active)} active swap area(s): {', '.join(a.split()[0] for a in active)}",
-            "no active swap", WHY,
-            "swapoff -a (or allow swap in kubelet: failSwapOn: false + memorySwap)", evidence))
-    fstab = ctx.facts.file("/etc/fstab")
-    for number, line in fstab_swap_lines(fstab.text or ""):
-        findings.append(Finding(
-            cid, f"{name}:/etc/fstab:{number}", False,
-            f"/etc/fstab line {number} enables swap at boot: {line}",
-            "no swap entry in /etc/fstab", WHY + " after the next reboot",
-            f"comment out line {number} of /etc/fstab (sed -i '{number}s/^/#/' /etc/fstab)",
-            (f"/etc/fstab:{number}: {line}",)))
-    if not findings:
-        findings.append(passed(cid, name, "no active swap, no swap in /etc/fstab", "no swap",
-                               "/proc/swaps: header only"))
-    return findings
+        return None, str(exc), ""
+    flags = ctx.facts.file(FLAGS).text or ""
+    m = re.search(r"--fail-swap-on(?:=(\w+))?", flags)
+    if m:
+        fail = (m.group(1) or "true").lower() not in ("false", "0")
+        src = f"{FLAGS}: {m.group(0)}"
+    else:
+        fail = cfg.get("failSwapOn") is not False
+        src = f"{KUBELET_CONFIG}: failSwapOn: {'false' if not fail else 'true (default)'}"
+    if fail:
+        return False, "failSwapOn is true", src
+    behavior = str((cfg.get("memorySwap") or {}).get("swapBehavior") or "NoSwap")
+    version = ctx.version
+    cgroup2 = (ctx.facts.section("cgroupfs") or "").strip() == "cgroup2fs"
+    if behavior == "UnlimitedSwap" and (version is None or version >= (1, 30)):
+        return False, ("swapBehavior UnlimitedSwap was removed in Kubernetes 1.30: kubelet "
+                       "refuses its configuration"), src
+    if behavior not in ("NoSwap", "LimitedSwap", "UnlimitedSwap"):
+        return False, f"swapBehavior {behavior!r} is not one kubelet knows", src
+    if not cgroup2:
+        return False, ("this node runs cgroup v1: kubelet supports swap only on cgroup v2 "
+                       "(KEP-2400), so memory it cannot account for may be swapped"), src
+    return True, f"failSwapOn: false, swapBehavior: {behavior}, cgroup v2", src
+
+
+def swap(ctx: NodeContext) -> list[Finding]:
+    name = ctx.host.name
+    boot = ctx.facts.swap_boot
+    judge = _Judge(ctx, boot)
+    judge.active()
+    units = judge.fstab()
+    if boot is not None:
+        judge.units(units)
+        judge.zram()
+        if boot.zswap in ("Y", "1"):
+            judge.notes.append("zswap is on: it compresses pages on their way to swap and is "
+                               "no swap by itself")
+    note = "; ".join(judge.notes)
+    scope = ("/proc/swaps, /etc/fstab, swap units, zram-generator" if boot is not None else
+             "/proc/swaps and /etc/fstab (no swap-boot facts: units and zram not read)")
+    if not judge.on:
+        return [Finding(CID, name, True, f"no swap now and none at boot ({scope})",
+                        "no swap now and none at boot", note=note)]
+    allows, why, src = kubelet_allows(ctx)
+    if allows is None:
+        return [Finding(CID, name, False, f"swap found, and kubelet's config cannot be read: "
+                        f"{why}", "no swap, or swap kubelet allows",
+                        fix=f"repair {KUBELET_CONFIG}")]
+    if allows:
+        sources = "; ".join(f.observed for f in judge.on)
+        return [passed(CID, name, f"swap allowed by kubelet ({why}): {sources}",
+                       "no swap, or swap kubelet allows", src)]
+    out = []
+    for f in judge.on:
+        extra = "" if why == "failSwapOn is true" else f" ({why})"
+        out.append(Finding(f.check_id, f.subject, False, f.observed + extra, f.expected,
+                           f.why if why == "failSwapOn is true" else
+                           f"kubelet allows swap only where it can manage it: {why}",
+                           f.fix, f.evidence + ((src,) if src else ()), note))
+    return out

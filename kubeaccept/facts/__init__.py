@@ -290,3 +290,10 @@ class NodeFacts:
             if program and m:
                 out[program] = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
         return out
+
+    @cached_property
+    def swap_boot(self):
+        """What systemd will do about swap at boot (kubeaccept.facts.swapboot); None when the
+        node's facts predate the `swap-boot` section."""
+        from .swapboot import parse as parse_swap_boot
+        return parse_swap_boot(self.section("swap-boot"))

@@ -19,6 +19,40 @@ for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables; do
   [ -r "/proc/sys/$k" ] && echo "$(echo "$k" | tr / .) $(cat "/proc/sys/$k")"
 done
 sec swaps; cat /proc/swaps
+# What systemd will start at boot: swap units (and their enabling/masking symlinks), the
+# zram generator and its configs, the kernel command line, /dev/disk links for UUID= & co.
+sec swap-boot
+for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system \
+         /usr/lib/systemd/system /lib/systemd/system; do
+  [ -d "$d" ] || continue
+  for f in "$d"/*.swap "$d"/*.wants/*.swap "$d"/*.requires/*.swap \
+           "$d"/systemd-zram-setup@*.service "$d"/swap.target; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    if [ -L "$f" ]; then echo "link $f $(readlink "$f")"
+    else echo "unit $f $(head -c 16384 "$f" | base64 -w0)"; fi
+  done
+done
+for f in /etc/systemd/zram-generator.conf /usr/lib/systemd/zram-generator.conf \
+         /usr/local/lib/systemd/zram-generator.conf /run/systemd/zram-generator.conf \
+         /etc/systemd/zram-generator.conf.d/*.conf /usr/lib/systemd/zram-generator.conf.d/*.conf; do
+  [ -f "$f" ] && echo "zram-conf $f $(head -c 16384 "$f" | base64 -w0)"
+done
+for f in /usr/lib/systemd/system-generators/zram-generator \
+         /lib/systemd/system-generators/zram-generator; do
+  [ -e "$f" ] && echo "zram-generator $f"
+done
+echo "cmdline $(cat /proc/cmdline 2>/dev/null)"
+for d in by-uuid by-label by-partuuid by-partlabel; do
+  for l in /dev/disk/$d/*; do [ -L "$l" ] && echo "disk $l"; done
+done
+[ -r /sys/module/zswap/parameters/enabled ] && \
+  echo "zswap $(cat /sys/module/zswap/parameters/enabled)"
+# which swap devices and files named by fstab or by units exist
+{ awk '$1 !~ /^#/ && $3 == "swap" {print $1}' /etc/fstab 2>/dev/null
+  cat /etc/systemd/system/*.swap /run/systemd/system/*.swap 2>/dev/null | sed -n 's/^What=//p'
+} | while read -r src; do
+  case $src in /*) [ -e "$src" ] && echo "exists $src" ;; esac
+done
 for f in /etc/fstab /etc/docker/daemon.json /etc/containerd/config.toml \
          /var/lib/kubelet/config.yaml /var/lib/kubelet/kubeadm-flags.env \
          /etc/kubernetes/manifests/kube-apiserver.yaml /etc/haproxy/haproxy.cfg; do
