@@ -226,8 +226,11 @@ def swap(ctx: NodeContext) -> list[Finding]:
     scope = ("/proc/swaps, /etc/fstab, swap units, zram-generator" if boot is not None else
              "/proc/swaps and /etc/fstab (no swap-boot facts: units and zram not read)")
     if not judge.on:
+        lines = len(fstab_entries(ctx.facts.file("/etc/fstab").text or ""))
+        evidence = ("/proc/swaps: header only",
+                    f"/etc/fstab: {lines} swap line(s), none activated at boot")
         return [Finding(CID, name, True, f"no swap now and none at boot ({scope})",
-                        "no swap now and none at boot", note=note)]
+                        "no swap now and none at boot", evidence=evidence, note=note)]
     allows, why, src = kubelet_allows(ctx)
     if allows is None:
         return [Finding(CID, name, False, f"swap found, and kubelet's config cannot be read: "

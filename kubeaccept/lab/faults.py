@@ -233,6 +233,17 @@ def _calico_loose(rt: HostRuntime) -> None:
         (kube.get(ds) or {}).get("status", {})), 60)
 
 
+# What `systemctl enable` of this unit leaves: a swap.target.wants symlink (systemd.swap(5)).
+SWAP_UNIT = """[Unit]
+Description=Extra swap
+
+[Swap]
+What=/var/lib/swap2.img
+
+[Install]
+WantedBy=swap.target
+"""
+
 ETCD_PKI = "/etc/kubernetes/pki/etcd"
 
 
@@ -320,9 +331,23 @@ FAULTS = {f.name: f for f in (
     Fault("swap-active", "a 16 MiB swap file switched on", "w1", kernel_wide=True,
           expect=(("node_swap[*]", ("running with swap on is not supported", "swapoff -a")),),
           action=_swap_on),
-    Fault("swap-fstab", "a swap line in /etc/fstab", "w2",
-          expect=(("node_swap[{host}]", ("/etc/fstab line 5 enables swap",)),),
-          action=_sh("echo '/swap.img none swap sw 0 0' >> /etc/fstab")),
+    Fault("swap-fstab", "a swap line in /etc/fstab whose file exists", "w2",
+          expect=(("node_swap[{host}]", ("/etc/fstab line 6 enables swap at boot",
+                                         "var-lib-swap.img.swap")),),
+          action=_sh("dd if=/dev/zero of=/var/lib/swap.img bs=64k count=1 status=none && "
+                     "echo '/var/lib/swap.img none swap sw 0 0' >> /etc/fstab"),
+          undo=_sh("rm -f /var/lib/swap.img")),
+    Fault("swap-unit", "a swap unit enabled in swap.target.wants, not in /etc/fstab", "w1",
+          expect=(("node_swap[{host}]", ("var-lib-swap2.img.swap",
+                                         "swap.target.wants/var-lib-swap2.img.swap",
+                                         "running with swap on is not supported")),),
+          action=_sh(f"dd if=/dev/zero of=/var/lib/swap2.img bs=64k count=1 status=none && "
+                     f"cat > /etc/systemd/system/var-lib-swap2.img.swap <<'EOF'\n{SWAP_UNIT}EOF\n"
+                     "mkdir -p /etc/systemd/system/swap.target.wants && ln -sf "
+                     "/etc/systemd/system/var-lib-swap2.img.swap "
+                     "/etc/systemd/system/swap.target.wants/var-lib-swap2.img.swap"),
+          undo=_sh("rm -f /var/lib/swap2.img /etc/systemd/system/var-lib-swap2.img.swap "
+                   "/etc/systemd/system/swap.target.wants/var-lib-swap2.img.swap")),
     Fault("docker-cgroupfs", "Docker's daemon.json says native.cgroupdriver=cgroupfs", "w1",
           runtime="docker",
           expect=(("node_cgroup_driver[{host}]", ("docker uses cgroupfs, kubelet uses systemd",

@@ -64,6 +64,7 @@ FSTAB = """\
 UUID=4f0c2d6e-9a51-4f7e-8a2b-1c3d5e7f9a0b /     ext4 errors=remount-ro 0 1
 UUID=9b1e2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d /boot ext4 defaults          0 2
 #/swap.img      none    swap    sw      0       0
+/var/lib/swap-spare.img none swap sw,noauto 0 0
 """
 
 SYSCTL_K8S = """\
@@ -100,6 +101,8 @@ def node_files(host: LabHost) -> dict[str, str]:
     files = {
         "/etc/hostname": host.name + "\n",
         "/etc/fstab": FSTAB,
+        # a spare swap file systemd does not activate (noauto): the healthy lab has one
+        "/var/lib/swap-spare.img": "\0" * 4096,
         "/etc/sysctl.d/k8s.conf": SYSCTL_K8S,
         "/var/lib/kubelet/config.yaml": KUBELET_CONFIG.format(driver="systemd"),
         "/var/lib/kubelet/kubeadm-flags.env":
