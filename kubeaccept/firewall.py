@@ -109,6 +109,7 @@ class Verdict:
     uncertain: tuple[str, ...] = ()
     table: str = "filter"
     decided_by: str = "rule"  # "rule", "policy", "absent" (no such chain), "return" (user chain)
+    unit: str = "rule"  # how the rule's number is called: iptables' position, nft's "handle"
 
     def describe(self) -> str:
         if self.rule is not None:
@@ -116,7 +117,8 @@ class Verdict:
             if self.path:
                 hops = [p.split(" -> ")[0] for p in self.path]
                 via = f" (via {' -> '.join(hops)})"
-            return f"{self.action} by {self.chain} rule {self.rule.number}: {self.rule.text}{via}"
+            return (f"{self.action} by {self.chain} {self.unit} {self.rule.number}: "
+                    f"{self.rule.text}{via}")
         if self.decided_by == "absent":
             return f"{self.action} (no {self.table}/{self.chain} chain: nothing filters)"
         if self.decided_by == "return":

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from dataclasses import dataclass
 
+from .. import nftables
 from ..findings import Finding, passed
-from ..firewall import Packet, ParseError, Ruleset, Verdict, evaluate, parse_iptables_save
+from ..firewall import Packet, ParseError, Verdict, evaluate, parse_iptables_save
 from ..ports import NODEPORT_RANGE, reachable_from
 from ..roles import NODE
 from ..settings import Settings
@@ -21,9 +24,21 @@ FORWARD_WHY = (
 )
 
 
-def rulesets(ctx: NodeContext) -> tuple[list[Ruleset], list[str]]:
-    """The node's iptables rule sets (nft and legacy backends), and errors reading them."""
-    out, errors = [], []
+INCOMPATIBLE = re.compile(r"^# Table '(\w+)' is incompatible, use 'nft' tool\.", re.M)
+
+
+@dataclass(frozen=True)
+class NftView:
+    """nftables' own base chains, and the iptables-nft tables iptables-save could not read."""
+    ruleset: nftables.NftRuleset
+    unreadable: frozenset[str]
+    source: str = "nft -j list ruleset"
+
+
+def rulesets(ctx: NodeContext) -> tuple[list, list[str]]:
+    """The node's rule sets: iptables (nft and legacy backends) and nftables' own tables;
+    and errors reading them."""
+    out, errors, incompatible = [], [], set()
     for source in ("iptables-save", "iptables-legacy-save"):
         text = ctx.facts.section(source)
         if text is None:
@@ -31,6 +46,7 @@ def rulesets(ctx: NodeContext) -> tuple[list[Ruleset], list[str]]:
         body, marker, status = text.rpartition("!exit ")
         if not marker:
             body, status = text, "0"
+        incompatible |= set(INCOMPATIBLE.findall(body))
         if status.strip() != "0":
             last = body.strip().splitlines()[-1:] or [f"exit status {status.strip()}"]
             errors.append(f"{source} failed: {last[0]}")
@@ -39,14 +55,35 @@ def rulesets(ctx: NodeContext) -> tuple[list[Ruleset], list[str]]:
             out.append(parse_iptables_save(body, source))
         except ParseError as exc:
             errors.append(f"{source}: {exc}")
+    nft = ctx.facts.section("nft")
+    if nft is not None:
+        body, _, status = nft.rpartition("!exit ")
+        if status.strip() == "0":
+            try:
+                out.append(NftView(nftables.parse(body), frozenset(incompatible)))
+                incompatible = set()  # nft itself reads those tables
+            except nftables.NftError as exc:
+                errors.append(str(exc))
+        else:
+            errors.append(f"nft -j list ruleset failed: {(body.strip().splitlines() or ['?'])[-1]}")
+    for table in sorted(incompatible):
+        errors.append(f"iptables-save printed \"# Table '{table}' is incompatible, use 'nft' "
+                      f"tool.\": table ip {table} exists but its rules could not be read, so "
+                      f"what it does is unknown (run: nft list table ip {table})")
     return out, errors
 
 
-def _worst(sets: list[Ruleset], chain: str, packet: Packet) -> Verdict | None:
+def _worst(sets: list, chain: str, packet: Packet) -> Verdict | None:
     """The first verdict that is not ACCEPT: a packet must pass every backend's tables."""
     verdict = None
     for rs in sets:
-        verdict = evaluate(rs, chain, packet)
+        if isinstance(rs, NftView):
+            got = nftables.evaluate(rs.ruleset, chain.lower(), packet, rs.unreadable)
+            if got is None:
+                continue
+            verdict = got
+        else:
+            verdict = evaluate(rs, chain, packet)
         if verdict.action != "ACCEPT":
             return verdict
     return verdict
@@ -86,6 +123,7 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
     for label, proto, number, sources in _inbound(ctx):
         blocked: dict[str, list[str]] = {}
         uncertain: set[str] = set()
+        nft_block = None
         if zone is not None and not zone.allows(proto, number):
             blocked[f"firewalld zone {zone.name} has no port or service for {number}/{proto} "
                     f"(ports: {zone.settings.get('ports') or '-'}; services: "
@@ -99,6 +137,8 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
             if verdict.action != "ACCEPT":
                 blocked.setdefault(f"{verdict.describe()} [{_source(sets, verdict)}]",
                                    []).append(src.name)
+                if verdict.unit == "handle":
+                    nft_block = verdict
         subject = f"{ctx.host.name}:{proto}/{number}"
         notes = tuple(f"rule not evaluated: {u}" for u in sorted(uncertain))
         if blocked:
@@ -107,6 +147,7 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
                 cid, subject, False, f"{label} blocked {detail}", "accepted from the other nodes",
                 "the port is closed to the cluster even though it may listen; "
                 f"{_port_why(number, ctx.settings)}",
+                _nft_fix(nft_block, "", f"{proto} dport {number}") if nft_block else
                 f"delete that rule or insert an ACCEPT for {proto} dport {number} before it, "
                 "e.g. iptables -I INPUT <n> -p {0} --dport {1} -j ACCEPT (firewalld: "
                 "firewall-cmd --permanent --add-port={1}/{0} && firewall-cmd --reload)"
@@ -128,10 +169,27 @@ def _port_why(number: int, settings: Settings) -> str:
     return "the component on this port cannot be reached from the nodes that call it"
 
 
-def _source(sets: list[Ruleset], verdict: Verdict) -> str:
-    return next((rs.source for rs in sets if verdict.rule is None or any(
-        verdict.rule in ch.rules for t in rs.tables.values() for ch in t.chains.values())),
-        sets[0].source)
+def _source(sets: list, verdict: Verdict) -> str:
+    if verdict.unit == "handle":
+        return next(rs.source for rs in sets if isinstance(rs, NftView))
+    return next((rs.source for rs in sets if not isinstance(rs, NftView) and (
+        verdict.rule is None or any(verdict.rule in ch.rules for t in rs.tables.values()
+                                    for ch in t.chains.values()))), sets[0].source)
+
+
+def _nft_fix(verdict: Verdict, subnet: str, accept: str) -> str:
+    """`accept`: "pod traffic", or the nft words accepting one port ("udp dport 8472")."""
+    where = verdict.chain
+    rules = ([f"ip saddr {subnet} accept", f"ip daddr {subnet} accept"]
+             if accept == "pod traffic" else [f"{accept} accept"])
+    if verdict.rule is not None:
+        n = verdict.rule.number
+        return (f"nft delete rule {where} handle {n}, or accept before it: "
+                + "; ".join(f"nft insert rule {where} position {n} {r}" for r in rules)
+                + " (persist it in /etc/nftables.conf)")
+    return ("the chain's policy drops it: "
+            + "; ".join(f"nft insert rule {where} {r}" for r in rules)
+            + " (or `policy accept;`), persisted in /etc/nftables.conf")
 
 
 def _pod_packets(ctx: NodeContext, in_iface: str | None, out_iface: str | None):
@@ -170,14 +228,17 @@ def firewall_forward(ctx: NodeContext) -> list[Finding]:
                                    *evidence))
             continue
         rule = verdict.rule
-        fix = (f"delete FORWARD-path rule {rule.number} of chain {rule.chain} "
-               f"(iptables -D {rule.chain} {rule.number}) or accept pod traffic before it: "
-               f"iptables -I {rule.chain} {rule.number} -s {ctx.settings.pod_subnet} -j ACCEPT; "
-               f"iptables -I {rule.chain} {rule.number} -d {ctx.settings.pod_subnet} -j ACCEPT"
-               if rule else
-               f"the FORWARD policy drops pod traffic: iptables -A FORWARD -s "
-               f"{ctx.settings.pod_subnet} -j ACCEPT and -d {ctx.settings.pod_subnet} -j ACCEPT "
-               "(flannel adds these when it runs)")
+        pods = ctx.settings.pod_subnet
+        if verdict.unit == "handle":
+            fix = _nft_fix(verdict, pods, "pod traffic")
+        elif rule:
+            fix = (f"delete FORWARD-path rule {rule.number} of chain {rule.chain} "
+                   f"(iptables -D {rule.chain} {rule.number}) or accept pod traffic before it: "
+                   f"iptables -I {rule.chain} {rule.number} -s {pods} -j ACCEPT; "
+                   f"iptables -I {rule.chain} {rule.number} -d {pods} -j ACCEPT")
+        else:
+            fix = (f"the FORWARD policy drops pod traffic: iptables -A FORWARD -s {pods} "
+                   f"-j ACCEPT and -d {pods} -j ACCEPT (flannel adds these when it runs)")
         findings.append(Finding(cid, subject, False, f"{what}: {verdict.describe()}",
                                 "ACCEPT", FORWARD_WHY, fix, evidence))
     return findings

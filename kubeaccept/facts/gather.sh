@@ -134,6 +134,9 @@ sec iptables-save; iptables-save 2>&1; echo "!exit $?"
 if have iptables-legacy-save; then
   sec iptables-legacy-save; iptables-legacy-save 2>&1; echo "!exit $?"
 fi
+# nftables' own tables (an `inet filter` of /etc/nftables.conf, firewalld's nftables backend),
+# whichever binary `iptables` is
+if have nft; then sec nft; nft -j list ruleset 2>&1; echo "!exit $?"; fi
 if have firewall-cmd && firewall-cmd --state >/dev/null 2>&1; then
   sec firewalld
   for z in $(firewall-cmd --get-active-zones 2>/dev/null | grep -v '^[[:space:]]'); do

@@ -308,6 +308,31 @@ def _coredns_on(node: str) -> Callable[[HostRuntime], None]:
     return action
 
 
+# Debian's /etc/nftables.conf with the forward chain closed, as an administrator hardening a
+# host writes it: no iptables rule involved.
+NFT_FORWARD_DROP = """table inet filter {
+	chain input {
+		type filter hook input priority filter;
+	}
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+	}
+	chain output {
+		type filter hook output priority filter;
+	}
+}
+"""
+NFT_INPUT_DROP = """table inet filter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		tcp dport 10250 drop
+	}
+}
+"""
+NFT_FORWARD_WORDS = ("DROP by the policy of chain inet filter forward",
+                     "nft insert rule inet filter forward ip saddr 10.244.0.0/16 accept")
+
+
 API_COLLATERAL = ("cluster_nodes_ready", "cluster_nodes_not_flapping", "cluster_pods_healthy",
                   "cluster_daemonsets", "cluster_pod_network", "cluster_dns",
                   "cluster_kubeadm_certs")
@@ -378,6 +403,20 @@ FAULTS = {f.name: f for f in (
                   ("node_ports_reachable[{host}]", ("tcp/10250 (kubelet) not reachable",
                                                     "timeout"))),
           action=_sh("iptables -I INPUT 1 -p tcp -m tcp --dport 10250 -j DROP")),
+    Fault("nft-forward-drop", "nftables only: Debian's /etc/nftables.conf `inet filter` table "
+          "with a forward chain of policy drop, on the node of CoreDNS", cluster.COREDNS_NODE,
+          expect=(("node_firewall_forward[{host}]", NFT_FORWARD_WORDS),
+                  ("cluster_dns", ("dnsutils",)),
+                  ("node_cluster_dns[others]", ("10.96.0.10",))),
+          action=_sh(f"nft -f - <<'EOF'\n{NFT_FORWARD_DROP}EOF")),
+    Fault("nft-input-drop", "nftables only: an `inet filter` input chain dropping tcp/10250",
+          "w2",
+          expect=(("node_firewall_input[{host}]", ("DROP by inet filter input handle",
+                                                   "tcp dport 10250",
+                                                   "nft delete rule inet filter input handle")),
+                  ("node_ports_reachable[{host}]", ("tcp/10250 (kubelet) not reachable",
+                                                    "timeout"))),
+          action=_sh(f"nft -f - <<'EOF'\n{NFT_INPUT_DROP}EOF")),
     Fault("forward-reject", "report 03's FORWARD REJECT ahead of flannel's accepts, on the "
           "node of CoreDNS", cluster.COREDNS_NODE,
           expect=(("node_firewall_forward[{host}]", ("REJECT by FORWARD rule 3",

@@ -149,6 +149,11 @@ class HostRuntime:
         if h.is_node:
             script.append("sysctl -q " + " ".join(f"-w {k}={v}" for k, v in
                                                   HEALTHY_SYSCTLS.items()))
+            # nftables tables of the host's own (not iptables-nft's): a fault's, e.g. the
+            # `inet filter` of Debian's /etc/nftables.conf
+            script.append("command -v nft >/dev/null && for t in $(nft list tables 2>/dev/null"
+                          " | awk '$2 == \"inet\" {print $3}'); do nft delete table inet \"$t\";"
+                          " done; true")
             ports = sorted({p for _, _, p in listeners(h)})
             rules = nodefiles.iptables_rules(h, ports)
             script.append(f"iptables-restore <<'KUBEACCEPT_LAB_EOF'\n{rules}KUBEACCEPT_LAB_EOF")

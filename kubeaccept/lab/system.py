@@ -11,6 +11,7 @@ REQUIRED = {
     "ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux",
     "iptables-restore": "iptables", "sshd": "openssh-server", "ssh-keygen": "openssh-client",
     "socat": "socat", "haproxy": "haproxy", "ss": "iproute2", "mkswap": "util-linux",
+    "nft": "nftables",
 }
 
 
