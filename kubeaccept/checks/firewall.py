@@ -118,16 +118,19 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
         return _unreadable(cid, ctx, errors)
     iface = ctx.facts.iface_of(ctx.ip)
     firewalld = ctx.facts.section("firewalld")
-    zone = firewalld_zone_for(parse_zones(firewalld)[0], iface) if firewalld else None
+    zones = parse_zones(firewalld)[0] if firewalld else []
     findings = []
     for label, proto, number, sources in _inbound(ctx):
         blocked: dict[str, list[str]] = {}
         uncertain: set[str] = set()
         nft_block = None
-        if zone is not None and not zone.allows(proto, number):
-            blocked[f"firewalld zone {zone.name} has no port or service for {number}/{proto} "
-                    f"(ports: {zone.settings.get('ports') or '-'}; services: "
-                    f"{zone.settings.get('services') or '-'})"] = [s.name for s in sources]
+        for src in sources:
+            zone = firewalld_zone_for(zones, iface, node_ip(src)) if zones else None
+            if zone is not None and not zone.allows(proto, number, node_ip(src)):
+                blocked.setdefault(
+                    f"firewalld zone {zone.name} has no port, service or rich rule for "
+                    f"{number}/{proto} (ports: {zone.settings.get('ports') or '-'}; services: "
+                    f"{zone.settings.get('services') or '-'})", []).append(src.name)
         for src in sources:
             packet = Packet(proto, node_ip(src), ctx.ip, number, in_iface=iface)
             verdict = _worst(sets, "INPUT", packet)
@@ -206,15 +209,43 @@ def _pod_packets(ctx: NodeContext, in_iface: str | None, out_iface: str | None):
     ]
 
 
+# Tunnel devices of the CNIs (flannel, Calico VXLAN/IPIP, Cilium, Weave), first found wins.
+OVERLAYS = ("flannel.1", "vxlan.calico", "tunl0", "cilium_vxlan", "cilium_geneve",
+            "weave", "vxlan-v6.calico")
+# Pod-side interfaces: a bridge the pods' veths hang on, else a pod's own host-side veth
+# (Calico cali*, Cilium lxc*), named as the node has them, so `-o cali+` rules are decided.
+BRIDGES = ("cni0", "cbr0", "weave")
+POD_VETHS = ("cali", "lxc")
+
+
+def pod_interfaces(ctx: NodeContext) -> tuple[str | None, str | None, str]:
+    """(tunnel or node interface, pod-side interface, how they were chosen)."""
+    links = ctx.facts.links
+    overlay = next((i for i in OVERLAYS if i in links), None)
+    how = f"tunnel {overlay}" if overlay else ""
+    if overlay is None:  # no tunnel (Calico BGP, host-gw): the node's own interface
+        overlay = ctx.facts.iface_of(ctx.ip)
+        how = f"no tunnel device, node interface {overlay}"
+    local = next((b for b in BRIDGES if b in links and b != overlay), None)
+    if local is None:
+        local = next((i for i in links if i.startswith(POD_VETHS) and i != "lxc_health"), None)
+    how += f"; pod side {local}" if local else "; no pod interface found (no pod here yet)"
+    return overlay, local, how
+
+
 def firewall_forward(ctx: NodeContext) -> list[Finding]:
     cid = "node_firewall_forward"
     sets, errors = rulesets(ctx)
     if errors:
         return _unreadable(cid, ctx, errors)
-    links = ctx.facts.links
-    overlay = next((i for i in ("flannel.1", "vxlan.calico", "tunl0") if i in links), None)
-    bridge = "cni0" if "cni0" in links else None
+    overlay, bridge, how = pod_interfaces(ctx)
     findings = []
+    packets = _pod_packets(ctx, overlay, bridge)
+    if not packets:
+        return [Finding(cid, ctx.host.name, True, "not checked", "pod traffic accepted",
+                        note=f"the pod subnet {ctx.settings.pod_subnet} has fewer than 512 "
+                        "addresses: no per-node /24 to model cross-node pod traffic with; "
+                        "FORWARD was not evaluated")]
     for what, packet in _pod_packets(ctx, overlay, bridge):
         verdict = _worst(sets, "FORWARD", packet)
         if verdict is None:
@@ -240,5 +271,9 @@ def firewall_forward(ctx: NodeContext) -> list[Finding]:
             fix = (f"the FORWARD policy drops pod traffic: iptables -A FORWARD -s {pods} "
                    f"-j ACCEPT and -d {pods} -j ACCEPT (flannel adds these when it runs)")
         findings.append(Finding(cid, subject, False, f"{what}: {verdict.describe()}",
-                                "ACCEPT", FORWARD_WHY, fix, evidence))
+                                "ACCEPT", FORWARD_WHY, fix, evidence + (f"interfaces: {how}",)))
+    if not findings:
+        findings.append(Finding(cid, ctx.host.name, True, "no filter rules were gathered: "
+                                "nothing filters FORWARD", "pod traffic accepted",
+                                note="neither iptables-save nor nft answered on this node"))
     return findings

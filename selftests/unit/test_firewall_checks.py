@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kubeaccept.checks import firewall
 from kubeaccept.checks.firewalld import parse_zones, zone_for
 from kubeaccept.roles import CONTROL_PLANE
@@ -99,5 +101,82 @@ def test_firewalld_zone_ports_and_services():
     out = failed(firewall.firewall_input(cluster({"iptables_save": OPEN,
                                                   "firewalld": FIREWALLD_RHEL})))
     assert {f.subject for f in out} == {"w1:tcp/30000", "w1:tcp/32767"}
-    assert "firewalld zone public has no port or service for 30000/tcp" in out[0].observed
+    assert "firewalld zone public has no port, service or rich rule for 30000/tcp" in out[0].observed
     assert "firewall-cmd --permanent --add-port=30000/tcp" in out[0].fix
+
+
+# --- CNI interface names (Calico) and firewalld's zones by source and rich rules -------------
+CALICO = (Path(__file__).parent / "fixtures" / "firewall" / "calico-ipip.iptables-save")
+
+
+def test_calico_forward_is_decided_with_the_nodes_own_cali_interfaces():
+    """felix dispatches on `-i cali+` / `-o cali+` and per-workload `-o caliXXXX`: evaluated
+    with the interfaces the node has (tunl0, cali92d634f8f03), the namespace profile marks
+    0x10000 and FORWARD accepts ("Policy explicitly accepted packet."), though FORWARD's
+    policy is DROP."""
+    ctx = cluster({"iptables_save": CALICO.read_text() + "!exit 0",
+                   "links": "1: lo: <LOOPBACK>\n3: tunl0@NONE: <NOARP,UP>\n"
+                            "7: cali92d634f8f03@if3: <BROADCAST,UP>"})
+    out = firewall.firewall_forward(ctx)
+    assert out and all(f.ok for f in out), [f.observed for f in out if not f.ok]
+    assert "Policy explicitly accepted packet." in out[0].observed
+    assert overlay_and_pod(ctx) == ("tunl0", "cali92d634f8f03")
+
+
+def test_calico_without_a_workload_interface_is_not_a_false_failure():
+    """No cali* interface yet (no pod on the node): the dispatch rules cannot match, and
+    felix's "Unknown interface" DROP is not reached for `-o cali+` either."""
+    ctx = cluster({"iptables_save": CALICO.read_text() + "!exit 0",
+                   "links": "1: lo: <LOOPBACK>\n3: tunl0@NONE: <NOARP,UP>"})
+    assert overlay_and_pod(ctx) == ("tunl0", None)
+
+
+def overlay_and_pod(ctx):
+    overlay, pod, _ = firewall.pod_interfaces(ctx)
+    return overlay, pod
+
+
+FIREWALLD_SOURCES = """\
+trusted (active)
+  target: ACCEPT
+  icmp-block-inversion: no
+  interfaces:
+  sources: 192.0.2.0/28
+  services:
+  ports:
+public (active)
+  target: default
+  icmp-block-inversion: no
+  interfaces: eth0
+  sources:
+  services: ssh
+  ports:
+  rich rules:
+	rule family="ipv4" source address="192.0.2.0/24" port port="10250" protocol="tcp" accept
+	rule family="ipv4" source address="198.51.100.0/24" port port="30000-32767" protocol="tcp" accept
+default-zone: public"""
+
+
+def test_firewalld_zone_by_source_then_rich_rules():
+    """firewalld.zones(5): a zone bound to the packet's source address wins over the
+    interface's zone; firewalld.richlanguage(5): an accepting rich rule opens its port for
+    its source only."""
+    zones, _ = parse_zones(FIREWALLD_SOURCES)
+    assert zone_for(zones, "eth0", "192.0.2.11").name == "trusted"
+    assert zone_for(zones, "eth0", "192.0.2.21").name == "public"
+    public = zone_for(zones, "eth0", "192.0.2.21")
+    assert public.allows("tcp", 10250, "192.0.2.21").startswith("zone public rich rule")
+    assert public.allows("tcp", 30000, "192.0.2.21") is None  # that rule is for another net
+    # cp1 (192.0.2.11) is in trusted's source range: nothing it sends is blocked
+    out = failed(firewall.firewall_input(cluster({"iptables_save": OPEN,
+                                                  "firewalld": FIREWALLD_SOURCES})))
+    assert out == []
+
+
+def test_forward_with_a_tiny_pod_subnet_says_it_was_not_checked():
+    from kubeaccept.settings import Settings
+    ctx = cluster({"iptables_save": REPORT03})
+    ctx = type(ctx)(ctx.host, ctx.facts, ctx.inventory, Settings(pod_subnet="10.244.0.0/24"),
+                    ctx.peers)
+    out = firewall.firewall_forward(ctx)
+    assert [f.ok for f in out] == [True] and "fewer than 512 addresses" in out[0].note
