@@ -58,6 +58,8 @@ class Gate:
         self.options = options
         self.journal = journal
         self.say = say
+        # after a failover, until when the next pre-flight waits for the cluster to settle
+        self.settle_until = 0.0
 
     # --- facts and pre-flight -------------------------------------------------------------
     def snapshot(self) -> tuple[ClusterContext, dict, object, bytes | None]:
@@ -112,6 +114,17 @@ class Gate:
             out.refused = [str(exc)]
             return out
         out.refused = preflight.check(ctx, readyz, state, target)
+        waited = time.monotonic()
+        while out.refused and time.monotonic() < self.settle_until:
+            # `each`: the previous host is back, but the cluster may still be catching up
+            # (Nodes whose kubelet lost its connection with the dead apiserver, their pods
+            # NotReady until the next heartbeat)
+            time.sleep(3)
+            ctx, readyz, state, ca = self.snapshot()
+            out.refused = preflight.check(ctx, readyz, state, target)
+        if out.refused and waited < self.settle_until:
+            out.refused.append(f"(still so {time.monotonic() - waited:.0f} s after the "
+                               "previous failover's restore was verified)")
         out.budget = self.budget(ctx, target)
         if out.refused:
             return out
@@ -233,6 +246,7 @@ class Gate:
                                      + "; ".join(f"{k}: {v}" for k, v in pending.items()))
             else:
                 self.journal.clear()
+                self.settle_until = time.monotonic() + self.options.restore_timeout
         finally:
             signal.signal(signal.SIGINT, previous)
 

@@ -325,6 +325,15 @@ podIPs:
 phase: Running
 startTime: {{ $now | Quote }}
 """
+# Ready again after the node lifecycle controller marked it NotReady (its node missed
+# heartbeats): the pod keeps its IPs, as with a kubelet. Patching podIPs again would append a
+# second address of the same family, which the API server rejects.
+POD_READY_AGAIN = """\
+{{ $now := Now }}
+conditions:
+- {type: ContainersReady, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: Ready, status: "True", lastTransitionTime: {{ $now | Quote }}}
+"""
 
 
 def _stage(name: str, kind: str, expressions: list[dict], nxt: dict) -> dict:
@@ -338,12 +347,17 @@ def stages() -> list[dict]:
     not_ready = {"key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
                  "operator": "NotIn", "values": ["True"]}
     alive = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+    no_ip = {"key": ".status.podIP", "operator": "DoesNotExist"}
+    has_ip = {"key": ".status.podIP", "operator": "Exists"}
     return [
         _stage("lab-node-ready", "Node", [not_ready],
                {"statusTemplate": NODE_READY % {"version": KUBE_VERSION}}),
         # Any pod not Ready, not only Pending ones: the node lifecycle controller marks pods
         # NotReady when their node misses heartbeats, and a kubelet makes them Ready again.
-        _stage("lab-pod-running", "Pod", [alive, not_ready], {"statusTemplate": POD_RUNNING}),
+        _stage("lab-pod-running", "Pod", [alive, not_ready, no_ip],
+               {"statusTemplate": POD_RUNNING}),
+        _stage("lab-pod-ready-again", "Pod", [alive, not_ready, has_ip],
+               {"statusTemplate": POD_READY_AGAIN}),
         _stage("lab-pod-delete", "Pod",
                [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
                {"delete": True}),

@@ -335,3 +335,42 @@ def test_sigterm_becomes_an_interruption_the_gate_restores_from():
             time.sleep(1)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_each_waits_for_the_cluster_to_settle_after_the_previous_failover(monkeypatch):
+    """`each`: a pre-flight refused right after the previous host's restore is retried until
+    the cluster has settled (bounded); the first target is never waited for."""
+    from kubeaccept.failover import gate as gate_mod
+
+    snaps = iter([1, 2, 3])
+    verdicts = {1: ["CoreDNS: no Ready replica"], 2: ["CoreDNS: no Ready replica"], 3: []}
+    g = object.__new__(gate_mod.Gate)
+    g.settle_until = 0.0
+    seen = []
+
+    def snapshot():
+        n = next(snaps)
+        seen.append(n)
+        return n, None, None, None
+
+    monkeypatch.setattr(g, "snapshot", snapshot, raising=False)
+    monkeypatch.setattr(g, "resolve", lambda spec, ctx: Host("cp1", "192.0.2.1"), raising=False)
+    monkeypatch.setattr(gate_mod.power, "methods", lambda host: (None, None))
+    monkeypatch.setattr(gate_mod.preflight, "check", lambda ctx, *a: list(verdicts[ctx]))
+    monkeypatch.setattr(g, "budget", lambda ctx, target: budget.Budget(12.0), raising=False)
+    monkeypatch.setattr(gate_mod.time, "sleep", lambda s: None)
+    out = gate_mod.Gate.run(g, "cp1")
+    assert out.refused == ["CoreDNS: no Ready replica"] and seen == [1]  # first: no wait
+    snaps, seen[:] = iter([1, 2, 3]), []
+    g.settle_until = gate_mod.time.monotonic() + 60
+
+    class Proceeded(Exception):
+        pass
+
+    def say(line):
+        raise Proceeded(line)
+
+    monkeypatch.setattr(g, "say", say, raising=False)
+    with pytest.raises(Proceeded, match="failover cp1: budget"):
+        gate_mod.Gate.run(g, "cp1")
+    assert seen == [1, 2, 3]

@@ -42,6 +42,24 @@ def test_kwok_is_the_nodes_kubelet_on_10250_with_exec_rules():
     assert execs[0]["metadata"] == {"name": "dnsutils", "namespace": "default"}
 
 
+def test_a_pod_marked_not_ready_is_made_ready_again_keeping_its_ip():
+    """The node lifecycle controller sets Ready=False on the pods of a Node that missed its
+    heartbeats (its kubelet lost its connection with a powered-off apiserver); a kubelet
+    reports them Ready again with the same IP. Patching podIPs again appends a second IP of
+    the same family, which the API server rejects ("may specify no more than one IP for
+    each IP family"), and the pod would stay NotReady for good."""
+    docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(cluster.kwok_config())
+            if d["kind"] == "Stage"}
+    first = docs["lab-pod-running"]["spec"]
+    again = docs["lab-pod-ready-again"]["spec"]
+    assert {"key": ".status.podIP", "operator": "DoesNotExist"} in \
+        first["selector"]["matchExpressions"]
+    assert {"key": ".status.podIP", "operator": "Exists"} in \
+        again["selector"]["matchExpressions"]
+    template = again["next"]["statusTemplate"]
+    assert "podIP" not in template and "type: Ready, status: \"True\"" in template
+
+
 def test_pod_network_node_script_routes_each_peer_over_vxlan():
     hosts = [h for h in plan(2) if h.is_node]
     cidrs = {h.name: f"10.244.{i}.0/24" for i, h in enumerate(hosts)}
