@@ -44,8 +44,13 @@ class FactStore:
         start = len(hosts) * self.worker[0] // max(1, self.worker[1])
         hosts = hosts[start:] + hosts[:start]
         if hosts:
-            with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+            pool = ThreadPoolExecutor(max_workers=min(32, len(hosts)))
+            try:
                 list(pool.map(self.get, hosts))
+            finally:
+                # not `with`: after pytest-timeout's Timeout, waiting here for a hung gather
+                # would undo the per-test timeout (the command timeout still bounds it)
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         for conn in self._connections.values():

@@ -16,7 +16,16 @@ class Finding:
     fix: str = ""
     evidence: tuple[str, ...] = field(default_factory=tuple)  # command / file / value seen
     note: str = ""  # information worth showing even when the finding passes
+    # not judged: the host it needs could not be logged into (the test errors, not fails,
+    # unless the check found a real problem as well)
+    unreachable: bool = False
 
 
 def passed(check_id: str, subject: str, observed: str, expected: str, *evidence: str) -> Finding:
     return Finding(check_id, subject, True, observed, expected, evidence=tuple(evidence))
+
+
+def not_checked(check_id: str, subject: str, host: str, error: str) -> Finding:
+    """A subject that could not be judged because `host` gave no facts (`error`)."""
+    return Finding(check_id, subject, False, f"{host}: {error}", "the host's facts",
+                   unreachable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = getattr(config.option, "hosts", None)
     if not spec:
         return
+    _default_timeout(config)
     try:
         inventory = load_hosts(spec, Path.cwd())
         settings = _settings(config, inventory)
@@ -139,6 +141,25 @@ def pytest_configure(config: pytest.Config) -> None:
         # one file per phase: the failover gate runs apart from the non-destructive suite
         name = "junit-failover.xml" if getattr(config.option, "failover", None) else "junit.xml"
         config.option.xmlpath = str(Path(config.rootpath) / "reports" / name)
+
+
+# The last line of defence against a hang that the connect/command timeouts missed: a test
+# (its fixtures included) that runs longer fails with pytest-timeout's Timeout.
+DEFAULT_TEST_TIMEOUT = 300.0
+
+
+def _default_timeout(config: pytest.Config) -> None:
+    """pytest-timeout on by default, with the signal method: SIGALRM fails the one test and
+    the run goes on. The thread method would dump stacks and os._exit() the process, i.e.
+    kill a whole xdist worker and every test queued on it. --timeout / timeout_method (ini,
+    PYTEST_TIMEOUT) given by the user win; --timeout=0 turns it off."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    if config.getvalue("timeout") is None and not os.environ.get("PYTEST_TIMEOUT") \
+            and not config.getini("timeout"):
+        config.option.timeout = DEFAULT_TEST_TIMEOUT
+    if config.getvalue("timeout_method") is None and not config.getini("timeout_method"):
+        config.option.timeout_method = "signal"
 
 
 def _xdist_workers(config: pytest.Config) -> bool:
@@ -212,6 +233,7 @@ def node(request: pytest.FixtureRequest) -> NodeContext:
     state.store.prefetch(getattr(state, "selected", [host]))
     found = state.store.get(host)
     if isinstance(found, str):
+        request.node.user_properties.append(("unreachable", f"{host.name}\t{found}"))
         pytest.fail(found, pytrace=False)
     peers = {}
     for peer in state.inventory.hosts:
@@ -333,19 +355,49 @@ def verdict(request: pytest.FixtureRequest):
         notes = [f"{f.subject}: {f.note}" for f in findings if f.note]
         if notes:
             item.user_properties.append(("note", "\n".join(notes)))
+        unjudged = [f for f in failed if f.unreachable]
+        for f in unjudged:
+            host, _, cause = f.observed.partition(": ")
+            item.user_properties.append(("unreachable", f"{host}\t{cause}"))
+        if failed and len(unjudged) == len(failed):
+            # Only hosts that could not be asked: an error, as for the hosts' own tests.
+            raise Unjudged("\n".join(f"{f.subject}: not checked: {f.observed}"
+                                      for f in unjudged), pytrace=False)
         if failed:
             pytest.fail(failure_message(findings, failed), pytrace=False)
 
     return judge
 
 
+class Unjudged(pytest.fail.Exception):
+    """A check that could not judge anything it failed on: its hosts were unreachable."""
+
+
+# shown as "Unreachable: …" in reports, as pytest shows its own outcomes ("Failed: …")
+Unjudged.__name__ = Unjudged.__qualname__ = "Unreachable"
+Unjudged.__module__ = "builtins"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.when == "call" and call.excinfo is not None and \
+            call.excinfo.errisinstance(Unjudged):
+        # reported like the failing `node` fixture of an unreachable host: ERROR, not FAILED
+        report.when = "setup"
+    return report
+
+
 def failure_message(findings: list[Finding], failed: list[Finding]) -> str:
     """Observed vs expected per failing subject, then each distinct why/fix once."""
     lines = [f"{findings[0].check_id}: {len(failed)} of {len(findings)} finding(s) failed"]
-    groups: dict[tuple[str, str], list[Finding]] = {}
+    groups: dict[tuple[str, str, bool], list[Finding]] = {}
     for f in failed:
-        groups.setdefault((f.why, f.fix), []).append(f)
-    for (why, fix), group in groups.items():
+        groups.setdefault((f.why, f.fix, f.unreachable), []).append(f)
+    for (why, fix, _), group in groups.items():
+        if group[0].unreachable:
+            lines += [f"- {f.subject}: not checked: {f.observed}" for f in group]
+            continue
         for f in group:
             lines.append(f"- {f.subject}: {f.observed} (expected {f.expected})")
         if why:
@@ -365,11 +417,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.section("kubeaccept: hosts not tested")  # never skipped in silence
         for line in lines:
             terminalreporter.line(f"{state.inventory.source}: {line}")
-    notes = []
+    notes, unreachable = [], {}
     for reports in terminalreporter.stats.values():
         for rep in reports:
+            props = getattr(rep, "user_properties", ())
             if getattr(rep, "when", None) == "call":
-                notes += [v for k, v in getattr(rep, "user_properties", ()) if k == "note"]
+                notes += [v for k, v in props if k == "note"]
+            for k, v in props:
+                if k == "unreachable":
+                    host, _, cause = v.partition("\t")
+                    unreachable.setdefault(host, cause)
+    if unreachable:
+        # apart from the failed checks: these hosts were not judged at all
+        terminalreporter.section("kubeaccept: unreachable hosts (their tests ERROR)")
+        for host, cause in sorted(unreachable.items()):
+            terminalreporter.line(f"{host}: {cause}")
     if notes:
         terminalreporter.section("kubeaccept notes")
         for note in dict.fromkeys(notes):

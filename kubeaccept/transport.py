@@ -287,6 +287,7 @@ class LocalConnection:
 
     def __init__(self, host: Host, connect_timeout: float):
         self.host = host
+        self._running: set[subprocess.Popen] = set()
 
     def run(self, command: str, timeout: float, stdin: bytes = b"") -> Result:
         try:
@@ -295,6 +296,7 @@ class LocalConnection:
                                     start_new_session=True)
         except OSError as exc:
             raise Unreachable(f"cannot run /bin/sh here: {exc.strerror}") from None
+        self._running.add(proc)
         try:
             out, err = proc.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -302,11 +304,16 @@ class LocalConnection:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             raise CommandTimeout(f"local command did not finish within {timeout:g}s") from None
+        finally:
+            self._running.discard(proc)
         return Result(proc.returncode, out.decode(errors="replace"),
                       err.decode(errors="replace"))
 
     def close(self) -> None:
-        pass
+        """End commands still running (a test timed out on them): the run must not wait."""
+        for proc in list(self._running):
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def connect(host: Host, connect_timeout: float) -> Connection | LocalConnection:
@@ -332,6 +339,9 @@ def _collect(chan: paramiko.Channel, timeout: float, command: str) -> Result:
         if (chan.eof_received and chan.exit_status_ready()
                 and not chan.recv_ready() and not chan.recv_stderr_ready()):
             break
+        if chan.closed and not chan.exit_status_ready():
+            # close() from another thread (the run is ending) or the connection dropped
+            raise Unreachable(f"the connection closed while {command.split()[0]} ran")
         left = deadline - time.monotonic()
         if left <= 0:
             raise CommandTimeout(f"remote command did not finish within {timeout:g}s")

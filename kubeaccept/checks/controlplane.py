@@ -7,7 +7,7 @@ import re
 
 from ..apiprobe import Answer
 from ..facts import NodeFacts
-from ..findings import Finding, passed
+from ..findings import Finding, not_checked, passed
 from ..roles import CONTROL_PLANE, LB
 from . import ClusterContext, node_ip
 
@@ -82,6 +82,8 @@ def control_plane(ctx: ClusterContext, answers: dict[str, Answer]) -> list[Findi
                     "journalctl -u kubelet", tuple(f"listening: {n}" for n in sorted(names))))
             else:
                 findings.append(passed(cid, subject, "all four components listening", ""))
+        elif isinstance(facts, str):
+            findings.append(not_checked(cid, f"{h.name}:components", h.name, facts))
         url = f"https://{node_ip(h)}:6443/readyz?verbose"
         findings.append(_ready(cid, f"{h.name}:readyz", answers.get(url), url))
     ep = endpoint(ctx)
@@ -90,6 +92,9 @@ def control_plane(ctx: ClusterContext, answers: dict[str, Answer]) -> list[Findi
         findings.append(_ready(cid, f"endpoint {ep[0]}:{ep[1]}", answers.get(url), url))
     for lb in ctx.inventory.by_role(LB):
         facts = ctx.facts.get(lb.name)
+        if isinstance(facts, str):
+            findings.append(not_checked(cid, f"{lb.name}:backends", lb.name, facts))
+            continue
         cfg = facts.file("/etc/haproxy/haproxy.cfg") if isinstance(facts, NodeFacts) else None
         if not cfg or not cfg.exists:
             continue

@@ -6,7 +6,7 @@ import json
 from urllib.parse import urlsplit
 
 from ..facts import NodeFacts
-from ..findings import Finding, passed
+from ..findings import Finding, not_checked, passed
 from ..inventory import Host
 from . import node_ip
 
@@ -81,6 +81,12 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
             errors[h.name] = err or "no answer from the local member"
         evidence.append(f"{h.name}: etcdctl member list -> "
                         f"{len(listed.get('members', [])) if listed else 'error: ' + err[:120]}")
+    unreachable = {h.name: facts[h.name] for h in control_planes
+                   if isinstance(facts.get(h.name), str)}
+    if members is None and unreachable and len(unreachable) == len(errors):
+        # nothing answered because nothing could be asked
+        return [not_checked(cid, subj, n, e) for n, e in unreachable.items()] + \
+            api_opinion(control_planes, readyz or {})
     if members is None:
         return [Finding(cid, subj, False, "no control plane could list the etcd members: " +
                         "; ".join(f"{n}: {e}" for n, e in errors.items()),

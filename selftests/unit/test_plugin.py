@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +40,12 @@ def test_unreachable_spec_errors_each_test_without_traceback(tmp_path):
                          "--connect-timeout=1", "-rE")
     assert rc == 1
     assert out.count("unreachable: connection refused by root@127.0.0.1:1") >= 9
-    assert "19 errors" in out and "passed" not in out and "Traceback" not in out
+    assert "20 errors" in out and "passed" not in out and "Traceback" not in out
+    # cluster checks: the unreachable host's part is not judged; a real finding still fails
+    assert "ERROR tests/cluster/test_etcd.py::cluster_etcd - Unreachable: etcd: not" in out
+    assert "1 failed" in out and "- 127.0.0.1:components: not checked: 127.0.0.1: " \
+        "unreachable" in out and "127.0.0.1:readyz: no answer" in out
+    assert "kubeaccept: unreachable hosts (their tests ERROR)" in out
     # the API checks say why there is no API, in one line each
     assert "cannot read the Kubernetes API: no Kubernetes credentials" in out
     assert "node_rp_filter[127.0.0.1]" in out
@@ -74,3 +81,31 @@ def test_separate_etcd_hosts_get_the_port_tests(tmp_path):
         assert f"node_firewall_input[{etcd}]" not in out
     assert "node_firewall_input[ubuntu-2404-3]" in out
     assert "hosts not tested" not in out
+
+
+def test_a_hanging_command_is_cut_by_the_per_test_timeout_also_under_xdist(tmp_path):
+    """The last line of defence: a fact command that hangs past --command-timeout (an `ss`
+    that sleeps) fails each test after --timeout with pytest-timeout's signal method; xdist
+    workers survive (the thread method would os._exit them) and nothing is left running."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "ss").write_text("#!/bin/sh\nexec sleep 987654\n")
+    (shim / "ss").chmod(0o755)
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[kube_control_plane]\nhere ansible_connection=local\n")
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    for extra in ((), ("-n", "2")):
+        start = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--hosts={inv}",
+             "--command-timeout=600", "--timeout=2", "-k", "node_swap or node_ip_forward",
+             f"--junitxml={tmp_path / 'j.xml'}", *extra],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        took = time.monotonic() - start
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1 and "2 errors" in out, out[-2000:]
+        assert out.count("Timeout (>2.0s) from pytest-timeout") >= 2, out[-2000:]
+        assert "crashed" not in out and "replacing crashed worker" not in out
+        assert took < 40, took
+        left = subprocess.run(["pgrep", "-f", "sleep 987654"], capture_output=True)
+        assert left.returncode == 1, left.stdout
