@@ -18,6 +18,7 @@ from .facts import NodeFacts
 from .factstore import FactStore
 from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts, unassigned
+from .redact import redact
 from .roles import ALL_ROLES, CONTROL_PLANE
 from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_version
 
@@ -385,7 +386,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             call.excinfo.errisinstance(Unjudged):
         # reported like the failing `node` fixture of an unreachable host: ERROR, not FAILED
         report.when = "setup"
+    _redact_report(report)
     return report
+
+
+def _redact_report(report: pytest.TestReport) -> None:
+    """Every text of the report (the one object JUnit, HTML, the terminal and xdist's
+    controller get) with secrets masked."""
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        masked = redact(text)
+        if masked != text:
+            report.longrepr = masked
+    report.sections = [(title, redact(body)) for title, body in report.sections]
+    report.user_properties = [(k, redact(v) if isinstance(v, str) else v)
+                              for k, v in report.user_properties]
 
 
 def failure_message(findings: list[Finding], failed: list[Finding]) -> str:

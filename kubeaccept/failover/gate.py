@@ -14,6 +14,7 @@ from ..facts import NodeFacts
 from ..factstore import FactStore
 from ..findings import Finding
 from ..inventory import Host, Inventory
+from ..redact import redact
 from ..roles import CONTROL_PLANE, LB, WORKER
 from ..settings import Settings
 from ..transport import Unreachable, connect
@@ -235,7 +236,7 @@ class Gate:
                 power.run(on, target, self.options.power_timeout, self.settings.connect_timeout)
             except power.PowerError as exc:
                 out.restore_error = (f"power-on failed: {exc}. {target.name} is still OFF: "
-                                     f"power it on by hand ({on.text}), then run "
+                                     f"power it on by hand ({redact(on.text)}), then run "
                                      f"kubeaccept-restore --journal {self.journal.path}")
                 return
             pending = verify_restore(self, target, view, start)

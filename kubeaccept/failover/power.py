@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 
 from ..inventory import Host
+from ..redact import redact
 from ..transport import CommandTimeout, Unreachable, connect
 
 OFF_VAR, ON_VAR = "kubeaccept_power_off", "kubeaccept_power_on"
@@ -41,7 +42,8 @@ class Method:
     name: str  # as the inventory gave it
 
     def describe(self) -> str:
-        return (f"{self.text!r} on this machine" if self.kind == "command"
+        """For the terminal and reports: a password in the command (ipmitool -P) masked."""
+        return (f"{redact(self.text)!r} on this machine" if self.kind == "command"
                 else f"{self.name} over SSH")
 
 
