@@ -167,7 +167,21 @@ def _flapping(rt: HostRuntime) -> None:
                        component="node-controller"))
 
 
-def _crashloop(rt: HostRuntime) -> None:
+# What a crash-looping join container or a chatty entrypoint leaves in its termination
+# message: the kubeadm join line (token, certificate key), a key it printed, a password.
+SECRET_TOKEN = "8q2kbn.c4d1ey7rbcx3jz7v"
+SECRET_CERT_KEY = "3f0e8d9e4a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5"
+SECRET_KEY_BODY = "MHcCAQEEIPlantedKeyBodyNotARealKeyAAAAAAAAAAAAAAAAAAAAAAoAoGCCqGSM49"
+SECRET_PASSWORD = "Pl4nted-Passw0rd"
+LEAKY = (f"kubeadm join 198.18.0.100:6443 --token {SECRET_TOKEN} --discovery-token-ca-cert-"
+         "hash sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0 "
+         f"--control-plane --certificate-key {SECRET_CERT_KEY}\nerror: "
+         f"-----BEGIN EC PRIVATE KEY-----\n{SECRET_KEY_BODY}\n-----END EC PRIVATE KEY-----\n"
+         f"ansible_become_password={SECRET_PASSWORD}")
+SECRETS = (SECRET_TOKEN.split(".")[1], SECRET_CERT_KEY, SECRET_KEY_BODY, SECRET_PASSWORD)
+
+
+def _crashloop(rt: HostRuntime, message: str = OCI) -> None:
     """The node's fluentd pod as field report 02 found it, and its events."""
     kube, node = _kube(rt), rt.host.name
     pods = [p for p in kube.items("/api/v1/namespaces/kube-system/pods?labelSelector="
@@ -184,7 +198,7 @@ def _crashloop(rt: HostRuntime) -> None:
                                      f"back-off 5m0s restarting failed container=fluentd "
                                      f"pod={pod}_kube-system"}},
                "lastState": {"terminated": {"reason": "ContainerCannotRun", "exitCode": 128,
-                                            "message": OCI, "startedAt": _ago(400),
+                                            "message": message, "startedAt": _ago(400),
                                             "finishedAt": _ago(400)}}})
     conds = [c for c in st["conditions"] if c["type"] not in ("Ready", "ContainersReady")]
     conds += [{"type": t, "status": "False", "reason": "ContainersNotReady",
@@ -485,6 +499,13 @@ FAULTS = {f.name: f for f in (
                                             "context deadline exceeded")),
                   ("cluster_daemonsets", ("kube-system/fluentd", "w1"))),
           action=_crashloop),
+    Fault("secrets-in-evidence", "a crash-looping pod's termination message holds a kubeadm "
+          "join line, a private key and a password", "w1", control_plane=True,
+          expect=(("cluster_pods_healthy", (f"--token {SECRET_TOKEN[:6]}.***",
+                                            "--certificate-key ***", "PRIVATE KEY----- ***",
+                                            "ansible_become_password=***")),
+                  ("cluster_daemonsets", ("kube-system/fluentd", "w1"))),
+          action=lambda rt: _crashloop(rt, LEAKY)),
     Fault("coredns-stopped", "the CoreDNS processes stopped", cluster.COREDNS_NODE,
           control_plane=True,
           expect=(("cluster_dns", ("dnsutils",)), ("node_cluster_dns[*]", ("10.96.0.10",))),

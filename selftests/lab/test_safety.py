@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
-from kubeaccept.lab import audit
+from kubeaccept.lab import audit, faults
 
 from .suite import run_suite
 
@@ -44,3 +44,40 @@ def test_the_audit_catches_a_command_off_the_list_and_a_written_file(lab, tmp_pa
             ["w1/etc.upper/kubeaccept-audit-probe: created"]
     finally:
         subprocess.run([*ssh, f"rm -f {probe}"], timeout=30, capture_output=True)
+
+
+def _lab_secrets(lab) -> list[str]:
+    """The lab's real secrets the suite could meet: admin.conf's client key (the suite reads
+    admin.conf over SSH for the API checks) and the body of every private key on cp1."""
+    files = lab.dir / "hosts" / "cp1" / "files" / "etc" / "kubernetes"
+    admin = (files / "admin.conf").read_text()
+    out = [ln.split(":", 1)[1].strip() for ln in admin.splitlines() if "client-key-data" in ln]
+    for key in (files / "pki").rglob("*.key"):
+        lines = [ln for ln in key.read_text().splitlines() if ln and not ln.startswith("-----")]
+        out += lines[:2]
+    assert len(out) >= 5, out
+    return out
+
+
+def test_no_secret_reaches_any_report(lab, tmp_path):
+    """A crash-looping pod's termination message holds a kubeadm join line (token,
+    certificate key), a private key and a password: the failure says what it is, masked;
+    neither they nor the lab's real keys appear in JUnit, the terminal (serial and -n 2) or
+    any file the run wrote."""
+    lab.inject("secrets-in-evidence")
+    try:
+        secrets = [*faults.SECRETS, *_lab_secrets(lab)]
+        for extra in ((), ("-n", "2")):
+            reports = tmp_path / f"reports{len(extra)}"
+            reports.mkdir()
+            run = run_suite(str(lab.inventory), reports / "junit.xml", "-rA", *extra)
+            assert run.outcomes["cluster_pods_healthy"] == "failed"
+            assert "--certificate-key ***" in run.messages["cluster_pods_healthy"]
+            texts = {"output": run.output}
+            texts.update({str(p): p.read_text(errors="replace") for p in reports.rglob("*")
+                          if p.is_file()})
+            for where, text in texts.items():
+                leaked = [s[:12] for s in secrets if s in text]
+                assert not leaked, f"{where}: {leaked}"
+    finally:
+        lab.heal()
