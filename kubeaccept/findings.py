@@ -16,9 +16,10 @@ class Finding:
     fix: str = ""
     evidence: tuple[str, ...] = field(default_factory=tuple)  # command / file / value seen
     note: str = ""  # information worth showing even when the finding passes
-    # not judged: the host it needs could not be logged into (the test errors, not fails,
-    # unless the check found a real problem as well)
-    unreachable: bool = False
+    # Why the subject was not judged: "unreachable" (its host could not be logged into) or
+    # "missing tool" (a command the check reads is not installed). A test whose only failures
+    # are unjudged errors instead of failing.
+    unjudged: str = ""
 
 
 def passed(check_id: str, subject: str, observed: str, expected: str, *evidence: str) -> Finding:
@@ -28,4 +29,18 @@ def passed(check_id: str, subject: str, observed: str, expected: str, *evidence:
 def not_checked(check_id: str, subject: str, host: str, error: str) -> Finding:
     """A subject that could not be judged because `host` gave no facts (`error`)."""
     return Finding(check_id, subject, False, f"{host}: {error}", "the host's facts",
-                   unreachable=True)
+                   unjudged="unreachable")
+
+
+# the Debian package that brings each command the facts script needs
+PACKAGES = {"ss": "iproute2", "ip": "iproute2", "iptables-save": "iptables",
+            "dig": "bind9-dnsutils"}
+
+
+def needs_tool(check_id: str, host: str, tool: str, purpose: str) -> Finding:
+    """A check that could not judge `host` because `tool` is not installed there."""
+    package = PACKAGES.get(tool, tool)
+    return Finding(check_id, f"{host}:{tool}", False,
+                   f"{host}: {tool} is not installed (package {package}); {check_id} needs it "
+                   f"{purpose}", f"{tool} on the node", fix=f"install {package} on {host}",
+                   unjudged="missing tool")

@@ -356,12 +356,14 @@ def verdict(request: pytest.FixtureRequest):
         notes = [f"{f.subject}: {f.note}" for f in findings if f.note]
         if notes:
             item.user_properties.append(("note", "\n".join(notes)))
-        unjudged = [f for f in failed if f.unreachable]
+        unjudged = [f for f in failed if f.unjudged]
         for f in unjudged:
-            host, _, cause = f.observed.partition(": ")
-            item.user_properties.append(("unreachable", f"{host}\t{cause}"))
+            if f.unjudged == "unreachable":
+                host, _, cause = f.observed.partition(": ")
+                item.user_properties.append(("unreachable", f"{host}\t{cause}"))
         if failed and len(unjudged) == len(failed):
-            # Only hosts that could not be asked: an error, as for the hosts' own tests.
+            # Only hosts that could not be asked (or lack the command to ask with): an error,
+            # as for an unreachable host's own tests.
             raise Unjudged("\n".join(f"{f.subject}: not checked: {f.observed}"
                                       for f in unjudged), pytrace=False)
         if failed:
@@ -371,7 +373,8 @@ def verdict(request: pytest.FixtureRequest):
 
 
 class Unjudged(pytest.fail.Exception):
-    """A check that could not judge anything it failed on: its hosts were unreachable."""
+    """A check that could not judge anything it failed on: its hosts were unreachable or lack
+    a command it needs."""
 
 
 # shown as "Unreachable: …" in reports, as pytest shows its own outcomes ("Failed: …")
@@ -408,9 +411,9 @@ def failure_message(findings: list[Finding], failed: list[Finding]) -> str:
     lines = [f"{findings[0].check_id}: {len(failed)} of {len(findings)} finding(s) failed"]
     groups: dict[tuple[str, str, bool], list[Finding]] = {}
     for f in failed:
-        groups.setdefault((f.why, f.fix, f.unreachable), []).append(f)
+        groups.setdefault((f.why, f.fix, f.unjudged), []).append(f)
     for (why, fix, _), group in groups.items():
-        if group[0].unreachable:
+        if group[0].unjudged:
             lines += [f"- {f.subject}: not checked: {f.observed}" for f in group]
             continue
         for f in group:

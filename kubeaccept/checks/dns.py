@@ -8,7 +8,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from ..apistate import ApiState
-from ..findings import Finding, passed
+from ..findings import Finding, needs_tool, passed
 from ..settings import Settings
 from .nodes import condition
 
@@ -253,9 +253,8 @@ def node_dns(host_name: str, answer: NodeDnsAnswer | None, settings: Settings) -
                         "cluster DNS from this node is untested",
                         "run the suite again; check the facts gathering on the node")]
     if not answer.tool:
-        return [Finding(cid, host_name, False, "neither dig nor nslookup on the node", expected,
-                        "cluster DNS from this node cannot be tested",
-                        "apt-get install dnsutils (or dnf install bind-utils)")]
+        return [needs_tool(cid, host_name, "dig", "(or nslookup) to ask the cluster DNS "
+                           "Service from the node")]
     server, answers, error = parse_lookup(answer.output)
     if answer.rc == 124 and not error:
         error = "timed out (killed by timeout)"

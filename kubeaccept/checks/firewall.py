@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from .. import nftables
-from ..findings import Finding, passed
+from ..findings import Finding, needs_tool, passed
 from ..firewall import Packet, ParseError, Verdict, evaluate, parse_iptables_save
 from ..ports import NODEPORT_RANGE, reachable_from
 from ..roles import NODE
@@ -41,7 +41,7 @@ def rulesets(ctx: NodeContext) -> tuple[list, list[str]]:
     out, errors, incompatible = [], [], set()
     for source in ("iptables-save", "iptables-legacy-save"):
         text = ctx.facts.section(source)
-        if text is None:
+        if text is None or ctx.facts.missing(source):
             continue
         body, marker, status = text.rpartition("!exit ")
         if not marker:
@@ -111,8 +111,16 @@ def _inbound(ctx: NodeContext):
     return [(label, proto, number, srcs) for (label, proto, number), srcs in wanted.items()]
 
 
+def _no_tool(ctx: NodeContext) -> bool:
+    """Neither iptables-save nor nft on the node: no rule can be read."""
+    return bool(ctx.facts.missing("iptables-save")) and ctx.facts.section("nft") is None
+
+
 def firewall_input(ctx: NodeContext) -> list[Finding]:
     cid = "node_firewall_input"
+    if _no_tool(ctx):
+        return [needs_tool(cid, ctx.host.name, "iptables-save", "(or nft) to read the "
+                           "firewall rules")]
     sets, errors = rulesets(ctx)
     if errors:
         return _unreadable(cid, ctx, errors)
@@ -235,6 +243,9 @@ def pod_interfaces(ctx: NodeContext) -> tuple[str | None, str | None, str]:
 
 def firewall_forward(ctx: NodeContext) -> list[Finding]:
     cid = "node_firewall_forward"
+    if _no_tool(ctx):
+        return [needs_tool(cid, ctx.host.name, "iptables-save", "(or nft) to read the "
+                           "firewall rules")]
     sets, errors = rulesets(ctx)
     if errors:
         return _unreadable(cid, ctx, errors)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from ..findings import Finding, passed
+from ..findings import Finding, needs_tool, passed
 from . import NodeContext
 
 
 def lb_listening(ctx: NodeContext) -> list[Finding]:
     cid = "lb_listening"
+    if tool := ctx.facts.missing("listen-tcp"):
+        return [needs_tool(cid, ctx.host.name, tool, "to list the listening sockets")]
     port = int(ctx.host.vars.get("loadbalancer_apiserver_port") or 6443)
     owners = sorted({f"{ln.process or '?'} on {ln.address}" for ln in ctx.facts.listeners
                      if ln.proto == "tcp" and ln.port == port})

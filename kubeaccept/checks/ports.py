@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..findings import Finding, passed
+from ..findings import Finding, needs_tool, passed
 from ..inventory import Host, Inventory
 from ..ports import Port, reachable_from, served
 from . import NodeContext, node_ip
@@ -25,6 +25,8 @@ def _why(port: Port) -> str:
 
 def listening_ports(ctx: NodeContext) -> list[Finding]:
     cid = "node_listening_ports"
+    if tool := ctx.facts.missing("listen-tcp"):
+        return [needs_tool(cid, ctx.host.name, tool, "to list the listening sockets")]
     findings = []
     version = ctx.version
     for port in served(ctx.host.roles, version):

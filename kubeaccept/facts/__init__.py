@@ -92,6 +92,12 @@ class NodeFacts:
     def section(self, name: str) -> str | None:
         return self.sections.get(name)
 
+    def missing(self, name: str) -> str | None:
+        """The command the facts script did not find for this section ("!missing TOOL")."""
+        text = (self.section(name) or "").strip()
+        return text.split()[1] if text.startswith("!missing ") and len(text.split()) > 1 \
+            else None
+
     @cached_property
     def sysctls(self) -> dict[str, str]:
         out = {}

@@ -125,12 +125,14 @@ sec runtime-versions
 for c in containerd dockerd cri-dockerd crio; do
   have "$c" && echo "$c $(timeout 5 "$c" --version 2>&1 | head -n 2 | tr '\n' ' ')"
 done
-sec listen-tcp; ss -Htlnp 2>&1
-sec listen-udp; ss -Hulnp 2>&1
-sec addresses; ip -o -4 addr show 2>&1
-sec links; ip -o link show 2>&1
+# "!missing TOOL": the checks say what is not installed and what they needed it for
+sec listen-tcp; if have ss; then ss -Htlnp 2>&1; else echo "!missing ss"; fi
+sec listen-udp; if have ss; then ss -Hulnp 2>&1; else echo "!missing ss"; fi
+sec addresses; if have ip; then ip -o -4 addr show 2>&1; else echo "!missing ip"; fi
+sec links; if have ip; then ip -o link show 2>&1; else echo "!missing ip"; fi
 sec bridges; ls -d /sys/class/net/*/bridge /sys/class/net/*/brif/* 2>/dev/null
-sec iptables-save; iptables-save 2>&1; echo "!exit $?"
+sec iptables-save
+if have iptables-save; then iptables-save 2>&1; echo "!exit $?"; else echo "!missing iptables-save"; fi
 if have iptables-legacy-save; then
   sec iptables-legacy-save; iptables-legacy-save 2>&1; echo "!exit $?"
 fi
@@ -155,6 +157,7 @@ if [ "$dns" != - ]; then
   elif have nslookup; then
     echo "!cmd nslookup -timeout=$t -retry=0 $name $dns"
     timeout $((t + 2)) nslookup -timeout="$t" -retry=0 "$name" "$dns" 2>&1; echo "!rc $?"
+  else echo "!missing dig"
   fi
 fi
 sec probes

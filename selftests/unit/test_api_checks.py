@@ -522,8 +522,11 @@ def test_node_dns():
     empty = failed(dns.node_dns("w1", answer_from(""), SETTINGS))[0]
     assert empty.observed == "empty answer" and "Corefile" in empty.fix
     tool = failed(dns.node_dns("w1", dns.NodeDnsAnswer("", "", -1, ""), SETTINGS))[0]
-    assert tool.observed == "neither dig nor nslookup on the node"
-    assert "apt-get install dnsutils" in tool.fix
+    # not judged: the test errors, saying what is missing and what it was for
+    assert tool.unjudged == "missing tool" and tool.observed == (
+        "w1: dig is not installed (package bind9-dnsutils); node_cluster_dns needs it (or "
+        "nslookup) to ask the cluster DNS Service from the node")
+    assert tool.fix == "install bind9-dnsutils on w1"
     assert failed(dns.node_dns("w1", None, SETTINGS))[0].observed == "not gathered"
 
 

@@ -77,14 +77,14 @@ def test_members_must_be_the_control_planes():
 def test_nobody_answers():
     out = failed(etcd_cluster(CPS, {h.name: view(h.name, m="", s="", h="", err="context deadline exceeded") for h in CPS}))
     assert len(out) == 1 and "no control plane could list the etcd members" in out[0].observed
-    assert not out[0].unreachable
+    assert not out[0].unjudged
 
 
 def test_nobody_could_be_asked_is_not_judged():
     """Every control plane unreachable over SSH: nothing was asked, so nothing is judged (the
     test errors like the hosts' own tests); the apiservers' /readyz still gives an opinion."""
     out = failed(etcd_cluster(CPS, {h.name: "unreachable: x" for h in CPS}))
-    assert [f.subject for f in out] == ["etcd"] * 3 and all(f.unreachable for f in out)
+    assert [f.subject for f in out] == ["etcd"] * 3 and all(f.unjudged == "unreachable" for f in out)
     assert out[0].observed == "cp1: unreachable: x"
 
 

@@ -354,3 +354,21 @@ def test_lb_listening():
     f = facts("lb1", listen_tcp='LISTEN 0 1 198.18.0.100:6443 0.0.0.0:* users:(("haproxy",pid=9,fd=7))')
     out = lb.lb_listening(context(f, lbh))
     assert not failed(out) and "haproxy" in out[0].observed
+
+
+def test_a_missing_command_is_not_judged_and_says_what_it_was_for():
+    """gather.sh prints "!missing TOOL" when `command -v` finds no ss / iptables-save (and no
+    nft): the check says what is not installed and what it needed it for, and is not judged
+    (its test errors) rather than reporting "nothing listens" or "nothing filters"."""
+    ctx = context(facts("cp1", sections={"listen-tcp": "!missing ss",
+                                         "listen-udp": "!missing ss",
+                                         "iptables-save": "!missing iptables-save"}),
+                  host("cp1", roles=("control_plane",)))
+    [f] = ports.listening_ports(ctx)
+    assert f.unjudged == "missing tool" and not f.ok
+    assert f.observed == ("cp1: ss is not installed (package iproute2); node_listening_ports "
+                          "needs it to list the listening sockets")
+    for check in (firewall.firewall_input, firewall.firewall_forward):
+        [f] = check(ctx)
+        assert f.unjudged == "missing tool" and "iptables-save is not installed" in f.observed
+        assert "(or nft) to read the firewall rules" in f.observed
