@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 import shlex
 from collections.abc import Mapping
@@ -169,12 +170,19 @@ def _quiet_strict_ansible(path: Path, failures: list):
              "error_as_warning": lambda msg, exception, **kw: failures.append(exception)}
     for k, v in settings.items():
         setattr(C, k, v)
+    # read through the config manager (environment first), not through C
+    saved_env = os.environ.get("ANSIBLE_DUPLICATE_YAML_DICT_KEY")
+    os.environ["ANSIBLE_DUPLICATE_YAML_DICT_KEY"] = "error"
     for k, v in hooks.items():
         setattr(display, k, v)
     lookup_loader.get = _only_safe_lookups(lookup_loader)
     try:
         yield
     finally:
+        if saved_env is None:
+            os.environ.pop("ANSIBLE_DUPLICATE_YAML_DICT_KEY", None)
+        else:
+            os.environ["ANSIBLE_DUPLICATE_YAML_DICT_KEY"] = saved_env
         vars(lookup_loader).pop("get", None)
         for k, v in saved.items():
             setattr(C, k, v)
@@ -265,6 +273,10 @@ def _host(name: str, groups: frozenset[str], raw: Mapping[str, Any], templar, sr
             return _value(templar, raw, n, where)
         return None
 
+    for n in ("ansible_host", "ansible_ssh_host"):
+        if n in raw and raw[n] is not None and not str(raw[n]).strip():
+            raise InventoryError(f"{where} has no address ({n} is empty): set it to the "
+                                 "host's IP address or DNS name")
     connection = _connection_type(pick("ansible_connection"))
     become = _bool(pick("ansible_become") or False, f"{where}: ansible_become")
     become_password = _plugin_options("become", "sudo", raw, templar, where).get("become_pass")
@@ -391,7 +403,10 @@ def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
             cluster = _plain_vars(cluster, Templar(loader, variables=cluster))
         except AnsibleError as e:
             why = "; ".join(dict.fromkeys(_ansible_message(c, path) for c in failures or [e]))
+            if "line " not in why and (where := _ini_syntax(path)):
+                why = f"{where} ({why})"
             raise InventoryError(f"cannot load inventory {path}: {why}") from None
+    _no_duplicates(hosts, str(path))
     what = f"{path}: kubeaccept_example"
     if not allow_example and any(_bool(h.vars.get("kubeaccept_example", False), what)
                                  for h in hosts):
@@ -404,6 +419,38 @@ def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
         raise InventoryError(f"{path} has {what} in a known group (groups found: {found}; "
                              f"expected: {', '.join(GROUP_ROLES)})")
     return Inventory(str(path), _with_stacked_etcd(hosts), MappingProxyType(cluster))
+
+
+def _ini_syntax(path: Path) -> str | None:
+    """The line of an INI inventory that Ansible's parser failed on without saying where:
+    a section header that is not closed ("[kube_node")."""
+    files = [path] if path.is_file() else sorted(path.glob("*.ini"))
+    for f in files:
+        if f.suffix.lower() not in (".ini", "") or not f.is_file():
+            continue
+        for number, line in enumerate(f.read_text(errors="replace").splitlines(), 1):
+            text = line.strip()
+            if text.startswith("[") and not text.endswith("]"):
+                return (f"{'' if f == path else f'{f} '}line {number}: section header "
+                        f"{text!r} is not closed with ]")
+    return None
+
+
+def _no_duplicates(hosts, source: str) -> None:
+    """A host without an address, or two names for one address: a copy-paste slip that
+    would test one machine twice and another not at all."""
+    seen: dict[tuple[str, int], str] = {}
+    for h in hosts:
+        if h.connection == "local":
+            continue
+        if not str(h.address).strip():
+            raise InventoryError(f"{source}: host {h.name} has no address (ansible_host is "
+                                 "empty): set ansible_host to its IP address or DNS name")
+        key = (str(h.address), h.port)
+        if key in seen:
+            raise InventoryError(f"{source}: hosts {seen[key]} and {h.name} have the same "
+                                 f"address {h.address}:{h.port}: one of them is wrong")
+        seen[key] = h.name
 
 
 def _with_stacked_etcd(hosts: list[Host]) -> tuple[Host, ...]:
@@ -472,6 +519,7 @@ def parse_host_specs(value: str, default_roles: frozenset[str] = frozenset({WORK
     hosts = [_spec_host(s.strip(), default_roles) for s in value.split(",") if s.strip()]
     if not hosts:
         raise InventoryError("--hosts is empty: pass an inventory path or ssh://user@host specs")
+    _no_duplicates(hosts, "--hosts")
     roles = with_stacked_etcd({h.name: h.roles for h in hosts})
     return Inventory("command line", tuple(replace(h, roles=roles[h.name]) for h in hosts))
 
