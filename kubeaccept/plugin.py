@@ -19,7 +19,7 @@ from .factstore import FactStore
 from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts, unassigned
 from .redact import redact
-from .roles import ALL_ROLES, CONTROL_PLANE
+from .roles import ALL_ROLES, CONTROL_PLANE, GROUP_ROLES, NODE
 from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_version
 
 STATE = pytest.StashKey["KubeAccept"]()
@@ -206,8 +206,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     hosts = state.inventory.by_role(*marker.args) if state else ()
     if state and not hosts:
         roles = "/".join(marker.args)
-        skip = pytest.mark.skip(reason=f"the inventory has no host in role {roles}")
-        metafunc.parametrize("node", [pytest.param(None, id=f"no-{roles}-host", marks=skip)],
+        # A cluster has control planes and nodes: none in the inventory is a mistake in it,
+        # and the test fails saying so. A load balancer host is optional (kube-vip, or
+        # kubespray's nginx proxy on every node): its tests skip, with the reason in -ra.
+        marks = () if set(marker.args) & set(NODE) else pytest.mark.skip(
+            reason=f"the inventory has no host in role {roles}")
+        metafunc.parametrize("node", [pytest.param(None, id=f"no-{roles}-host", marks=marks)],
                              indirect=True)
         return
     metafunc.parametrize("node", hosts, ids=[str(h.name) for h in hosts], indirect=True)
@@ -231,6 +235,11 @@ def node(request: pytest.FixtureRequest) -> NodeContext:
     """The host under test with its facts; errors out (no traceback) if it is unreachable."""
     state: KubeAccept = request.config.stash[STATE]
     host = request.param
+    if host is None:
+        roles = "/".join(request.node.get_closest_marker("roles").args)
+        groups = ", ".join(g for g, r in GROUP_ROLES.items() if r in roles.split("/"))
+        pytest.fail(f"{state.inventory.source} has no host in role {roles}: put the cluster's "
+                    f"hosts in one of the groups {groups}", pytrace=False)
     state.store.prefetch(getattr(state, "selected", [host]))
     found = state.store.get(host)
     if isinstance(found, str):

@@ -11,5 +11,6 @@ def cluster_etcd(cluster, apiserver_readyz, verdict):
     apiserver's /readyz agrees."""
     members = cluster.inventory.by_role(ETCD) or cluster.inventory.by_role(CONTROL_PLANE)
     if not members:
-        pytest.skip("the inventory has no etcd or control-plane host")
+        pytest.fail(f"{cluster.inventory.source} has no etcd or control-plane host: put the "
+                    "control planes in kube_control_plane (or masters)", pytrace=False)
     verdict(etcd.etcd_cluster(list(members), cluster.facts, apiserver_readyz))
