@@ -17,7 +17,8 @@ ADMIN_CONF = "/etc/kubernetes/admin.conf"
 # The lines sent over SSH: the facts script (one per host per run) and, for the API checks
 # without --kubeconfig, the admin kubeconfig read on one control plane.
 REMOTE_LINES: dict[str, re.Pattern] = {
-    "facts": re.compile(_SUDO + re.escape(f"sh -c {shlex.quote(SCRIPT)} kubeaccept-facts ")
+    "facts": re.compile(_SUDO + r"timeout -k 5 \d+ "
+                        + re.escape(f"sh -c {shlex.quote(SCRIPT)} kubeaccept-facts ")
                         + r"[0-9a-f]{16} [0-9.]+ (?:-|[0-9a-fA-F.:]+)(?: [0-9a-fA-F.:\[\]]+:\d+)*",
                         re.S),
     "admin.conf": re.compile(_SUDO + re.escape(f"cat {ADMIN_CONF}")),
@@ -37,7 +38,7 @@ PROGRAMS: dict[str, re.Pattern] = {name: re.compile(rx, re.S) for name, rx in {
     "stat": r"-fc %T /sys/fs/cgroup", "grep": r"-v .*", "id": r"-u", "uname": r"-r",
     "awk": r"\$1 !~ /\^#/ && \$3 == \"swap\" \{print \$1\} /etc/fstab",
     "sed": r"(?!.*(?:^| )-i)(?:-E |-n )?.*", "printf": _ANY.pattern, "echo": _ANY.pattern,
-    "xargs": r"-r -P \d+ -n 1 sh -c .*", "timeout": r"\d+ .*",
+    "xargs": r"-r -P \d+ -n 1 sh -c .*", "timeout": r"(?:-k \d+ )?\d+ .*",
     "nc": r"-z -w \S+ " + _ADDR + r" \d+",
     # a scratch file for etcdctl's stderr, removed right after
     "mktemp": r"", "rm": r"-f /tmp/tmp\.\w+",

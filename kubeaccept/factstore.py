@@ -85,7 +85,8 @@ class FactStore:
         token = facts.new_token()
         dns = self.settings.dns_ip if set(host.roles) & set(NODE) else None
         line, stdin = facts.command(host, token, self.settings.probe_timeout,
-                                    probe_targets(host, self.inventory), dns)
+                                    probe_targets(host, self.inventory), dns,
+                                    self.settings.command_timeout)
         try:
             result = conn.run(line, self.settings.command_timeout, stdin)
             return facts.parse(host.name, token, result.stdout, result.stderr,

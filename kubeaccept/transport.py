@@ -310,10 +310,32 @@ class LocalConnection:
                       err.decode(errors="replace"))
 
     def close(self) -> None:
-        """End commands still running (a test timed out on them): the run must not wait."""
+        """End commands still running (a test timed out on them): the run must not wait.
+        Their whole tree: coreutils' timeout puts itself in a process group of its own."""
         for proc in list(self._running):
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            for pid in [*_descendants(proc.pid), proc.pid]:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (children first)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out[::-1]
 
 
 def connect(host: Host, connect_timeout: float) -> Connection | LocalConnection:

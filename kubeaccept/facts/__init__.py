@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 import secrets
 import shlex
@@ -20,10 +21,14 @@ class FactsError(Exception):
 
 
 def command(host: Host, token: str, probe_timeout: float, probes: list[str],
-            dns: str | None = None) -> tuple[str, bytes]:
+            dns: str | None = None, command_timeout: float = 60) -> tuple[str, bytes]:
     """The shell command line for `host`, and what to send on its standard input."""
     args = " ".join(shlex.quote(a) for a in (token, f"{probe_timeout:g}", dns or "-", *probes))
-    line = f"sh -c {shlex.quote(SCRIPT)} kubeaccept-facts {args}"
+    # The node ends the script itself at the command timeout (and KILLs it 5 s later): a
+    # command hung on the node, or a runner gone (Ctrl-C, a dead connection), leaves nothing
+    # running there. Without a terminal, sshd does not signal a session's command.
+    limit = max(1, math.ceil(command_timeout))
+    line = f"timeout -k 5 {limit} sh -c {shlex.quote(SCRIPT)} kubeaccept-facts {args}"
     if host.become and host.user != "root":
         if host.become_password:
             return f"sudo -S -p '' -- {line}", (host.become_password + "\n").encode()

@@ -15,10 +15,14 @@ from .factory import host
 
 def test_command_runs_as_is_for_root_and_through_sudo_otherwise():
     line, stdin = facts.command(host(), "tok", 3, ["10.0.0.1:6443"])
-    assert line.startswith("sh -c ") and line.endswith("kubeaccept-facts tok 3 - 10.0.0.1:6443")
+    # bounded on the node too: coreutils' timeout ends it (and KILLs it 5 s later)
+    assert line.startswith("timeout -k 5 60 sh -c ")
+    assert line.endswith("kubeaccept-facts tok 3 - 10.0.0.1:6443")
+    assert facts.command(host(), "tok", 3, [], command_timeout=7.2)[0].startswith(
+        "timeout -k 5 8 sh -c ")
     assert stdin == b""
     user = host().__class__(name="n", address="a", user="ops", become=True)
-    assert facts.command(user, "t", 3, [])[0].startswith("sudo -n -- sh -c ")
+    assert facts.command(user, "t", 3, [])[0].startswith("sudo -n -- timeout -k 5 60 sh -c ")
     pw = host().__class__(name="n", address="a", user="ops", become=True, become_password="s3")
     line, stdin = facts.command(pw, "t", 3, [])
     assert line.startswith("sudo -S -p '' -- ") and stdin == b"s3\n"
