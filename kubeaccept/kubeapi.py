@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Api:
     endpoint: str
     source: str   # where the credentials came from
     timeout: tuple[float, float]
+    passed_over: tuple[str, ...] = ()  # servers tried first that did not answer, and why
 
     def get(self, path: str, missing_ok: bool = False,
             accept: str = "application/json") -> dict | None:
@@ -94,6 +96,10 @@ class Api:
 
 def _short(exc: BaseException | None) -> str:
     text = str(getattr(exc, "reason", None) or exc)
+    # urllib3 wraps its message with the connection's repr: "(<HTTPSConnection(...) at 0x..>,
+    # 'Connection to 192.0.2.1 timed out. (connect timeout=3.0)')"
+    if m := re.fullmatch(r"\(<[^>]*>, '(.*)'\)", text.strip(), re.S):
+        text = m.group(1)
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
@@ -148,6 +154,7 @@ def connect(kubeconfig: dict, source: str, control_planes: list[Host],
         api = Api(client.ApiClient(c), server, source, (connect_timeout, read_timeout))
         try:
             raw_call(api.api_client, "GET", "/readyz", (connect_timeout, read_timeout))
+            api.passed_over = tuple(tried)
             return api  # the caller closes it
         except (ApiException, HttpError) as exc:
             tried.append(f"{server}: {exc.status} {exc.reason}")

@@ -302,10 +302,15 @@ def api_state(kube) -> ApiState | str:
 
 
 @pytest.fixture
-def api(api_state) -> ApiState:
+def api(request: pytest.FixtureRequest, api_state, kube) -> ApiState:
     """The API's view of the cluster; the test fails (no traceback) if there is none."""
     if isinstance(api_state, str):
         pytest.fail(f"cannot read the Kubernetes API: {api_state}", pytrace=False)
+    if getattr(kube, "passed_over", ()):
+        # read through a control plane's own apiserver: say that the kubeconfig's is dead
+        request.node.user_properties.append((
+            "note", f"Kubernetes API read through {kube.endpoint}; {kube.source}'s server "
+            f"did not answer /readyz ({'; '.join(kube.passed_over)})"))
     return api_state
 
 
