@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -377,9 +378,14 @@ def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
     path, failures = Path(path).absolute(), []
     with _quiet_strict_ansible(path, failures):
         try:
-            for kind, plugins in (("ssh", connection_loader),
-                                  ("paramiko_ssh", connection_loader), ("sudo", become_loader)):
-                plugins.get(kind, class_only=True)  # registers the plugin's options
+            with warnings.catch_warnings():
+                # ansible's ssh plugin imports cryptography's DSA names, deprecated by
+                # cryptography 51: not the operator's problem, and an error under -W error
+                warnings.simplefilter("ignore")
+                for kind, plugins in (("ssh", connection_loader),
+                                      ("paramiko_ssh", connection_loader),
+                                      ("sudo", become_loader)):
+                    plugins.get(kind, class_only=True)  # registers the plugin's options
             loader = DataLoader()
             manager = InventoryManager(loader=loader, sources=[str(path)])
             _add_runtime_groups(manager)
@@ -472,6 +478,20 @@ def unassigned(inventory: Inventory) -> list[str]:
         lines.append(f"host {h.name} is not tested: none of its groups ({groups}) gives it a "
                      f"role; {why}")
     return lines
+
+
+def unchecked_host_keys(inventory: Inventory) -> str | None:
+    """One line naming the hosts whose unknown SSH host key is accepted unseen, because the
+    inventory turned host-key checking off (ansible_host_key_checking=false,
+    StrictHostKeyChecking=no or accept-new): the operator sees it on every run."""
+    names = [h.name for h in inventory.hosts
+             if not h.host_key_checking and h.connection in ("ssh", "paramiko_ssh")]
+    if not names:
+        return None
+    return (f"SSH host keys NOT verified for {', '.join(names)}: {inventory.source} turns "
+            "host-key checking off (ansible_host_key_checking=false or StrictHostKeyChecking="
+            "no/accept-new), so an unknown key is accepted; a key that differs from "
+            "known_hosts is still refused")
 
 
 SPEC_OPTIONS = ("ssh_identity_file", "sudo", "roles", "timeout")

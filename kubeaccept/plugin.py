@@ -17,7 +17,7 @@ from .checks.certs import CA
 from .facts import NodeFacts
 from .factstore import FactStore
 from .findings import Finding
-from .inventory import Inventory, InventoryError, load_hosts, unassigned
+from .inventory import Inventory, InventoryError, load_hosts, unassigned, unchecked_host_keys
 from .redact import redact
 from .roles import ALL_ROLES, CONTROL_PLANE, GROUP_ROLES, NODE
 from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_version
@@ -191,7 +191,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     inv = state.inventory
     counts = ", ".join(f"{len(inv.by_role(r))} {r}" for r in ALL_ROLES if inv.by_role(r))
     return [f"kubeaccept: {inv.source}: {len(inv.hosts)} hosts ({counts})",
-            *(f"kubeaccept: {line}" for line in unassigned(inv))]
+            *(f"kubeaccept: {line}" for line in unassigned(inv)),
+            *(f"kubeaccept: {line}" for line in filter(None, [unchecked_host_keys(inv)]))]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -449,6 +450,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.section("kubeaccept: hosts not tested")  # never skipped in silence
         for line in lines:
             terminalreporter.line(f"{state.inventory.source}: {line}")
+    if state is not None and (line := unchecked_host_keys(state.inventory)):
+        terminalreporter.section("kubeaccept: SSH host keys not verified")
+        terminalreporter.line(line)
     notes, unreachable = [], {}
     for reports in terminalreporter.stats.values():
         for rep in reports:

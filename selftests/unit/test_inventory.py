@@ -11,6 +11,7 @@ from kubeaccept.inventory import (
     load_inventory,
     parse_host_specs,
     resolve_inventory_path,
+    unchecked_host_keys,
 )
 from kubeaccept.roles import CONTROL_PLANE, ETCD, LB, WORKER
 
@@ -119,6 +120,20 @@ def test_strict_host_key_checking_no_turns_checking_off(tmp_path):
     inv = load_inventory(hosts)
     assert not inv.get("cp1").host_key_checking
     assert not inv.get("cp2").host_key_checking
+    # printed in the header and the summary of every run
+    line = unchecked_host_keys(inv)
+    assert line.startswith("SSH host keys NOT verified for cp1, cp2: ")
+    assert str(hosts) in line
+
+
+def test_checked_host_keys_and_local_hosts_print_nothing(tmp_path):
+    hosts = write(tmp_path / "hosts.yaml", """
+        kube_control_plane:
+          hosts:
+            cp1: {}
+            node1: {ansible_connection: local}
+    """)
+    assert unchecked_host_keys(load_inventory(hosts)) is None
 
 
 def test_order_cluster_vars_and_lookup(kubespray):
