@@ -4,11 +4,13 @@ only if the suite created it."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
+from kubernetes.stream.ws_client import ERROR_CHANNEL
 
 from .kubeapi import Api
 
@@ -67,11 +69,32 @@ def exec_lookup(api: Api, command: list[str] = COMMAND) -> str:
                 _request_timeout=api.timeout)
     try:
         ws.run_forever(timeout=api.timeout[1])
-        return ws.read_stdout() + ws.read_stderr()
+        if ws.is_open():
+            # the apiserver upgrades at once and then dials the kubelet (for 30 s): a dead
+            # node's exec stays silent, as does a command still running
+            raise TimeoutError(f"no reply within {api.timeout[1]:g}s (--command-timeout): "
+                               f"{' '.join(command)} did not finish, or the apiserver cannot "
+                               "reach the kubelet of the pod's node")
+        out = ws.read_stdout(timeout=0) + ws.read_stderr(timeout=0)
+        status = ws.read_channel(ERROR_CHANNEL, timeout=0)
+        if not out and (reason := _failure(status)):
+            raise RuntimeError(reason)  # the apiserver's: "error dialing backend: …"
+        return out
     finally:
         ws.close()
         if ws.sock:  # websocket-client leaves the socket open when the server closed first
             ws.sock.shutdown()
+
+
+def _failure(text: str) -> str | None:
+    """The message of a Status of kind Failure on the exec's error channel."""
+    try:
+        status = json.loads(text or "{}")
+    except ValueError:
+        return text
+    if not isinstance(status, dict) or status.get("status") != "Failure":
+        return None
+    return str(status.get("message") or text)
 
 
 def delete_pod(api: Api) -> None:

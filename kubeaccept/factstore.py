@@ -14,7 +14,14 @@ from .checks.ports import probe_targets
 from .inventory import Host, Inventory
 from .roles import NODE
 from .settings import Settings
-from .transport import CommandTimeout, Connection, LocalConnection, Unreachable, connect
+from .transport import (
+    CommandTimeout,
+    Connection,
+    LocalConnection,
+    Unreachable,
+    connect,
+    sudo_refused,
+)
 
 
 class FactStore:
@@ -89,6 +96,9 @@ class FactStore:
                                     self.settings.command_timeout)
         try:
             result = conn.run(line, self.settings.command_timeout, stdin)
+            if result.exit_status and (refused := sudo_refused(host, result.stderr)):
+                said = result.stderr.strip().splitlines()[-1]
+                return {"error": f"cannot gather facts on {host.name}: {refused} ({said})"}
             return facts.parse(host.name, token, result.stdout, result.stderr,
                                result.exit_status).to_json()
         except Unreachable as exc:

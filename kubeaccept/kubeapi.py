@@ -19,7 +19,7 @@ from kubernetes.client.rest import ApiException
 from .apistate import ApiState
 from .checks import node_ip
 from .inventory import Host
-from .transport import CommandTimeout, Unreachable
+from .transport import CommandTimeout, Unreachable, as_root, sudo_refused
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 CONFIGMAPS = ("kube-system/kubeadm-config", "kube-flannel/kube-flannel-cfg",
@@ -109,11 +109,9 @@ def admin_conf_over_ssh(store, hosts: list[Host]) -> tuple[dict, str]:
     # a control plane this process is already logged into first: no extra login
     hosts = sorted(hosts, key=lambda h: h.name not in getattr(store, "_connections", {}))
     for host in hosts:
-        line = f"cat {ADMIN_CONF}"
-        if host.become and host.user != "root":
-            line = f"sudo -n -- {line}"
+        line, stdin = as_root(host, f"cat {ADMIN_CONF}")
         try:
-            result = store.connection(host).run(line, store.settings.command_timeout)
+            result = store.connection(host).run(line, store.settings.command_timeout, stdin)
         except (Unreachable, CommandTimeout) as exc:
             errors.append(f"{host.name}: {exc}")
             continue
@@ -123,7 +121,9 @@ def admin_conf_over_ssh(store, hosts: list[Host]) -> tuple[dict, str]:
             except yaml.YAMLError as exc:
                 errors.append(f"{host.name}: {ADMIN_CONF} is not YAML: {exc}")
                 continue
-        errors.append(f"{host.name}: {(result.stderr or 'empty').strip().splitlines()[-1]}")
+        said = (result.stderr or "empty").strip().splitlines()[-1]
+        refused = sudo_refused(host, result.stderr)
+        errors.append(f"{refused} ({said})" if refused else f"{host.name}: {said}")
     raise ApiUnavailable("no Kubernetes credentials: give --kubeconfig=PATH, or let the suite "
                          f"read {ADMIN_CONF} on a control plane (" + "; ".join(errors) + ")")
 

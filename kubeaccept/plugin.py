@@ -337,7 +337,9 @@ def dns_lookup(request: pytest.FixtureRequest, kube):
                             "kubectl exec dnsutils -- " + " ".join(dnsutils.COMMAND),
                             output, created)
     except Exception as exc:  # noqa: BLE001 - exec errors come in many types; say which
-        yield f"exec in {dnsutils.NAMESPACE}/{dnsutils.NAME} failed: {kubeapi._short(exc)}"
+        node = (pod or {}).get("spec", {}).get("nodeName") or "?"
+        yield (f"exec in {dnsutils.NAMESPACE}/{dnsutils.NAME} (on node {node}) failed: "
+               f"{kubeapi._short(exc)}")
     finally:
         if created:
             dnsutils.delete_pod(kube)

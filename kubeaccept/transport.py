@@ -32,6 +32,34 @@ class CommandTimeout(Exception):
     pass
 
 
+def as_root(host: Host, line: str) -> tuple[str, bytes]:
+    """`line` with sudo when the inventory says so (ansible_become), and what to send on its
+    standard input: the become password for `sudo -S`, else `sudo -n`, which fails at once
+    ("a password is required") rather than waiting at a prompt."""
+    if not host.become or host.user == "root":
+        return line, b""
+    if host.become_password:
+        return f"sudo -S -p '' -- {line}", (host.become_password + "\n").encode()
+    return f"sudo -n -- {line}", b""
+
+
+def sudo_refused(host: Host, stderr: str) -> str | None:
+    """What to do when sudo refused (its own words are in stderr), else None."""
+    low = stderr.lower()
+    if "sudo" not in low:
+        return None
+    if "password is required" in low:  # sudo -n
+        return (f"sudo on {host.name} asks {host.user} for a password (set "
+                "ansible_become_password, or allow this user sudo without a password)")
+    if "incorrect password" in low or "no password was provided" in low or \
+            "sorry, try again" in low:
+        return (f"sudo on {host.name} refused ansible_become_password for {host.user}: "
+                "it is not this user's password")
+    if "not in the sudoers" in low or "not allowed to execute" in low:
+        return f"{host.user} may not use sudo on {host.name}: allow it in /etc/sudoers.d"
+    return None
+
+
 @dataclass(frozen=True)
 class Result:
     exit_status: int

@@ -12,6 +12,7 @@ from functools import cached_property
 from importlib.resources import files
 
 from ..inventory import Host
+from ..transport import as_root
 
 SCRIPT = (files(__package__) / "gather.sh").read_text()
 
@@ -28,12 +29,8 @@ def command(host: Host, token: str, probe_timeout: float, probes: list[str],
     # command hung on the node, or a runner gone (Ctrl-C, a dead connection), leaves nothing
     # running there. Without a terminal, sshd does not signal a session's command.
     limit = max(1, math.ceil(command_timeout))
-    line = f"timeout -k 5 {limit} sh -c {shlex.quote(SCRIPT)} kubeaccept-facts {args}"
-    if host.become and host.user != "root":
-        if host.become_password:
-            return f"sudo -S -p '' -- {line}", (host.become_password + "\n").encode()
-        return f"sudo -n -- {line}", b""
-    return line, b""
+    return as_root(host, f"timeout -k 5 {limit} sh -c {shlex.quote(SCRIPT)} kubeaccept-facts "
+                   f"{args}")
 
 
 def new_token() -> str:
@@ -56,8 +53,6 @@ def parse(host: str, token: str, stdout: str, stderr: str, exit_status: int) -> 
         sections[name] = "\n".join(body)
     if "end" not in sections:
         detail = (stderr.strip().splitlines() or [f"exit status {exit_status}"])[-1]
-        if "sudo" in stderr and "password" in stderr:
-            detail += " (set ansible_become_password, or allow this user sudo without a password)"
         raise FactsError(f"facts command did not complete on {host}: {detail}")
     return NodeFacts(host, sections)
 

@@ -93,8 +93,9 @@ def cmd_heal(lab: Lab, args) -> int:
 
 def cmd_faults(lab: Lab, args) -> int:
     for f in FAULTS.values():
-        if f.gate:
-            print(f"{f.name:22} {f.what}  (default host {f.host}; for the failover gate)")
+        if f.gate or f.trust:
+            what = "the failover gate" if f.gate else "the run's own fault handling"
+            print(f"{f.name:22} {f.what}  (default host {f.host}; for {what})")
             continue
         tests = ", ".join(t for t, _ in f.expect)
         print(f"{f.name:22} {f.what}  (default host {f.host}; fails {tests})")

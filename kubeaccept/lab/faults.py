@@ -54,6 +54,16 @@ class Fault:
     gate: bool = False
     undo: Callable[[HostRuntime], None] | None = None  # what `heal` does before re-configuring
     flag: str = ""  # a lab state flag the fault sets (heal clears it)
+    # A fault of the run itself (an unreachable host, a hung command) for
+    # selftests/lab/test_trust.py, not the detection matrix.
+    trust: bool = False
+
+
+# the hung `ss` of command-hangs: a script in the host's /run (a tmpfs of its own)
+HANG = "/run/kubeaccept-hang-ss"
+HANG_SECONDS = 987653
+# sudo-password's user: logs in with the lab's key (sshd's one AuthorizedKeysFile)
+SUDO_USER, SUDO_PASSWORD = "kubeaccept-ops", "lab-sudo-pw"
 
 
 def _sh(script: str) -> Callable[[HostRuntime], None]:
@@ -536,4 +546,30 @@ FAULTS = {f.name: f for f in (
           undo=_coredns_on(cluster.COREDNS_NODE)),
     Fault("power-on-fails", "the lab's power-on command fails (a dead BMC)", "cp1",
           control_plane=True, gate=True, flag="power_on_fails", action=lambda rt: None),
+    Fault("sshd-down", "sshd stopped: SSH connections refused", "w1", trust=True,
+          action=lambda rt: rt.stop("sshd")),
+    Fault("ssh-blackhole", "INPUT drops SSH: SYNs get no answer", "w1", trust=True,
+          action=_sh("iptables -I INPUT 1 -p tcp --dport 22 -j DROP")),
+    Fault("ssh-reject", "INPUT rejects SSH with icmp-host-prohibited (firewalld's way)", "w1",
+          trust=True, action=_sh("iptables -I INPUT 1 -p tcp --dport 22 -j REJECT "
+                                 "--reject-with icmp-host-prohibited")),
+    Fault("command-hangs", "`ss` hangs (sleeps) on the node", "w1", trust=True,
+          action=_sh(f"printf '#!/bin/sh\\nexec sleep {HANG_SECONDS}\\n' > {HANG} && "
+                     f"chmod 755 {HANG} && mount --bind {HANG} /usr/bin/ss"),
+          undo=_sh("umount /usr/bin/ss 2>/dev/null; true")),
+    Fault("dns-blackhole", "DNS to the CoreDNS pods dropped on their node: lookups time out",
+          cluster.COREDNS_NODE, trust=True,
+          action=_sh("iptables -I FORWARD 1 -p udp --dport 53 -j DROP && "
+                     "iptables -I FORWARD 1 -p tcp --dport 53 -j DROP")),
+    Fault("sudo-password", f"a login user {SUDO_USER} whose sudo asks for a password "
+          f"({SUDO_PASSWORD!r})", "w1", trust=True,
+          action=_sh(f"useradd -M -d /nonexistent -s /bin/sh {SUDO_USER} && "
+                     f"echo '{SUDO_USER}:{SUDO_PASSWORD}' | chpasswd && "
+                     f"echo '{SUDO_USER} ALL=(ALL) ALL' > /etc/sudoers.d/{SUDO_USER} && "
+                     f"chmod 440 /etc/sudoers.d/{SUDO_USER}"),
+          undo=_sh(f"rm -f /etc/sudoers.d/{SUDO_USER}; userdel {SUDO_USER} 2>/dev/null; true")),
+    Fault("command-missing", "`ss` is not installed on the node", "w1", trust=True,
+          # /dev/null is not executable: `command -v ss` finds nothing, as without iproute2
+          action=_sh("mount --bind /dev/null /usr/bin/ss"),
+          undo=_sh("umount /usr/bin/ss 2>/dev/null; true")),
 )}

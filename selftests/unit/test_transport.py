@@ -21,8 +21,10 @@ from kubeaccept.transport import (
     LocalConnection,
     Unreachable,
     _cause,
+    as_root,
     connect,
     plan,
+    sudo_refused,
 )
 
 from . import sshstandin
@@ -244,3 +246,31 @@ def test_jump_host_key_is_checked_even_when_the_target_is_not(tmp_path, keys, mo
     assert str(e.value) == (f"through jump host ops@127.0.0.1:{port}: host key of 127.0.0.1 is "
                             f"not in {kh}: add it (ssh-keyscan -p {port} 127.0.0.1 >> {kh})")
     listener.close()
+
+
+# sudo 1.9.13 (Debian 12) on stderr, as seen over SSH on the lab's sudo-password fault
+SUDO_N = ("sudo: unable to resolve host w1: Temporary failure in name resolution\n"
+          "sudo: a password is required\n")
+SUDO_WRONG = ("sudo: unable to resolve host w1: Temporary failure in name resolution\n"
+              "Sorry, try again.\n\nsudo: no password was provided\n"
+              "sudo: 1 incorrect password attempt\n")
+SUDO_NOT_ALLOWED = "ops is not in the sudoers file.\n"  # 1.9.13's words without a rule
+
+
+def test_sudo_is_used_only_when_the_inventory_asks_for_it():
+    root, ops = host(), Host("n", "a", user="ops", become=True)
+    assert as_root(root, "cat x") == ("cat x", b"")
+    assert as_root(replace(root, become=True), "cat x") == ("cat x", b"")  # root already
+    assert as_root(replace(ops, become=False), "cat x") == ("cat x", b"")
+    # -n: sudo fails at once instead of waiting at a prompt nobody answers
+    assert as_root(ops, "cat x") == ("sudo -n -- cat x", b"")
+    assert as_root(replace(ops, become_password="pw"), "cat x") == \
+        ("sudo -S -p '' -- cat x", b"pw\n")
+
+
+def test_sudo_refusals_say_what_to_do():
+    ops = Host("w1", "a", user="ops", become=True)
+    assert "asks ops for a password (set ansible_become_password" in sudo_refused(ops, SUDO_N)
+    assert "refused ansible_become_password for ops" in sudo_refused(ops, SUDO_WRONG)
+    assert "ops may not use sudo on w1" in sudo_refused(ops, "sudo: " + SUDO_NOT_ALLOWED)
+    assert sudo_refused(ops, "cat: /etc/x: No such file or directory\n") is None
