@@ -498,7 +498,10 @@ SPEC_OPTIONS = ("ssh_identity_file", "sudo", "roles", "timeout")
 
 
 def _spec_host(spec: str, default_roles: frozenset[str]) -> Host:
-    url = urlsplit(spec if "://" in spec else "ssh://" + spec)
+    try:
+        url = urlsplit(spec if "://" in spec else "ssh://" + spec)
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise InventoryError(f"host spec {spec!r} is not a URL: ssh://user@host:22") from None
     if url.scheme not in ("ssh", "paramiko"):
         raise InventoryError(f"unsupported host spec {spec!r}: kubeaccept connects over SSH "
                              "(ssh:// or paramiko://)")

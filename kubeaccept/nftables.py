@@ -16,6 +16,7 @@ from .firewall import Packet, Rule, Verdict
 
 IPTABLES_TABLES = frozenset({"filter", "nat", "mangle", "raw", "security"})
 _MAX_DEPTH = 64
+_MAX_NESTING = 64  # nft writes a dozen levels; deeper documents would exhaust the recursion
 _PASSIVE = frozenset({"counter", "log", "notrack", "comment"})
 _VERDICTS = {"accept": "ACCEPT", "drop": "DROP", "reject": "REJECT"}
 
@@ -53,33 +54,62 @@ class NftRuleset:
         return sorted(chains, key=lambda c: c.priority)
 
 
+def _nesting(doc) -> int:
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, (dict, list)) and depth <= _MAX_NESTING:
+            stack += [(v, depth + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
+def _object(item: dict, kind: str) -> dict:
+    """The chain, rule or set of a ruleset item, with its names checked: a document nft did
+    not write is an error, not rules silently left out of a verdict."""
+    obj = item.get(kind)
+    if not isinstance(obj, dict):
+        raise NftError(f"nft -j list ruleset: a {kind} that is not an object: {obj!r:.80}")
+    for name in ("family", "table", "name", "chain"):
+        if not isinstance(obj.get(name, ""), str):
+            raise NftError(f"nft -j list ruleset: {kind} {name} is not a string: {obj!r:.80}")
+    return obj
+
+
 def parse(text: str) -> NftRuleset:
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise NftError(f"nft -j list ruleset: not JSON ({exc})") from None
+    if _nesting(doc) > _MAX_NESTING:
+        raise NftError(f"nft -j list ruleset: nested deeper than {_MAX_NESTING} levels")
     items = doc.get("nftables", []) if isinstance(doc, dict) else []
+    if not isinstance(items, list):
+        raise NftError("nft -j list ruleset: \"nftables\" is not a list")
     chains, rules, sets, exprs = {}, {}, {}, {}
     for item in items:
         if not isinstance(item, dict):
             continue
         if "chain" in item:
-            c = item["chain"]
+            c = _object(item, "chain")
             key = (c.get("family", ""), c.get("table", ""), c.get("name", ""))
             chains[key] = c
         elif "rule" in item:
-            r = item["rule"]
+            r = _object(item, "rule")
             key = (r.get("family", ""), r.get("table", ""), r.get("chain", ""))
             rules.setdefault(key, []).append(r)
         elif "set" in item or "map" in item:
-            s = item.get("set") or item.get("map")
+            s = _object(item, "set" if "set" in item else "map")
             sets[(s.get("family", ""), s.get("table", ""), s.get("name", ""))] = \
                 s.get("elem", [])
     out = {}
     for key, c in chains.items():
         made = []
         for number, r in enumerate(rules.get(key, []), 1):
-            handle = int(r.get("handle", number))
+            handle = r.get("handle", number)
+            if not isinstance(handle, int) or not isinstance(r.get("expr", []), list):
+                raise NftError(f"nft -j list ruleset: a rule of {' '.join(key)} without an "
+                               f"integer handle and a list of expressions: {r!r:.80}")
             exprs[(*key, handle)] = r.get("expr", [])
             made.append(Rule(f"{key[0]} {key[1]} {key[2]}", handle, render(r.get("expr", [])),
                              None, False))
@@ -93,19 +123,19 @@ def parse(text: str) -> NftRuleset:
 # --- rendering (for messages) ---------------------------------------------------------------
 def _value(v) -> str:
     if isinstance(v, dict):
-        if "prefix" in v:
-            return f"{v['prefix'].get('addr')}/{v['prefix'].get('len')}"
-        if "range" in v:
-            return "-".join(_value(x) for x in v["range"])
-        if "set" in v:
-            return "{ " + ", ".join(_value(x) for x in v["set"]) + " }"
-        if "payload" in v:
-            p = v["payload"]
-            return f"{p.get('protocol', '')} {p.get('field', '')}".strip()
-        if "meta" in v:
-            return f"meta {v['meta'].get('key')}"
-        if "ct" in v:
-            return f"ct {v['ct'].get('key')}"
+        kind = next((k for k in ("prefix", "range", "set", "payload", "meta", "ct") if k in v),
+                    None)
+        body = v.get(kind)
+        if kind == "prefix" and isinstance(body, dict):
+            return f"{body.get('addr')}/{body.get('len')}"
+        if kind == "range" and isinstance(body, list):
+            return "-".join(_value(x) for x in body)
+        if kind == "set" and isinstance(body, list):
+            return "{ " + ", ".join(_value(x) for x in body) + " }"
+        if kind == "payload" and isinstance(body, dict):
+            return f"{body.get('protocol', '')} {body.get('field', '')}".strip()
+        if kind in ("meta", "ct") and isinstance(body, dict):
+            return f"{kind} {body.get('key')}"
         return json.dumps(v)
     if isinstance(v, list):
         return "{ " + ", ".join(_value(x) for x in v) + " }"
@@ -118,9 +148,10 @@ def render(exprs: list) -> str:
         if not isinstance(e, dict) or not e:
             continue
         kind, body = next(iter(e.items()))
+        body = body if isinstance(body, dict) else {}
         if kind == "match":
             op = body.get("op", "==")
-            words.append(f"{_value(body.get('left'))}{'' if op in ('==', 'in') else ' ' + op} "
+            words.append(f"{_value(body.get('left'))}{'' if op in ('==', 'in') else f' {op}'} "
                          f"{_value(body.get('right'))}")
         elif kind in ("jump", "goto"):
             words.append(f"{kind} {body.get('target')}")
@@ -137,6 +168,8 @@ def render(exprs: list) -> str:
 def _field(left, pkt: Packet):
     """(value, known) of what `left` reads from the packet."""
     if not isinstance(left, dict):
+        return None, False
+    if not all(isinstance(left.get(k, {}), dict) for k in ("payload", "meta", "ct")):
         return None, False
     if "payload" in left:
         p = left["payload"]
@@ -190,8 +223,8 @@ def _one(value, item, sets, family_table) -> bool | None:
             except (ValueError, TypeError, KeyError):
                 return None
         if "range" in item:
-            lo, hi = item["range"]
             try:
+                lo, hi = item["range"]
                 if isinstance(lo, int):
                     return lo <= int(value) <= hi
                 return (ipaddress.ip_address(lo) <= ipaddress.ip_address(value)
@@ -200,7 +233,7 @@ def _one(value, item, sets, family_table) -> bool | None:
                 return None
         if "set" in item:
             return _member(value, item["set"], sets, family_table)
-        if "elem" in item:
+        if "elem" in item and isinstance(item["elem"], dict):
             return _one(value, item["elem"].get("val"), sets, family_table)
         return None
     if isinstance(item, list):
@@ -216,6 +249,8 @@ def _one(value, item, sets, family_table) -> bool | None:
 
 
 def _member(value, elems, sets, family_table) -> bool | None:
+    if not isinstance(elems, list):
+        return None
     unknown = False
     for e in elems:
         got = _one(value, e, sets, family_table)
@@ -264,7 +299,7 @@ class _Walk:
             if kind == "return":
                 return None, None, ()
             if kind in ("jump", "goto"):
-                sub = self.rs.chains.get((*ft, target))
+                sub = self.rs.chains.get((*ft, target)) if isinstance(target, str) else None
                 if sub is None:
                     self.uncertain.append(f"{chain.label}: no chain {target}")
                     continue
@@ -282,6 +317,7 @@ class _Walk:
             if not isinstance(e, dict) or not e:
                 return None, ("", None)
             kind, body = next(iter(e.items()))
+            body = body if isinstance(body, dict) else {}  # {"accept": null}
             if kind == "match":
                 got = _match(body, self.pkt, self.rs.sets, ft)
                 if got is None:
@@ -300,10 +336,16 @@ class _Walk:
                 value, known = _field(body.get("key"), self.pkt)
                 if not known:
                     return None, ("", None)
-                for pair in (body.get("data") or {}).get("set", []):
+                data = body.get("data")
+                pairs = data.get("set", []) if isinstance(data, dict) else []
+                if not isinstance(pairs, list):
+                    return None, ("", None)
+                for pair in pairs:
                     if isinstance(pair, list) and len(pair) == 2 and \
                             _one(value, pair[0], self.rs.sets, ft):
                         verdict = pair[1]
+                        if not isinstance(verdict, dict) or not verdict:
+                            return None, ("", None)
                         vkind, vbody = next(iter(verdict.items()))
                         target = vbody.get("target") if isinstance(vbody, dict) else None
                         return True, (vkind, target)

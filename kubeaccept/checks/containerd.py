@@ -9,8 +9,8 @@ import fnmatch
 import posixpath
 from dataclasses import dataclass, field
 
-from ..facts import NodeFacts
-from .parse import load
+from ..facts import FileFact, NodeFacts
+from .parse import ConfigError, load
 
 MAIN = "/etc/containerd/config.toml"
 # Where gather.sh reads containerd files from (a *.toml in these directories, or nothing).
@@ -83,7 +83,7 @@ def read(facts: NodeFacts) -> Containerd:
             f"{MAIN} absent: containerd's built-in defaults (runc SystemdCgroup = false)")
         ctd.notes += _unimported(facts, set())
         return ctd
-    first = load(main) or {}
+    first = _read_file(main)
     major = 2 if (version and version >= (2, 0, 0)) or (
         version is None and _int(first.get("version")) >= 3) else 1
     ctd = Containerd(version, _version_words(version, _int(first.get("version")), major))
@@ -95,6 +95,20 @@ def read(facts: NodeFacts) -> Containerd:
     if section is not None and not ctd.problem:
         _runtime_driver(section, ctd)
     return ctd
+
+
+# containerd decodes these keys into typed fields and refuses to start on another type.
+_TYPED = {"imports": (list, "array"), "disabled_plugins": (list, "array"),
+          "plugins": (dict, "table")}
+
+
+def _read_file(fact: FileFact) -> dict:
+    data = load(fact) or {}
+    for key, (kind, name) in _TYPED.items():
+        if key in data and not isinstance(data[key], kind):
+            raise ConfigError(f"{fact.path}: {key} must be a TOML {name}, not "
+                              f"{type(data[key]).__name__} (containerd cannot decode it)")
+    return data
 
 
 def _version_words(version, config_version, major=None) -> str:
@@ -169,7 +183,7 @@ def _load(facts: NodeFacts, first: dict, major: int, ctd: Containerd) -> list[tu
             if fact is None:
                 ctd.notes.append(_not_read(path))
                 continue
-            data = load(fact) or {}
+            data = _read_file(fact)
         loaded.append((path, data))
         pending += [(p, None) for p in _resolve(path, data.get("imports"), ctd.version, major)]
     ctd.files = [p for p, _ in loaded]

@@ -4,6 +4,7 @@ decoding), for the dockerd version on the node (`dockerd --version`)."""
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import shlex
@@ -159,7 +160,12 @@ def _daemon_json(facts: NodeFacts, path: str, docker: Docker) -> dict | None:
             break
     if text is None:
         text = raw.decode(errors="replace")
-    return parse_text(path, text, "json")
+    conf = parse_text(path, text, "json")
+    opts = conf.get("exec-opts")
+    if opts is not None and not (isinstance(opts, list) and all(isinstance(o, str) for o in opts)):
+        # dockerd does not start: "json: cannot unmarshal ... of type []string"
+        raise ConfigError(f"{path}: exec-opts is {json.dumps(opts)[:80]}, not a list of strings")
+    return conf
 
 
 def _directives(text: str) -> list[tuple[str, str, str]]:

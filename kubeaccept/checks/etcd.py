@@ -20,12 +20,32 @@ FIX_MEMBER = ("on that control plane: crictl ps -a --name etcd; crictl logs <id>
 def _json(text: str):
     try:
         return json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
-def _host_of(url: str) -> str:
-    return urlsplit(url).hostname or url
+def _records(value) -> list[dict]:
+    """etcdctl's list of JSON objects; any other shape is no answer (etcdctl did not write it)."""
+    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+
+
+def _field(record: dict, *path):
+    for key in path:
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _host_of(url) -> str:
+    if not isinstance(url, str):
+        return ""
+    try:
+        return urlsplit(url).hostname or url
+    except ValueError:  # "https://[10.0.0.1:2379": not a URL
+        return url
 
 
 def api_opinion(control_planes: list[Host], readyz: dict) -> list[Finding]:
@@ -65,17 +85,19 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
             errors[h.name] = "neither etcdctl nor crictl on the node"
             continue
         listed = _json(view.get("member list", ""))
+        if not isinstance(listed, dict) or not isinstance(listed.get("members", []), list):
+            listed = None  # not etcdctl's answer: as good as none
         if listed and members is None:
-            members = listed.get("members", [])
-        for e in _json(view.get("endpoint health --cluster", "")) or []:
+            members = _records(listed.get("members", []))
+        for e in _records(_json(view.get("endpoint health --cluster", ""))):
             ip = _host_of(e.get("endpoint", ""))
             health[ip] = health.get(ip) or (e.get("health"), e.get("error", ""))
             if e.get("health"):
                 health[ip] = (True, "")
-        for e in _json(view.get("endpoint status --cluster", "")) or []:
-            st = e.get("Status", {})
-            status[_host_of(e.get("Endpoint", ""))] = (st.get("leader"), st.get("raftTerm"),
-                                                        st.get("header", {}).get("member_id"))
+        for e in _records(_json(view.get("endpoint status --cluster", ""))):
+            status[_host_of(e.get("Endpoint", ""))] = (
+                _int(_field(e, "Status", "leader")), _int(_field(e, "Status", "raftTerm")),
+                _field(e, "Status", "header", "member_id"))
         err = view.get("stderr member list", "").strip()
         if not listed:
             errors[h.name] = err or "no answer from the local member"
@@ -92,7 +114,8 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
                         "; ".join(f"{n}: {e}" for n, e in errors.items()),
                         "an answering etcd cluster", QUORUM_WHY, FIX_MEMBER, tuple(evidence))]
     findings = []
-    peer_ips = {_host_of(u): m.get("name", "?") for m in members for u in m.get("peerURLs", [])}
+    peer_ips = {_host_of(u): str(m.get("name", "?")) for m in members
+                for u in m.get("peerURLs") or [] if isinstance(u, str)}
     missing = sorted(n for ip, n in by_ip.items() if ip not in peer_ips)
     extra = sorted(f"{n} ({ip})" for ip, n in peer_ips.items() if ip not in by_ip)
     observed = f"{len(members)} members: " + ", ".join(sorted(peer_ips.values()))

@@ -44,6 +44,8 @@ def parse_text(path: str, text: str, kind: str = "") -> dict:
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{where}: {problem}") from None
+    except RecursionError:  # the parsers recurse per level of [ or {
+        raise ConfigError(f"{path}: nested too deeply to parse") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top, "
                           f"found {type(data).__name__}")

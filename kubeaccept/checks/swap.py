@@ -196,7 +196,11 @@ def kubelet_allows(ctx: NodeContext) -> tuple[bool | None, str, str]:
         src = f"{KUBELET_CONFIG}: failSwapOn: {'false' if not fail else 'true (default)'}"
     if fail:
         return False, "failSwapOn is true", src
-    behavior = str((cfg.get("memorySwap") or {}).get("swapBehavior") or "NoSwap")
+    memory_swap = cfg.get("memorySwap") or {}
+    if not isinstance(memory_swap, dict):  # kubelet refuses to decode such a config
+        return None, (f"{KUBELET_CONFIG}: memorySwap is a {type(memory_swap).__name__}, not a "
+                      "mapping"), ""
+    behavior = str(memory_swap.get("swapBehavior") or "NoSwap")
     version = ctx.version
     cgroup2 = (ctx.facts.section("cgroupfs") or "").strip() == "cgroup2fs"
     if behavior == "UnlimitedSwap" and (version is None or version >= (1, 30)):

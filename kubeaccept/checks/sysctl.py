@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..apistate import ApiState
+from ..facts import number
 from ..findings import Finding, passed
 from . import NodeContext
 
@@ -93,22 +94,22 @@ def rp_filter(ctx: NodeContext, calico_exception: str | None = None) -> list[Fin
     cid = "node_rp_filter"
     values = rp_filters(ctx.facts.sysctls)
     raw_all = values.pop("all", None)
-    if raw_all is None or not raw_all.isdigit():
+    all_value = number(raw_all or "")
+    if all_value is None:
         return [Finding(cid, ctx.host.name, False,
                         f"net.ipv4.conf.all.rp_filter unreadable ({raw_all or 'absent'})",
                         "0 or 1", fix="check /proc/sys/net/ipv4/conf/all/rp_filter on the node")]
-    all_value = int(raw_all)
     all_evidence = f"/proc/sys/net/ipv4/conf/all/rp_filter = {all_value}"
     findings = []
     for iface, raw in sorted(values.items()):
         subject = f"{ctx.host.name}:{iface}"
         evidence = (all_evidence, f"/proc/sys/net/ipv4/conf/{iface}/rp_filter = {raw}")
-        if not raw.isdigit():
+        value = number(raw)
+        if value is None:
             findings.append(Finding(cid, subject, False, f"{iface}: rp_filter unreadable ({raw})",
                                     "0 or 1", fix=f"check /proc/sys/net/ipv4/conf/{iface}/"
                                     "rp_filter on the node", evidence=evidence))
             continue
-        value = int(raw)
         effective = max(all_value, value)
         observed = f"effective rp_filter {effective} = max(all={all_value}, {iface}={value})"
         keys = [f"{conf_key(k)}=1" for k, v in (("all", all_value), (iface, value)) if v > 1]

@@ -77,6 +77,12 @@ class Listener:
 _USERS = re.compile(r'\(\("([^"]+)",pid=(\d+)')
 
 
+def number(text: str) -> int | None:
+    """A decimal number as the tools on the node print it; None for anything else (str.isdigit
+    also takes "²", which int() refuses)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 @dataclass
 class NodeFacts:
     host: str
@@ -137,10 +143,10 @@ class NodeFacts:
                 if len(cols) < 5 or ":" not in cols[3]:
                     continue
                 address, _, port = cols[3].rpartition(":")
-                if not port.isdigit():
+                if number(port) is None:
                     continue
                 m = _USERS.search(line)
-                out.append(Listener(proto, address.split("%")[0].strip("[]"), int(port),
+                out.append(Listener(proto, address.split("%")[0].strip("[]"), number(port),
                                     m.group(1) if m else "", int(m.group(2)) if m else None))
         return out
 
@@ -217,7 +223,8 @@ class NodeFacts:
                 out["command"] = line[5:]
                 out["tool"] = out["command"].split()[0]
             elif line.startswith("!rc "):
-                out["rc"] = int(line[4:]) if line[4:].isdigit() else -1
+                rc = number(line[4:])
+                out["rc"] = -1 if rc is None else rc
             else:
                 lines.append(line)
         out["output"] = "\n".join(lines).strip()

@@ -25,13 +25,14 @@ class UnitFile:
     text: str | None  # None: a symlink
     target: str | None = None  # where the symlink points
 
+    # A path without a directory is none gather.sh prints: it is in no unit directory.
     @property
     def name(self) -> str:
-        return self.path.rsplit("/", 1)[1]
+        return self.path.rsplit("/", 1)[-1]
 
     @property
     def directory(self) -> str:
-        return self.path.rsplit("/", 1)[0]
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def zram_config(boot: SwapBoot) -> tuple[str | None, dict[str, dict[str, str]]]:
         if main:
             break
     texts = [t for p, t in boot.zram_confs if p == main]
-    texts += [t for p, t in sorted(boot.zram_confs, key=lambda pt: pt[0].rsplit("/", 1)[1])
+    texts += [t for p, t in sorted(boot.zram_confs, key=lambda pt: pt[0].rsplit("/", 1)[-1])
               if ".conf.d/" in p]
     sections: dict[str, dict[str, str]] = {}
     current = None
