@@ -59,7 +59,12 @@ def serve(sock, host_key: paramiko.PKey, client_pub: str, label: str,
     transport = paramiko.Transport(sock)
     transport.add_server_key(host_key)
     server = _Server(client_pub, label, extra)
-    transport.start_server(server=server)
+    try:
+        transport.start_server(server=server)
+    except (paramiko.SSHException, OSError, EOFError):
+        # a client that refuses our host key hangs up mid-handshake: as sshd, carry on
+        transport.close()
+        return transport
 
     def accept():
         while transport.is_active():

@@ -89,7 +89,8 @@ def test_a_hanging_command_is_cut_by_the_per_test_timeout_also_under_xdist(tmp_p
     workers survive (the thread method would os._exit them) and nothing is left running."""
     shim = tmp_path / "bin"
     shim.mkdir()
-    (shim / "ss").write_text("#!/bin/sh\nexec sleep 987654\n")
+    hang = f"sleep {900000 + os.getpid() % 99999}"  # this run's own: pgrep sees no other
+    (shim / "ss").write_text(f"#!/bin/sh\nexec {hang}\n")
     (shim / "ss").chmod(0o755)
     inv = tmp_path / "hosts.ini"
     inv.write_text("[kube_control_plane]\nhere ansible_connection=local\n")
@@ -107,5 +108,5 @@ def test_a_hanging_command_is_cut_by_the_per_test_timeout_also_under_xdist(tmp_p
         assert out.count("Timeout (>2.0s) from pytest-timeout") >= 2, out[-2000:]
         assert "crashed" not in out and "replacing crashed worker" not in out
         assert took < 40, took
-        left = subprocess.run(["pgrep", "-f", "sleep 987654"], capture_output=True)
+        left = subprocess.run(["pgrep", "-fx", hang], capture_output=True)
         assert left.returncode == 1, left.stdout
