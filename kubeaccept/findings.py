@@ -34,7 +34,7 @@ def not_checked(check_id: str, subject: str, host: str, error: str) -> Finding:
 
 # the Debian package that brings each command the facts script needs
 PACKAGES = {"ss": "iproute2", "ip": "iproute2", "iptables-save": "iptables",
-            "dig": "bind9-dnsutils"}
+            "dig": "bind9-dnsutils", "etcdctl": "etcd-client"}
 
 
 def needs_tool(check_id: str, host: str, tool: str, purpose: str) -> Finding:

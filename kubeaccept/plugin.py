@@ -163,6 +163,35 @@ def _default_timeout(config: pytest.Config) -> None:
         config.option.timeout_method = "signal"
 
 
+# `-n auto`: one xdist worker per this many hosts, up to the CPU count; fewer than two
+# workers' worth runs serial. A worker costs its start-up and its own SSH logins, and the
+# facts are gathered by threads in every process anyway (README "Speed").
+HOSTS_PER_WORKER = 100
+AUTO = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's CPU count
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """-n auto / -n logical: pick the workers from the inventory's size, never slower than
+    serial; the header says what was picked and why."""
+    spec = getattr(config.option, "hosts", None)
+    if not spec:
+        return None  # not a kubeaccept run: xdist's own choice
+    try:
+        hosts = len(load_hosts(spec, Path.cwd()).hosts)
+    except (InventoryError, ValueError):
+        return 0  # pytest_configure says what is wrong with it
+    cpus = os.cpu_count() or 1
+    workers = min(cpus, hosts // HOSTS_PER_WORKER)
+    if workers < 2:
+        config.stash[AUTO] = (f"-n auto: serial: {hosts} hosts (a worker per "
+                              f"{HOSTS_PER_WORKER} hosts pays for its start-up)")
+        return 0
+    config.stash[AUTO] = (f"-n auto: {workers} workers for {hosts} hosts (one per "
+                          f"{HOSTS_PER_WORKER} hosts, {cpus} CPUs)")
+    return workers
+
+
 def _xdist_workers(config: pytest.Config) -> bool:
     return bool(getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None))
 
@@ -192,7 +221,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     counts = ", ".join(f"{len(inv.by_role(r))} {r}" for r in ALL_ROLES if inv.by_role(r))
     return [f"kubeaccept: {inv.source}: {len(inv.hosts)} hosts ({counts})",
             *(f"kubeaccept: {line}" for line in unassigned(inv)),
-            *(f"kubeaccept: {line}" for line in filter(None, [unchecked_host_keys(inv)]))]
+            *(f"kubeaccept: {line}" for line in filter(None, [unchecked_host_keys(inv),
+                                                               config.stash.get(AUTO, None)]))]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

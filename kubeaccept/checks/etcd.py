@@ -6,10 +6,11 @@ import json
 from urllib.parse import urlsplit
 
 from ..facts import NodeFacts
-from ..findings import Finding, not_checked, passed
+from ..findings import Finding, needs_tool, not_checked, passed
 from ..inventory import Host
 from . import node_ip
 
+NO_ETCDCTL = "neither etcdctl nor crictl on the node"
 QUORUM_WHY = ("etcd refuses writes: kube-apiserver fails /readyz (\"etcdserver: request timed "
               "out\"), nothing can be created, updated or scheduled")
 FIX_MEMBER = ("on that control plane: crictl ps -a --name etcd; crictl logs <id>; check "
@@ -82,7 +83,7 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
             errors[h.name] = f if isinstance(f, str) else "no kubeadm etcd certificates"
             continue
         if "!no-etcdctl" in view or "no-etcdctl" in view:
-            errors[h.name] = "neither etcdctl nor crictl on the node"
+            errors[h.name] = NO_ETCDCTL
             continue
         listed = _json(view.get("member list", ""))
         if not isinstance(listed, dict) or not isinstance(listed.get("members", []), list):
@@ -109,6 +110,12 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
         # nothing answered because nothing could be asked
         return [not_checked(cid, subj, n, e) for n, e in unreachable.items()] + \
             api_opinion(control_planes, readyz or {})
+    if members is None and errors and set(errors.values()) <= {NO_ETCDCTL, *unreachable.values()}:
+        # nothing answered because no node had a way to ask: not a verdict on etcd
+        return [needs_tool(cid, n, "etcdctl", "(or crictl, to run the etcd container's own) "
+                           "to ask etcd for its members, their health and the leader")
+                if e == NO_ETCDCTL else not_checked(cid, subj, n, e)
+                for n, e in errors.items()] + api_opinion(control_planes, readyz or {})
     if members is None:
         return [Finding(cid, subj, False, "no control plane could list the etcd members: " +
                         "; ".join(f"{n}: {e}" for n, e in errors.items()),

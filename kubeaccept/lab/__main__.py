@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -48,7 +49,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_up(lab: Lab, args) -> int:
-    took = lab.up(args.workers, args.control_plane, args.cache_dir)
+    # Ctrl-C or a CI job's SIGTERM half-way: take down what was made, leave nothing behind
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        took = lab.up(args.workers, args.control_plane, args.cache_dir)
+    except KeyboardInterrupt:
+        print("kubeaccept lab: interrupted: removing what was made", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the clean-up
+        lab.down()  # from this process's state: it knows the pids it has not saved yet
+        return 130
     print(("lab already up" if not took else f"lab up in {took:.1f}s") +
           f": {len(lab.hosts)} hosts; run the suite with:")
     print(f"  pytest --hosts={lab.inventory}")

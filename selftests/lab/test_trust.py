@@ -18,6 +18,7 @@ import yaml
 from kubeaccept.lab import power
 from kubeaccept.lab.faults import HANG_SECONDS as HANG
 from kubeaccept.lab.faults import SUDO_PASSWORD, SUDO_USER
+from kubeaccept.lab.plan import BRIDGE, DEFAULT_STATE_DIR, NETNS_PREFIX
 
 from .suite import ROOT, SuiteRun, run_suite
 
@@ -156,6 +157,9 @@ BAD_INPUT = {
     "kubeconfig missing": (args("--hosts={inv}", "--kubeconfig={tmp}/none.conf"), None, 1,
                            {"cluster_nodes_ready": ["none.conf", "No such file or directory"]},
                            40),
+    # unreadable: root reads any file, so a directory stands in for a permission error
+    "kubeconfig unreadable": (args("--hosts={inv}", "--kubeconfig={tmp}"), None, 1,
+                              {"cluster_nodes_ready": ["Is a directory"]}, 40),
     "kubeconfig not a kubeconfig": (kubeconfig("just: text\n"), None, 1,
                                     {"cluster_nodes_ready": ["not a usable kubeconfig"]}, 40),
     "kubeconfig's server dead": (dead_server_kubeconfig, None, 0,
@@ -358,3 +362,25 @@ def test_ctrl_c_leaves_nothing_running(lab, tmp_path):
         _gone(f"sleep {HANG}", 20)
     finally:
         lab.heal()
+
+
+@pytest.mark.parametrize("after", [3.0, 9.0])
+def test_ctrl_c_during_lab_up_leaves_no_lab_behind(_session_lab, after):
+    """SIGINT while the lab is being built (namespaces made, control plane starting): `up`
+    removes what it made and exits 130; no namespace, link, bridge or process of the lab is
+    left. The next test's `lab` fixture builds it again."""
+    _session_lab.down()
+    proc = subprocess.Popen([sys.executable, "-m", "kubeaccept.lab", "up", "--control-plane"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out[-2000:]
+    assert "interrupted: removing what was made" in out
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert NETNS_PREFIX not in netns, netns
+    links = [n for n in os.listdir("/sys/class/net") if n.startswith("kl-") or n == BRIDGE]
+    assert not links, links
+    _gone(str(DEFAULT_STATE_DIR), 10)
+    assert not DEFAULT_STATE_DIR.exists()

@@ -95,3 +95,19 @@ def test_apiserver_readyz_is_a_second_opinion():
     out = failed(etcd_cluster(CPS, {h.name: view(h.name) for h in CPS}, readyz))
     assert [f.subject for f in out] == ["etcd:api-view:cp2"]
     assert "[-]etcd failed" in out[0].observed
+
+
+def test_no_etcdctl_anywhere_is_not_a_verdict_on_etcd():
+    """kubeadm installs no etcdctl on the host (etcd runs as a static pod): without etcdctl
+    and crictl the facts script says `!no-etcdctl`, and the test errors saying so."""
+    v = {h.name: facts(h.name, etcd="!no-etcdctl") for h in CPS}
+    out = failed(etcd_cluster(CPS, v))
+    assert out and all(f.unjudged == "missing tool" for f in out)
+    assert "cp1: etcdctl is not installed (package etcd-client); cluster_etcd needs it (or " \
+        "crictl" in out[0].observed
+
+
+def test_no_etcdctl_on_one_node_is_fine_when_another_answers():
+    v = {h.name: view(h.name) for h in CPS}
+    v["cp2"] = facts("cp2", etcd="!no-etcdctl")
+    assert not failed(etcd_cluster(CPS, v))

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -110,3 +112,42 @@ def test_a_hanging_command_is_cut_by_the_per_test_timeout_also_under_xdist(tmp_p
         assert took < 40, took
         left = subprocess.run(["pgrep", "-fx", hang], capture_output=True)
         assert left.returncode == 1, left.stdout
+
+
+
+def _inventory(tmp_path, workers: int) -> Path:
+    inv = tmp_path / "hosts.ini"
+    names = "\n".join(f"w{i} ansible_host=192.0.2.{i % 250 + 1} ansible_port={1000 + i}"
+                      for i in range(workers))
+    inv.write_text(f"[kube_control_plane]\nhere ansible_connection=local\n[kube_node]\n"
+                   f"{names}\n")
+    return inv
+
+
+def test_n_auto_runs_a_small_inventory_serially(tmp_path):
+    """xdist's -n auto would start a worker per CPU; below 200 hosts (two workers' worth)
+    kubeaccept's pytest_xdist_auto_num_workers picks none and the header says why."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+         f"--hosts={_inventory(tmp_path, 5)}", "-n", "auto", "--collect-only",
+         f"--junitxml={tmp_path / 'j.xml'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "kubeaccept: -n auto: serial: 6 hosts" in proc.stdout
+
+
+def test_n_auto_starts_a_worker_per_100_hosts_up_to_the_cpus(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from kubeaccept import plugin
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    for workers, expect in ((5, 0), (198, 0), (199, 2), (299, 3), (1000, 4)):
+        config = SimpleNamespace(option=SimpleNamespace(hosts=str(_inventory(tmp_path,
+                                                                               workers))),
+                                 stash=pytest.Stash())
+        assert plugin.pytest_xdist_auto_num_workers(config) == expect, workers
+        assert config.stash[plugin.AUTO].startswith(
+            "-n auto: serial: " if not expect else f"-n auto: {expect} workers for ")
+    config = SimpleNamespace(option=SimpleNamespace(hosts=None), stash=pytest.Stash())
+    assert plugin.pytest_xdist_auto_num_workers(config) is None  # not ours to choose
