@@ -328,8 +328,7 @@ class LocalConnection:
         try:
             out, err = proc.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):  # the command and whatever it started
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill_tree(proc.pid)  # the command and whatever it started
             proc.communicate()
             raise CommandTimeout(f"local command did not finish within {timeout:g}s") from None
         finally:
@@ -341,9 +340,31 @@ class LocalConnection:
         """End commands still running (a test timed out on them): the run must not wait.
         Their whole tree: coreutils' timeout puts itself in a process group of its own."""
         for proc in list(self._running):
-            for pid in [*_descendants(proc.pid), proc.pid]:
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            _kill_tree(proc.pid)
+
+
+def _kill_tree(pid: int, rounds: int = 10) -> None:
+    """SIGKILL `pid`, everything below it and their process groups (coreutils' timeout makes
+    its own), in several rounds: a shell forking while it is killed leaves an orphan that
+    only its process group still names, and that orphan would hold the output pipe open."""
+    groups: set[int] = set()
+    for _ in range(rounds):
+        pids = [*_descendants(pid), pid]
+        for p in pids:
+            with suppress(OSError):
+                groups.add(os.getpgid(p))
+        groups.discard(os.getpgrp())  # never this run's own group
+        for g in list(groups):
+            try:
+                os.killpg(g, signal.SIGKILL)
+            except ProcessLookupError:
+                groups.discard(g)
+        for p in pids:
+            with suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        if not groups:
+            return
+        time.sleep(0.02)
 
 
 def _descendants(pid: int) -> list[int]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import getpass
+import os
 import shlex
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -274,3 +276,24 @@ def test_sudo_refusals_say_what_to_do():
     assert "refused ansible_become_password for ops" in sudo_refused(ops, SUDO_WRONG)
     assert "ops may not use sudo on w1" in sudo_refused(ops, "sudo: " + SUDO_NOT_ALLOWED)
     assert sudo_refused(ops, "cat: /etc/x: No such file or directory\n") is None
+
+
+def test_closing_a_local_connection_ends_orphans_and_forks_in_flight():
+    """A command that keeps forking, its children orphaned at once (`(sleep &)`, as a shell
+    pipeline does when its parent dies): closing the connection must end every one of them,
+    found by process group as well as by parentage, or they hold the output pipe open and
+    the run waits for them at exit."""
+    import threading
+
+    tag = f"sleep {800000 + os.getpid() % 99999}"
+    conn = LocalConnection(host(), 3)
+    worker = threading.Thread(target=lambda: conn.run(
+        f"timeout -k 5 60 sh -c 'while :; do ({tag} &); sleep 0.01; done'", 60), daemon=True)
+    worker.start()
+    time.sleep(1)
+    conn.close()
+    worker.join(10)
+    assert not worker.is_alive(), "run() still waiting: something holds its output pipe"
+    time.sleep(0.2)
+    left = subprocess.run(["pgrep", "-fx", tag], capture_output=True, text=True)
+    assert left.returncode == 1, left.stdout
