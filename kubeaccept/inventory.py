@@ -306,9 +306,10 @@ def _host(name: str, groups: frozenset[str], raw: Mapping[str, Any], templar, sr
             if opt == "ssh_args" and opts.get("host_key_checking") is False:
                 args += ["-o", "StrictHostKeyChecking=no"]  # ansible puts it right here
         try:
-            ssh = sshargs.parse(args)
+            ssh = sshargs.with_config(sshargs.parse(args), str(address or name))
         except sshargs.SshArgsError as e:
             raise InventoryError(f"{where}: {e}") from None
+        address = ssh.get("hostname") or address  # ssh_config's HostName for the alias
         strict = ssh.get("stricthostkeychecking")
         checking = strict is None or strict.lower() not in ("no", "off", "accept-new")
         known = (ssh.get("userknownhostsfile") or "").split()

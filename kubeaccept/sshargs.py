@@ -13,8 +13,16 @@ import re
 import shlex
 from dataclasses import dataclass
 
+# -F's file, kept with the options under a name no ssh option has
+CONFIG_FILE = "-f"
+# ssh_config read when no -F is given, in ssh's order (the first value of an option wins)
+CONFIG_FILES = ("~/.ssh/config", "/etc/ssh/ssh_config")
+# what kubeaccept takes from ssh_config: how to reach and verify the host
+CONFIG_KEYS = ("hostname", "user", "port", "identityfile", "userknownhostsfile",
+               "stricthostkeychecking", "proxyjump", "proxycommand")
 # Command-line flags that set the same thing as an -o option.
-_FLAG_OPTIONS = {"-p": "port", "-l": "user", "-J": "proxyjump", "-i": "identityfile"}
+_FLAG_OPTIONS = {"-p": "port", "-l": "user", "-J": "proxyjump", "-i": "identityfile",
+                 "-F": CONFIG_FILE}
 # Flags of ssh(1) that take an argument we do not use (so it is not read as an option).
 _FLAGS_WITH_ARG = set("BbcDEeFIiJLlmOoPpQRSWw")
 
@@ -90,6 +98,38 @@ def parse(args: list[str]) -> SshOptions:
             elif f"-{flag}" in _FLAG_OPTIONS:
                 keep(_FLAG_OPTIONS[f"-{flag}"], value.strip(), from_j=flag == "J")
             break
+    return SshOptions(options)
+
+
+def with_config(opts: SshOptions, host: str) -> SshOptions:
+    """The options ssh would use for `host` (the name given on its command line, ansible_host):
+    the command line's first, then ssh_config's (-F's file, else ~/.ssh/config and
+    /etc/ssh/ssh_config, Host and Match blocks as ssh matches them; paramiko reads them)."""
+    import paramiko
+
+    given = opts.get(CONFIG_FILE)
+    files = [given] if given else [os.path.expanduser(f) for f in CONFIG_FILES]
+    options = dict(opts.options)
+    proxy_given = "proxycommand" in options or "proxyjump" in options
+    for path in files:
+        path = os.path.expanduser(path)
+        if not given and not os.path.isfile(path):
+            continue
+        try:
+            found = paramiko.SSHConfig.from_path(path).lookup(host)
+        except Exception as exc:  # noqa: BLE001 - paramiko raises many types for one bad line
+            raise SshArgsError(f"ssh config {path}: {exc}") from None
+        for key in CONFIG_KEYS:
+            value = found.get(key)
+            if value is None or key in options:
+                continue
+            if key in ("proxycommand", "proxyjump"):
+                if proxy_given:
+                    continue  # the command line's proxy wins, and only one of the two counts
+                proxy_given = True
+            if key == "hostname" and value == host:
+                continue  # paramiko's default, not the file's
+            options[key] = value[0] if isinstance(value, list) else str(value)
     return SshOptions(options)
 
 

@@ -338,3 +338,76 @@ def test_unsupported_scheme(spec):
 def test_bad_host_specs(spec, match):
     with pytest.raises(InventoryError, match=match):
         parse_host_specs(spec)
+
+
+SSH_CONFIG = """\
+# as operators write it: aliases, a bastion, the cluster's own known_hosts
+Host bastion
+    HostName 203.0.113.10
+    User ubuntu
+Host node1
+    HostName 10.0.0.11
+    User ubuntu
+    Port 2222
+    IdentityFile ~/.ssh/cluster.pem
+    UserKnownHostsFile ~/.ssh/known_hosts.cluster
+Host 10.0.0.*
+    ProxyJump bastion
+    StrictHostKeyChecking no
+"""
+
+
+@pytest.fixture
+def ssh_config(tmp_path, monkeypatch):
+    from kubeaccept import sshargs
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(SSH_CONFIG)
+    # not this machine's /etc/ssh/ssh_config: the test must not depend on it
+    monkeypatch.setattr(sshargs, "CONFIG_FILES", ("~/.ssh/config",))
+    return tmp_path
+
+
+def test_ssh_config_is_read_as_ssh_reads_it(ssh_config):
+    """OpenSSH (ssh_config(5)): options come from the command line, then ~/.ssh/config, then
+    /etc/ssh/ssh_config, the first value obtained wins; Host patterns match the name given on
+    the command line (Ansible gives ansible_host, else the inventory name); HostName replaces
+    it for the connection."""
+    hosts = write(ssh_config / "hosts.yaml", """
+        kube_control_plane:
+          hosts:
+            node1: {}
+            node2: {ansible_host: 10.0.0.12, ansible_user: admin}
+            node3: {ansible_host: 10.0.0.13, ansible_ssh_common_args: "-o ProxyJump=none"}
+    """)
+    inv = load_inventory(hosts)
+    n1 = inv.get("node1")
+    assert (n1.address, n1.user, n1.port) == ("10.0.0.11", "ubuntu", 2222)
+    assert n1.key_file == str(ssh_config / ".ssh" / "cluster.pem")
+    assert n1.known_hosts == str(ssh_config / ".ssh" / "known_hosts.cluster")
+    assert n1.host_key_checking and n1.proxy_jump is None  # "node1" is not 10.0.0.*
+    n2 = inv.get("node2")
+    assert (n2.address, n2.user, n2.port) == ("10.0.0.12", "admin", 22)  # ansible's -o User
+    assert n2.proxy_jump == "bastion" and not n2.host_key_checking
+    assert "node2" in unchecked_host_keys(inv) and "node1" not in unchecked_host_keys(inv)
+    assert inv.get("node3").proxy_jump is None  # the command line's "none" came first
+
+
+def test_ssh_config_given_with_F_replaces_the_default_files(ssh_config):
+    other = ssh_config / "other.conf"
+    other.write_text("Host node1\n    HostName 10.9.9.9\n")
+    hosts = write(ssh_config / "hosts.yaml", f"""
+        kube_control_plane:
+          hosts:
+            node1: {{ansible_ssh_common_args: "-F {other}"}}
+    """)
+    n1 = load_inventory(hosts).get("node1")
+    assert (n1.address, n1.user, n1.port) == ("10.9.9.9", "root", 22)
+
+
+def test_an_unreadable_ssh_config_is_one_line_naming_it(ssh_config):
+    (ssh_config / ".ssh" / "config").write_text("Host node1\n    HostName\n")
+    hosts = write(ssh_config / "hosts.yaml", "kube_control_plane:\n  hosts:\n    node1: {}\n")
+    with pytest.raises(InventoryError, match=r"node1.*ssh config .*/\.ssh/config"):
+        load_inventory(hosts)
