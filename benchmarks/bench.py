@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -43,9 +44,25 @@ def tests_in(junit: Path) -> int:
     return sum(1 for _ in ET.parse(junit).getroot().iter("testcase")) if junit.exists() else 0
 
 
+def node_cpu(lab: Lab) -> float:
+    """CPU seconds the lab hosts' sshds have reaped from their children so far: the SSH
+    sessions and every command they ran (the node side of a run, on the same 2 cores)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pids in lab.state.get("pids", {}).values():
+        try:
+            with open(f"/proc/{pids['sshd']}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (KeyError, OSError):
+            continue
+        total += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime
+    return total
+
+
 def one(lab: Lab, name: str, argv: list[str], junit: Path) -> dict:
-    logins, commands = lab.logins(), lab.commands()
+    logins, commands, cpu = lab.logins(), lab.commands(), node_cpu(lab)
     result = measure(argv)
+    result["node_cpu_s"] = round(node_cpu(lab) - cpu, 2)
     nodes = [h.name for h in lab.hosts if h.is_node]
     dl = {h: lab.logins()[h] - logins[h] for h in nodes}
     dc = {h: lab.commands()[h] - commands[h] for h in nodes}
@@ -79,10 +96,17 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path) -> lis
         r.update(hosts=len(nodes), lab_up_s=round(took, 1), xdist=n)
         out.append(r)
         print(f"{len(nodes):4} hosts {name:10} wall {r['wall_s']:7.2f}s cpu {r['cpu_s']:7.2f}s "
+              f"+ node side {r['node_cpu_s']:6.2f}s "
               f"peak {r['peak_rss_mib']:6.0f} MiB  tests {r['tests']:5} "
               f"({r['tests_per_s']}/s)  logins/host {r['logins_per_host']}  "
               f"commands/host {r['commands_per_host']}  rc {r['rc']}", flush=True)
+    startup = measure([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "tests/node",
+                       "-q", "--collect-only", "-p", "no:cacheprovider"])
+    out[0]["startup_s"] = round(startup["wall_s"], 2)  # interpreter, ansible, collection
     k, b = out
+    print(f"{len(nodes):4} hosts kubeaccept start-up + collection {startup['wall_s']:.2f}s; "
+          f"floor on 2 cores (runner + node CPU) / 2 = "
+          f"{(k['cpu_s'] + k['node_cpu_s']) / 2:.2f}s", flush=True)
     print(f"{len(nodes):4} hosts baseline/kubeaccept wall ratio {b['wall_s'] / k['wall_s']:.1f}x",
           flush=True)
     return out

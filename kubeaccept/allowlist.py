@@ -43,7 +43,7 @@ PROGRAMS: dict[str, re.Pattern] = {name: re.compile(rx, re.S) for name, rx in {
     # a scratch file for etcdctl's stderr, removed right after
     "mktemp": r"", "rm": r"-f /tmp/tmp\.\w+",
     # state, never changed
-    "ip": r"-o (?:-4 addr|link) show", "ss": r"-H[tu]lnp",
+    "ip": r"-o (?:-4 addr|link) show", "ss": r"-H(?:tu|[tu])lnp",
     "iptables-save": r"", "iptables-legacy-save": r"", "nft": r"-j list ruleset",
     "firewall-cmd": r"--state|--get-active-zones|--get-default-zone|--list-all --zone=\S+",
     "etcdctl": _ETCDCTL,
