@@ -97,8 +97,7 @@ class FactStore:
         try:
             result = conn.run(line, self.settings.command_timeout, stdin)
             if result.exit_status and (refused := sudo_refused(host, result.stderr)):
-                said = result.stderr.strip().splitlines()[-1]
-                return {"error": f"cannot gather facts on {host.name}: {refused} ({said})"}
+                return {"error": f"cannot gather facts on {host.name}: {refused}"}
             return facts.parse(host.name, token, result.stdout, result.stderr,
                                result.exit_status).to_json()
         except Unreachable as exc:

@@ -122,8 +122,7 @@ def admin_conf_over_ssh(store, hosts: list[Host]) -> tuple[dict, str]:
                 errors.append(f"{host.name}: {ADMIN_CONF} is not YAML: {exc}")
                 continue
         said = (result.stderr or "empty").strip().splitlines()[-1]
-        refused = sudo_refused(host, result.stderr)
-        errors.append(f"{refused} ({said})" if refused else f"{host.name}: {said}")
+        errors.append(sudo_refused(host, result.stderr) or f"{host.name}: {said}")
     raise ApiUnavailable("no Kubernetes credentials: give --kubeconfig=PATH, or let the suite "
                          f"read {ADMIN_CONF} on a control plane (" + "; ".join(errors) + ")")
 

@@ -120,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _default_timeout(config)
     try:
-        inventory = load_hosts(spec, Path.cwd())
+        inventory = config.stash.get(LOADED, None) or load_hosts(spec, Path.cwd())
         settings = _settings(config, inventory)
     except (InventoryError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -168,6 +168,7 @@ def _default_timeout(config: pytest.Config) -> None:
 # facts are gathered by threads in every process anyway (README "Speed").
 HOSTS_PER_WORKER = 100
 AUTO = pytest.StashKey[str]()
+LOADED = pytest.StashKey[Inventory]()  # -n auto read it already: pytest_configure reuses it
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's CPU count
@@ -178,9 +179,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if not spec:
         return None  # not a kubeaccept run: xdist's own choice
     try:
-        hosts = len(load_hosts(spec, Path.cwd()).hosts)
+        config.stash[LOADED] = load_hosts(spec, Path.cwd())
     except (InventoryError, ValueError):
         return 0  # pytest_configure says what is wrong with it
+    hosts = len(config.stash[LOADED].hosts)
     cpus = os.cpu_count() or 1
     workers = min(cpus, hosts // HOSTS_PER_WORKER)
     if workers < 2:

@@ -108,7 +108,7 @@ def with_config(opts: SshOptions, host: str) -> SshOptions:
     import paramiko
 
     given = opts.get(CONFIG_FILE)
-    files = [given] if given else [os.path.expanduser(f) for f in CONFIG_FILES]
+    files = [given] if given else CONFIG_FILES
     options = dict(opts.options)
     proxy_given = "proxycommand" in options or "proxyjump" in options
     for path in files:

@@ -44,20 +44,22 @@ def as_root(host: Host, line: str) -> tuple[str, bytes]:
 
 
 def sudo_refused(host: Host, stderr: str) -> str | None:
-    """What to do when sudo refused (its own words are in stderr), else None."""
+    """What to do when sudo refused, with sudo's own last words; else None."""
     low = stderr.lower()
     if "sudo" not in low:
         return None
     if "password is required" in low:  # sudo -n
-        return (f"sudo on {host.name} asks {host.user} for a password (set "
+        what = (f"sudo on {host.name} asks {host.user} for a password (set "
                 "ansible_become_password, or allow this user sudo without a password)")
-    if "incorrect password" in low or "no password was provided" in low or \
+    elif "incorrect password" in low or "no password was provided" in low or \
             "sorry, try again" in low:
-        return (f"sudo on {host.name} refused ansible_become_password for {host.user}: "
+        what = (f"sudo on {host.name} refused ansible_become_password for {host.user}: "
                 "it is not this user's password")
-    if "not in the sudoers" in low or "not allowed to execute" in low:
-        return f"{host.user} may not use sudo on {host.name}: allow it in /etc/sudoers.d"
-    return None
+    elif "not in the sudoers" in low or "not allowed to execute" in low:
+        what = f"{host.user} may not use sudo on {host.name}: allow it in /etc/sudoers.d"
+    else:
+        return None
+    return f"{what} ({stderr.strip().splitlines()[-1]})"
 
 
 @dataclass(frozen=True)

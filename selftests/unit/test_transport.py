@@ -275,6 +275,7 @@ def test_sudo_refusals_say_what_to_do():
     assert "asks ops for a password (set ansible_become_password" in sudo_refused(ops, SUDO_N)
     assert "refused ansible_become_password for ops" in sudo_refused(ops, SUDO_WRONG)
     assert "ops may not use sudo on w1" in sudo_refused(ops, "sudo: " + SUDO_NOT_ALLOWED)
+    assert sudo_refused(ops, SUDO_N).endswith("(sudo: a password is required)")  # its words
     assert sudo_refused(ops, "cat: /etc/x: No such file or directory\n") is None
 
 
