@@ -86,7 +86,7 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path) -> lis
     out = []
     for name, argv, junit in (
             ("kubeaccept", [sys.executable, "-m", "pytest", f"--hosts={lab.inventory}",
-                            "tests/node", "-q", *xdist, f"--junitxml={tmp}/k.xml"],
+                            "tests", "-k", "node_", "-q", *xdist, f"--junitxml={tmp}/k.xml"],
              tmp / "k.xml"),
             ("baseline", [sys.executable, "-m", "pytest", "-c", "benchmarks/baseline/pytest.ini",
                           "benchmarks/baseline", f"--hosts={specs}", "-q", *xdist,
@@ -100,8 +100,8 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path) -> lis
               f"peak {r['peak_rss_mib']:6.0f} MiB  tests {r['tests']:5} "
               f"({r['tests_per_s']}/s)  logins/host {r['logins_per_host']}  "
               f"commands/host {r['commands_per_host']}  rc {r['rc']}", flush=True)
-    startup = measure([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "tests/node",
-                       "-q", "--collect-only", "-p", "no:cacheprovider"])
+    startup = measure([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "tests",
+                       "-k", "node_", "-q", "--collect-only", "-p", "no:cacheprovider"])
     out[0]["startup_s"] = round(startup["wall_s"], 2)  # interpreter, ansible, collection
     k, b = out
     print(f"{len(nodes):4} hosts kubeaccept start-up + collection {startup['wall_s']:.2f}s; "

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import serialization
 
 from ..facts import NodeFacts
 from ..findings import Finding, passed
-from ..roles import CONTROL_PLANE
+from ..registry import Context, check
+from ..roles import CONTROL_PLANE, NODE
 from . import NodeContext
 
 CA = "/etc/kubernetes/pki/ca.crt"
@@ -147,3 +148,34 @@ def cluster_ca(ctx: NodeContext) -> list[Finding]:
         "copy /etc/kubernetes/pki/{ca,front-proxy-ca,sa}.* and etcd/ca.* from a healthy control "
         "plane (kubeadm init phase upload-certs --upload-certs; kubeadm join --control-plane), "
         "then regenerate this node's certificates", evidence)]
+
+
+@check("node_certificates",
+       ("kubeadm's and kubelet's certificates valid > 30 days and signed by the right kubeadm"
+        " CA"),
+       area="node",
+       roles=NODE,
+       reads=("/etc/kubernetes/pki/**.crt",
+              "kubeconfigs' client certificates",
+              "kubelet-client-current.pem (certificate only)"),
+       asserts=("every kubeadm certificate (`/etc/kubernetes/pki/**.crt`, the kubeconfigs' "
+                "client certificates, kubelet's `kubelet-client-current.pem`) is valid for "
+                "longer than `--cert-expiry-days` (30) and signed by the CA kubeadm signs it "
+                "with (`ca.crt`, `etcd/ca.crt`, `front-proxy-ca.crt`); only certificates "
+                "leave the node, never keys"),
+       prevents=("`x509: certificate has expired or is not yet valid`; `signed by unknown "
+                 "authority`"))
+def _node_certificates(ctx: Context) -> list[Finding]:
+    return certificates(ctx.node)
+
+
+@check("node_cluster_ca",
+       "every control plane has the same cluster CA",
+       area="control plane",
+       roles=(CONTROL_PLANE,),
+       reads=("/etc/kubernetes/pki/ca.crt on every control plane",),
+       asserts=("`/etc/kubernetes/pki/ca.crt` is the same on every control plane (the "
+                "majority's is the cluster's; a tie fails all)"),
+       prevents="clients sent to the odd master by the LB fail TLS")
+def _node_cluster_ca(ctx: Context) -> list[Finding]:
+    return cluster_ca(ctx.node)

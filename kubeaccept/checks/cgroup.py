@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 
 from ..findings import Finding
+from ..registry import Context, check
+from ..roles import NODE
 from . import NodeContext, containerd, dockerd
 from .parse import KUBELET_CONFIG, ConfigError, load
 
@@ -220,3 +222,53 @@ def cgroup_driver(ctx: NodeContext) -> list[Finding]:
             if kubelet_where.startswith(FLAGS_ENV) else KUBELET_CONFIG))
     fixes.append("restart kubelet")
     return [Finding(cid, name, False, observed, expected, why, "; ".join(fixes), evidence)]
+
+
+@check("node_cgroup_driver",
+       ("the runtime's cgroup driver (containerd with its imports and config version, Docker "
+        "from daemon.json or dockerd's systemd unit) is systemd and equals the one kubelet "
+        "uses (its own setting, or the runtime's over CRI from Kubernetes 1.31)"),
+       area="node",
+       roles=NODE,
+       reads=("kubelet config.yaml, kubeadm-flags.env",
+              "containerd config.toml and imports",
+              "daemon.json, dockerd units",
+              "containerd/dockerd --version"),
+       asserts=("the runtime (detected from kubelet's runtime endpoint, sockets, config "
+                "files) uses systemd and kubelet uses the same driver. **containerd**, read "
+                "as the version on the node does (`containerd --version`; unknown: 2.x rules "
+                "for a config version 3+ file, else 1.x): `/etc/containerd/config.toml` and "
+                "its `imports` (relative to the importing file, `*` globbed in name order, "
+                "each file once; conf.d is read only when imported — containerd 2.2+'s "
+                "`config default` writes `imports = ['/etc/containerd/conf.d/*.toml']`; "
+                "imports outside `/etc/containerd/*.toml` and `conf.d/*.toml` are reported as"
+                " not read, a missing one stops containerd); 1.x replaces a plugin's whole "
+                "table per imported file, 2.x merges key by key; config version 1 "
+                "`plugins.cri`, 2 `plugins.\"io.containerd.grpc.v1.cri\"`, 3/4 "
+                "`plugins.\"io.containerd.cri.v1.runtime\"` (2.0–2.2 ignore the version 2 path "
+                "in a version 3 config, 2.3+ migrate every file; 1.x refuses version 3, "
+                "2.0–2.2 version 4); the runtime `default_runtime_name` names (e.g. "
+                "`nvidia`), its `options.SystemdCgroup` (absent: false = cgroupfs in 1.x and "
+                "2.x); `disabled_plugins = [\"cri\"]` (Docker's containerd.io package) is \"CRI "
+                "disabled\", not a driver question. **Docker**: `--exec-opt` from dockerd's "
+                "systemd unit (`/etc`, `/run`, `/usr/local/lib`, `/usr/lib`, `/lib` "
+                "`systemd/system/docker.service` and `docker.service.d/*.conf` drop-ins: "
+                "empty `ExecStart=` resets, `Environment=`/`EnvironmentFile=` "
+                "(`/etc/default/docker`, `/etc/sysconfig/docker`) variables expanded) or "
+                "`exec-opts` in daemon.json (byte order mark accepted from dockerd 23); "
+                "moby's parsing (key trimmed and case-insensitive; dockerd 28+ takes the last"
+                " value and refuses malformed ones, older the first); both flag and file = "
+                "dockerd does not start; default systemd on cgroup v2. **kubelet**: "
+                "`cgroupDriver` (or `--cgroup-driver` in kubeadm-flags.env; default cgroupfs)"
+                " unless `KubeletCgroupDriverFromCRI` (alpha 1.28, beta on 1.31, GA locked "
+                "1.34) and a runtime answering RuntimeConfig (containerd 2.0+, CRI-O 1.28+, "
+                "cri-dockerd 0.3.17+): then kubelet uses the runtime's driver and its own "
+                "setting is ignored; the message says which applies for the node's Kubernetes"
+                " and runtime versions. The runtime files are gathered with URL credentials "
+                "and registry auth values blanked on the node. A malformed "
+                "`daemon.json`/`config.toml`/`config.yaml` fails with file, line and column"),
+       prevents=("pod sandboxes fail (`kubelet cgroup driver … is different from docker "
+                 "cgroup driver`), `[WARNING IsDockerSystemdCheck]` instability (report 03), "
+                 "`unknown service runtime.v1.RuntimeService`"))
+def _node_cgroup_driver(ctx: Context) -> list[Finding]:
+    return cgroup_driver(ctx.node)

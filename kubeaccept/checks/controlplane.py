@@ -8,6 +8,7 @@ import re
 from ..apiprobe import Answer
 from ..facts import NodeFacts
 from ..findings import Finding, not_checked, passed
+from ..registry import CannotCheck, Context, check
 from ..roles import CONTROL_PLANE, LB
 from . import ClusterContext, node_ip
 
@@ -135,3 +136,25 @@ def _ready(cid: str, subject: str, answer: Answer | None, url: str) -> Finding:
                    "\"etcdserver: request timed out\")",
                    "crictl logs <kube-apiserver container>; the [-] lines name the failing "
                    "check (etcd: see cluster_etcd)", (f"GET {url}",))
+
+
+@check("cluster_control_plane",
+       ("every control plane runs its 4 components and is ready; the endpoint answers through"
+        " the LB; LB backends = control planes"),
+       area="control plane",
+       needs=('cluster', 'readyz'),
+       reads=("static pod manifests and processes",
+              "each apiserver's and the endpoint's /readyz?verbose",
+              "haproxy.cfg"),
+       asserts=("every control plane runs kube-apiserver, controller-manager, scheduler and "
+                "etcd; each apiserver's `/readyz?verbose` is 200 (TLS verified against the "
+                "cluster CA; the `[-]` lines are quoted); the controlPlaneEndpoint "
+                "(kubespray's `loadbalancer_apiserver`, else the LB host) answers through the"
+                " LB; the LB's HAProxy backends are exactly the control planes"),
+       prevents=("`The connection to the server …:6443 was refused` whenever the LB picks the"
+                 " broken one"))
+def _cluster_control_plane(ctx: Context) -> list[Finding]:
+    if not ctx.cluster.inventory.by_role(CONTROL_PLANE):
+        raise CannotCheck(f"{ctx.cluster.inventory.source} has no control-plane host: put the "
+                          "control planes in kube_control_plane (or masters)")
+    return control_plane(ctx.cluster, ctx.readyz)

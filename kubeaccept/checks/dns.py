@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from ..apistate import ApiState
 from ..findings import Finding, needs_tool, passed
+from ..registry import Context, check
+from ..roles import NODE
 from ..settings import Settings
 from .nodes import condition
 
@@ -263,3 +265,42 @@ def node_dns(host_name: str, answer: NodeDnsAnswer | None, settings: Settings) -
                      settings.kubernetes_service_ip,
                      f"{host_name} and the CoreDNS nodes (`kubectl -n kube-system get pods -l "
                      "k8s-app=kube-dns -o wide`)", evidence, (settings.dns_ip,))]
+
+
+@check("node_cluster_dns",
+       ("from the node, `kubernetes.default.svc.cluster.local` via the cluster DNS "
+        "(10.96.0.10; kubespray 10.233.0.3) answers the `kubernetes` Service address"),
+       area="DNS",
+       roles=NODE,
+       reads=("dig kubernetes.default.svc.cluster.local @<cluster DNS>",),
+       asserts=("from the node (`dig`, else `nslookup`, 1 try, bounded), "
+                "`kubernetes.default.svc.cluster.local` at the cluster DNS Service address "
+                "(see below) answers the `kubernetes` Service address (the subnet's 1st); "
+                "timeouts/unreachable, refused, NXDOMAIN and wrong answers each get their own"
+                " why and fix"),
+       prevents="pods cannot resolve Services; report 03's cross-node DNS failure")
+def _node_cluster_dns(ctx: Context) -> list[Finding]:
+    answer = ctx.node.facts.dns
+    return node_dns(ctx.node.host.name, answer and NodeDnsAnswer(**answer), ctx.node.settings)
+
+
+@check("cluster_dns",
+       ("CoreDNS Ready, its Service (`kube-dns` or kubespray's `coredns`) on the cluster DNS "
+        "address, and `nslookup kubernetes.default` in the `dnsutils` pod (through the exec "
+        "API) answers the `kubernetes` Service (field report 03)"),
+       area="DNS",
+       needs=('api', 'dns_lookup', 'cluster'),
+       reads=("CoreDNS pods and the DNS Service (API)",
+              "nslookup kubernetes.default in the dnsutils pod (exec API)"),
+       asserts=("CoreDNS pods (k8s-app=kube-dns) exist and are Ready (a note when all run on "
+                "one node); the DNS Service — `kube-system/kube-dns` (kubeadm) or "
+                "`kube-system/coredns` (kubespray), either is accepted and the finding names "
+                "the one found — has the cluster DNS address; the pod's answer may come from "
+                "the cluster DNS or, with kubespray's `enable_nodelocaldns`, from NodeLocal "
+                "DNSCache (`nodelocaldns_ip`, 169.254.25.10); `nslookup kubernetes.default` "
+                "in the `dnsutils` pod (default/dnsutils, through the apiserver's exec API; "
+                "created with `--dnsutils-image` if absent and deleted afterwards) answers "
+                "the `kubernetes` Service address from the cluster DNS"),
+       prevents="report 03: DNS checked with dnsutils; FORWARD REJECT breaking it")
+def _cluster_dns(ctx: Context) -> list[Finding]:
+    return cluster_dns(ctx.api, ctx.cluster.settings, ctx.dns_lookup)

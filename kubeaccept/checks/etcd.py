@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from ..facts import NodeFacts
 from ..findings import Finding, needs_tool, not_checked, passed
 from ..inventory import Host
+from ..registry import CannotCheck, Context, check
+from ..roles import CONTROL_PLANE, ETCD
 from . import node_ip
 
 NO_ETCDCTL = "neither etcdctl nor crictl on the node"
@@ -172,3 +174,23 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
         findings.append(passed(cid, f"{subj}:quorum", f"{healthy} of {total} healthy",
                                f"more than {total // 2} healthy"))
     return findings + api_opinion(control_planes, readyz or {})
+
+
+@check("cluster_etcd",
+       "etcd members = control planes, all healthy, one leader, one raft term, quorum",
+       area="etcd",
+       needs=('cluster', 'readyz'),
+       reads=("etcdctl member list / endpoint status / health on each control plane",
+              "each apiserver's /readyz?verbose"),
+       asserts=("`etcdctl` on each control plane (on the host, else inside the etcd static "
+                "pod via `crictl exec`) with kubeadm's healthcheck-client certificate: "
+                "members = the etcd/control-plane hosts, every member healthy, exactly one "
+                "leader and one raft term, quorum"),
+       prevents="a member down is one failure from losing quorum; quorum lost = no writes")
+def _cluster_etcd(ctx: Context) -> list[Finding]:
+    inventory = ctx.cluster.inventory
+    members = inventory.by_role(ETCD) or inventory.by_role(CONTROL_PLANE)
+    if not members:
+        raise CannotCheck(f"{inventory.source} has no etcd or control-plane host: put the "
+                          "control planes in kube_control_plane (or masters)")
+    return etcd_cluster(list(members), ctx.cluster.facts, ctx.readyz)

@@ -10,6 +10,7 @@ from .. import nftables
 from ..findings import Finding, needs_tool, passed
 from ..firewall import Packet, ParseError, Verdict, evaluate, parse_iptables_save
 from ..ports import NODEPORT_RANGE, reachable_from
+from ..registry import Context, check
 from ..roles import NODE
 from ..settings import Settings
 from . import NodeContext, node_ip
@@ -288,3 +289,52 @@ def firewall_forward(ctx: NodeContext) -> list[Finding]:
                                 "nothing filters FORWARD", "pod traffic accepted",
                                 note="neither iptables-save nor nft answered on this node"))
     return findings
+
+
+@check("node_firewall_input",
+       ("iptables INPUT (and nftables' own input chains, firewalld zones by source and "
+        "interface, rich rules) accepts the cluster ports, the overlay's UDP port (flannel "
+        "8472, Calico 4789, …) and the NodePort range from the other nodes"),
+       area="network",
+       roles=NODE,
+       reads=("iptables-save (nft and legacy)",
+              "nft -j list ruleset",
+              "firewalld zones"),
+       asserts=("`iptables-save` (nft and legacy backends) and nftables' own input base "
+                "chains evaluated for a NEW packet from each peer to each required port, to "
+                "the overlay's UDP port (below; 8472 by default) and the NodePort range "
+                "(30000 and 32767/tcp); names chain, rule number and rule text of a "
+                "DROP/REJECT (firewalld: the zone of the packet's source address first, then "
+                "of the interface, then the default; ports, services and accepting rich rules"
+                " count)"),
+       prevents="firewalld/iptables closing cluster ports (report 03)")
+def _node_firewall_input(ctx: Context) -> list[Finding]:
+    return firewall_input(ctx.node)
+
+
+@check("node_firewall_forward",
+       ("no FORWARD REJECT/DROP — iptables or nftables' own forward chains — catches "
+        "pod-to-pod traffic before it is accepted, judged with the node's real CNI interfaces"
+        " (field report 03)"),
+       area="network",
+       roles=NODE,
+       reads=("iptables-save (nft and legacy)",
+              "nft -j list ruleset",
+              "firewalld zones",
+              "ip -o link (CNI interfaces)"),
+       asserts=("pod-to-pod traffic across nodes (UDP/53 both ways, TCP) through FORWARD is "
+                "accepted, not caught by a REJECT/DROP or a chain policy first — in iptables "
+                "(nft and legacy backends) and in nftables' own base chains at the forward "
+                "hook (`nft -j list ruleset`: every base chain by priority must accept; "
+                "jumps, gotos, sets, verdict maps, interface wildcards; firewalld's nftables "
+                "backend evaluated as such, zones by source address and by interface). The "
+                "packets carry the node's real interfaces: the tunnel (`flannel.1`, "
+                "`vxlan.calico`, `tunl0`, `cilium_vxlan`, `weave`, else the node interface) "
+                "and the pod side (`cni0`, else a `cali*`/`lxc*` veth the node has), so `-o "
+                "cali+` rules are decided. `# Table 'filter' is incompatible, use 'nft' "
+                "tool.` without nft's own answer is a failing \"unknown\", never \"nothing "
+                "filters\"; a pod subnet under 512 addresses says FORWARD was not checked"),
+       prevents=("`ICMP host 10.244.0.2 unreachable - admin prohibited`; cross-node DNS "
+                 "broken (report 03)"))
+def _node_firewall_forward(ctx: Context) -> list[Finding]:
+    return firewall_forward(ctx.node)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..apistate import ApiState
 from ..findings import Finding
+from ..registry import Context, check
 
 REUPLOAD = ("to join another control plane, re-upload the certificates first: kubeadm init "
             "phase upload-certs --upload-certs (prints the --certificate-key)")
@@ -21,3 +22,16 @@ def kubeadm_certs_secret(state: ApiState) -> list[Finding]:
     return [Finding(cid, subject, True, "Secret kube-system/kubeadm-certs absent", expected,
                     evidence=("kubectl -n kube-system get secret kubeadm-certs -> NotFound",),
                     note=REUPLOAD)]
+
+
+@check("cluster_kubeadm_certs",
+       ("information: whether the `kubeadm-certs` Secret is there, and the command to "
+        "re-upload it"),
+       area="control plane",
+       needs=('api',),
+       reads=("whether the kube-system/kubeadm-certs Secret exists (metadata only)",),
+       asserts=("information only (never fails): whether the `kubeadm-certs` Secret exists; "
+                "when not, the note gives `kubeadm init phase upload-certs --upload-certs`"),
+       prevents="joining a control plane after the Secret's 2 hours (report 03)")
+def _cluster_kubeadm_certs(ctx: Context) -> list[Finding]:
+    return kubeadm_certs_secret(ctx.api)

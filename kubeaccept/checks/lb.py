@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..findings import Finding, needs_tool, passed
+from ..registry import Context, check
+from ..roles import LB
 from . import NodeContext
 
 
@@ -23,3 +25,15 @@ def lb_listening(ctx: NodeContext) -> list[Finding]:
                     "the API (\"The connection to the server <VIP>:6443 was refused\")",
                     "systemctl status haproxy keepalived; haproxy -c -f /etc/haproxy/haproxy.cfg",
                     (f"ss -Htlnp shows no socket on port {port}",))]
+
+
+@check("lb_listening",
+       "the load balancer listens on the API port",
+       area="HA",
+       roles=(LB,),
+       reads=("ss -Htulnp",),
+       asserts=("the load balancer listens on the API port (`loadbalancer_apiserver_port`, "
+                "default 6443)"),
+       prevents="controlPlaneEndpoint down")
+def _lb_listening(ctx: Context) -> list[Finding]:
+    return lb_listening(ctx.node)

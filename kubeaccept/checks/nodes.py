@@ -7,7 +7,10 @@ from datetime import datetime
 
 from ..apistate import ApiState, parse_time
 from ..findings import Finding, passed
+from ..registry import Context, check
+from ..roles import NODE
 from ..settings import Settings
+from . import node_ip
 
 PLEG_WHY = (
     "the kubelet's PLEG (pod lifecycle event generator) relists the containers every second; "
@@ -212,3 +215,32 @@ def nodes_not_flapping(state: ApiState, settings: Settings) -> list[Finding]:
         else:
             findings.append(passed(cid, name, observed, expected, *evidence))
     return findings
+
+
+@check("cluster_nodes_ready",
+       ("every Node Ready, every inventory node registered; `PLEG is not healthy` recognised "
+        "and explained (field report 02)"),
+       area="node",
+       needs=('api', 'cluster'),
+       reads=("Nodes (API)",),
+       asserts=("every Node's Ready condition is True (status, reason, message and since when"
+                " otherwise); `PLEG is not healthy` explained (runtime calls hanging; report "
+                "02's CNI lock bug) with the commands to find the stuck sandbox; every "
+                "inventory node has a Node (by name or InternalIP)"),
+       prevents="NotReady nodes: pods evicted, nothing scheduled there")
+def _cluster_nodes_ready(ctx: Context) -> list[Finding]:
+    hosts = [(h.name, node_ip(h)) for h in ctx.cluster.inventory.by_role(*NODE)]
+    return nodes_ready(ctx.api, hosts)
+
+
+@check("cluster_nodes_not_flapping",
+       "no NodeReady/NodeNotReady event storm in the window (report 02's x8929/x8932)",
+       area="node",
+       needs=('api', 'cluster'),
+       reads=("NodeReady/NodeNotReady events (API)",),
+       asserts=("per Node, NodeReady/NodeNotReady events seen within `--flap-window` (60 "
+                "min): NotReady at least once and at least `--flap-threshold` (4) occurrences"
+                " in all = flapping, shown kubectl-style (`NodeReady (x8929 over 45d)`)"),
+       prevents="report 02's node flapping for weeks")
+def _cluster_nodes_not_flapping(ctx: Context) -> list[Finding]:
+    return nodes_not_flapping(ctx.api, ctx.cluster.settings)

@@ -11,6 +11,8 @@ import yaml
 
 from ..apistate import ApiState
 from ..findings import Finding, passed
+from ..registry import Context, check
+from . import node_ip
 from .nodes import internal_ips
 
 CID = "cluster_pod_network"
@@ -237,3 +239,17 @@ def _address_findings(state: ApiState, node_network_ips: list[str], pod_nets: li
         findings.append(passed(CID, "node addresses", f"{len(owners)} node addresses outside "
                                "podSubnet and serviceSubnet", "outside"))
     return findings
+
+
+@check("cluster_pod_network",
+       ("kubeadm `podSubnet` = flannel `Network`, every node's podCIDR inside it and "
+        "disjoint, no overlap with Services or node addresses"),
+       area="network",
+       needs=('api', 'cluster'),
+       reads=("kubeadm-config and kube-flannel-cfg ConfigMaps, Nodes' podCIDRs (API)",),
+       asserts=("`kubeadm-config` podSubnet present; flannel's `net-conf.json` Network = "
+                "podSubnet; every Node's podCIDR inside it, no two overlapping, every Node "
+                "has one; podSubnet ∩ serviceSubnet = ∅; no node address inside either"),
+       prevents="pods get addresses flannel does not route; cross-node traffic and DNS break")
+def _cluster_pod_network(ctx: Context) -> list[Finding]:
+    return pod_network(ctx.api, [node_ip(h) for h in ctx.cluster.inventory.hosts])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..apistate import ApiState
 from ..findings import Finding, passed
+from ..registry import Context, check
 from ..settings import Settings
 from .nodes import condition, event_last, event_summary
 
@@ -187,3 +188,33 @@ def daemonsets_ready(state: ApiState) -> list[Finding]:
                "--previous`" if bad else f"; `kubectl -n {ns} describe ds {name}`"),
             evidence))
     return findings
+
+
+@check("cluster_pods_healthy",
+       ("no container in CrashLoopBackOff or with runaway restarts, with its last termination"
+        " reason, exit code, message and warning events"),
+       area="node",
+       needs=('api', 'cluster'),
+       reads=("pods and their warning events (API)",),
+       asserts=("no container (init containers too) waiting in CrashLoopBackOff, "
+                "ImagePullBackOff, ErrImagePull, CreateContainerError, RunContainerError, "
+                "ContainerCannotRun, or restarted more than `--restart-threshold` (10) times;"
+                " names namespace/pod:container, node, owner, restarts, last termination "
+                "reason, exit code and message, and the pod's warning events; kube-system "
+                "first, then DaemonSet pods"),
+       prevents=("report 02's fluentd: `ContainerCannotRun … OCI runtime create failed`, "
+                 "1,000–3,000 restarts"))
+def _cluster_pods_healthy(ctx: Context) -> list[Finding]:
+    return pods_healthy(ctx.api, ctx.cluster.settings)
+
+
+@check("cluster_daemonsets",
+       "every DaemonSet ready where it is scheduled, naming the nodes where it is not",
+       area="node",
+       needs=('api',),
+       reads=("DaemonSets and their pods (API)",),
+       asserts=("every DaemonSet: desired = ready = updated, none misscheduled; names the "
+                "nodes whose pod is not ready and why"),
+       prevents="a node without its CNI/proxy/log agent")
+def _cluster_daemonsets(ctx: Context) -> list[Finding]:
+    return daemonsets_ready(ctx.api)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ..findings import Finding, needs_tool, passed
 from ..inventory import Host, Inventory
 from ..ports import Port, reachable_from, served
+from ..registry import Context, check
+from ..roles import ETCD, NODE
 from . import NodeContext, node_ip
 
 DOWN_WHY = {
@@ -112,3 +114,38 @@ def ports_reachable(ctx: NodeContext) -> list[Finding]:
                                 "other hosts", "", note=f"not checked: no port of "
                                 f"{ctx.host.name}'s roles is reached from other hosts"))
     return findings
+
+
+@check("node_listening_ports",
+       ("the role's ports listen (control plane 6443 10250 10257 10259; etcd member 2379 "
+        "2380; worker 10250), naming the process"),
+       area="network",
+       roles=(*NODE, ETCD),
+       reads=("ss -Htulnp",
+              "kube-apiserver manifest, kubelet --version"),
+       asserts=("control plane: 6443, 10250, 10257, 10259 (+10251/10252 before v1.19, version"
+                " read from the kube-apiserver manifest or `kubelet --version`, or "
+                "`--kube-version`); etcd member: 2379, 2380 (the control planes with "
+                "kubeadm's stacked etcd — also when the inventory has no etcd group —, the "
+                "etcd hosts when etcd runs apart, as in kubespray's `ha-separate-etcd`); "
+                "worker: 10250; names the listening process or says none listens"),
+       prevents="component down")
+def _node_listening_ports(ctx: Context) -> list[Finding]:
+    return listening_ports(ctx.node)
+
+
+@check("node_ports_reachable",
+       ("those ports accept connections from the nodes that need them, probed from those "
+        "nodes"),
+       area="network",
+       roles=(*NODE, ETCD),
+       reads=("TCP connects from the peers that use each port (their facts command)",),
+       asserts=("each port is reachable *from the nodes that use it*, probed from those nodes"
+                " over SSH with a bounded timeout: 6443 from every node, 2379 from control "
+                "planes and etcd members, 2380 from etcd members, 10250 from control planes "
+                "(10257/10259 are local-only in kubeadm); a port no other inventory host uses"
+                " (a worker-only inventory's 10250) passes as `<host>:unchecked` with a note "
+                "saying what was not checked and why"),
+       prevents="open locally, closed to the cluster")
+def _node_ports_reachable(ctx: Context) -> list[Finding]:
+    return ports_reachable(ctx.node)

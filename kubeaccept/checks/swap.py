@@ -14,6 +14,8 @@ import re
 
 from ..facts.swapboot import SwapBoot, escape_path, source_path, unit_field, zram_config
 from ..findings import Finding, passed
+from ..registry import Context, check
+from ..roles import NODE
 from . import NodeContext
 from .parse import KUBELET_CONFIG, ConfigError, load
 
@@ -252,3 +254,35 @@ def swap(ctx: NodeContext) -> list[Finding]:
                            f"kubelet allows swap only where it can manage it: {why}",
                            f.fix, f.evidence + ((src,) if src else ()), note))
     return out
+
+
+@check("node_swap",
+       ("no swap on now and none systemd will start at boot (fstab as systemd-fstab-generator"
+        " reads it, enabled `.swap` units, zram-generator), unless kubelet allows swap "
+        "(failSwapOn, swapBehavior, cgroup v2)"),
+       area="node",
+       roles=NODE,
+       reads=("/proc/swaps",
+              "/etc/fstab",
+              "systemd swap units and zram-generator config",
+              "kubelet config.yaml, kubeadm-flags.env"),
+       asserts=("swap on now (`/proc/swaps`) or that systemd will start at the next boot, "
+                "decided as systemd decides it: `/etc/fstab` `swap` lines as "
+                "systemd-fstab-generator turns them into units wanted by swap.target "
+                "(`noauto` skipped, `nofail`, `UUID=`/`LABEL=`/`PARTUUID=` sources resolved "
+                "through `/dev/disk/by-*`, a missing device does not come back, a unit masked"
+                " by `systemctl mask` or `swap.target` masked never starts, "
+                "`systemd.swap=0`/`fstab=0` on the kernel command line), `.swap` unit files "
+                "pulled in by a boot target's `.wants/`/`.requires/` symlink (not-enabled "
+                "ones noted), zram-generator's `[zramN]` devices (config precedence `/etc` > "
+                "`/run` > `/usr/local/lib` > `/usr/lib`, drop-ins, `zram-size = 0`, "
+                "`systemd.zram=0`, the generator installed); zswap is noted, never failed. "
+                "Then kubelet's rule: `failSwapOn` (config, or `--fail-swap-on` in "
+                "kubeadm-flags.env) true fails every source; false passes only with "
+                "`swapBehavior` NoSwap/LimitedSwap on cgroup v2 (UnlimitedSwap refused from "
+                "1.30; cgroup v1 fails, KEP-2400). Each finding names the source (file and "
+                "line, unit and the symlink enabling it, zram config) and the fix"),
+       prevents=("kubelet exits: `running with swap on is not supported, please disable "
+                 "swap!` — after the next reboot when only the boot configuration has it"))
+def _node_swap(ctx: Context) -> list[Finding]:
+    return swap(ctx.node)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ..apistate import ApiState
 from ..facts import number
 from ..findings import Finding, passed
+from ..registry import Context, check
+from ..roles import NODE
 from . import NodeContext
 
 # Only conf/all: Calico's Felix reads /proc/sys/net/ipv4/conf/all/rp_filter alone and exits
@@ -207,3 +209,64 @@ def bridge_nf_call_iptables(ctx: NodeContext) -> list[Finding]:
     return [passed(cid, ctx.host.name, "br_netfilter not loaded; no Linux bridge on the node "
                    "(pod traffic is routed, not bridged)", expected, absent,
                    "/sys/class/net/*/bridge: none")]
+
+
+@check("node_rp_filter",
+       ("`conf/all` rp_filter is 0 or 1 — Calico's requirement (field report 01); an "
+        "interface's own loose 2 is shown in a note; fixes use procps' `/` for dotted names "
+        "(`net.ipv4.conf.flannel/1.rp_filter`)"),
+       area="network",
+       roles=NODE,
+       needs=('node', 'calico_rpf_exception'),
+       reads=("sysctl net.ipv4.conf.*.rp_filter",
+              "calico-node env and FelixConfigurations (API)"),
+       asserts=("`conf/all` is 0 or 1 — Calico's Felix reads only "
+                "`/proc/sys/net/ipv4/conf/all/rp_filter` and exits above 1 (it sets `default`"
+                " to 1 itself); per interface (`default` too) the effective value "
+                "max(`conf/all`, `conf/<iface>`) is shown. `conf/all` = 2 fails on every "
+                "interface with Calico's text, unless the API shows calico-node with "
+                "`FELIX_IGNORELOOSERPF=true` or a FelixConfiguration with `ignoreLooseRPF: "
+                "true` (passes with a note). An interface's own 2 with `conf/all` at 0/1 is "
+                "the kernel's loose mode (RFC 3704: drops a packet only when its source has "
+                "no route back at all; strict 1 also drops asymmetric routes): it passes with"
+                " a note saying what it costs (strict anti-spoofing on that interface), not "
+                "Calico's message. Values above 2 fail. Fixes write keys as procps `sysctl` "
+                "reads them: a dot in an interface name becomes `/` (`sysctl -w "
+                "net.ipv4.conf.flannel/1.rp_filter=1`); facts keep gather.sh's "
+                "`net.ipv4.conf.flannel.1.rp_filter`, the interface being everything between "
+                "prefix and suffix"),
+       prevents=("calico-node crash-loops: `[FATAL] Kernel's RPF check is set to 'loose'…` "
+                 "(report 01)"))
+def _node_rp_filter(ctx: Context) -> list[Finding]:
+    return rp_filter(ctx.node, ctx.calico_rpf_exception)
+
+
+@check("node_ip_forward",
+       "`net.ipv4.ip_forward = 1`",
+       area="network",
+       roles=NODE,
+       reads=("sysctl net.ipv4.ip_forward",),
+       asserts="`net.ipv4.ip_forward = 1`",
+       prevents="pods lose other nodes, Services, DNS; kubeadm preflight error")
+def _node_ip_forward(ctx: Context) -> list[Finding]:
+    return ip_forward(ctx.node)
+
+
+@check("node_bridge_nf_call_iptables",
+       ("`net.bridge.bridge-nf-call-iptables = 1` where br_netfilter is loaded; br_netfilter "
+        "loaded wherever a Linux bridge (`cni0`, `docker0`) has ports"),
+       area="network",
+       roles=NODE,
+       reads=("sysctl net.bridge.bridge-nf-call-iptables",
+              "/sys/class/net/*/bridge, brif/"),
+       asserts=("`net.bridge.bridge-nf-call-iptables = 1` where br_netfilter is loaded; where"
+                " it is not (no `/proc/sys/net/bridge`), fails if a Linux bridge has ports — "
+                "bridges are the interfaces with `/sys/class/net/<name>/bridge/`, their ports"
+                " `/sys/class/net/<name>/brif/*` (e.g. `cni0` with pod veths, `docker0` with "
+                "containers) — naming bridge and ports; passes saying so when there is no "
+                "bridge (routed CNI) or none has ports (with a note)"),
+       prevents=("bridged pod traffic skips kube-proxy's rules: Services unreachable from "
+                 "pods (Kubernetes' network plugin requirements; kubeadm's \"Forwarding IPv4 "
+                 "and letting iptables see bridged traffic\")"))
+def _node_bridge_nf_call_iptables(ctx: Context) -> list[Finding]:
+    return bridge_nf_call_iptables(ctx.node)

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from kubeaccept import registry
 from kubeaccept.lab.faults import FAULTS
 
 from .suite import run_suite
 
 MODES = {"serial": (), "xdist": ("-n", "2")}
-NODE_CHECKS = ("node_rp_filter", "node_ip_forward", "node_bridge_nf_call_iptables",
-               "node_swap", "node_cgroup_driver", "node_listening_ports",
-               "node_ports_reachable", "node_firewall_input", "node_firewall_forward",
-               "node_certificates", "node_cluster_dns")
-CLUSTER_CHECKS = ("cluster_etcd", "cluster_control_plane", "cluster_nodes_ready",
-                  "cluster_nodes_not_flapping", "cluster_pods_healthy", "cluster_daemonsets",
-                  "cluster_pod_network", "cluster_dns", "cluster_kubeadm_certs")
+# What a healthy run must hold, from the check registry (the suite's own source).
+CHECKS = [c for c in registry.load().values() if not c.destructive]
 
 
 def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
@@ -35,10 +31,15 @@ def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
 
 
 def all_tests(lab) -> set[str]:
-    names = {f"{c}[{h.name}]" for c in NODE_CHECKS for h in lab.hosts if h.is_node}
-    names |= {f"node_cluster_ca[{h.name}]" for h in lab.hosts if "control_plane" in h.roles}
-    names |= set(CLUSTER_CHECKS)
-    return names | {f"lb_listening[{h.name}]" for h in lab.hosts if "lb" in h.roles}
+    """Every test id of a run on the lab: each per-host check on each host of its roles,
+    each cluster check once."""
+    names = set()
+    for c in CHECKS:
+        if c.per_host:
+            names |= {f"{c.id}[{h.name}]" for h in lab.hosts if set(h.roles) & set(c.roles)}
+        else:
+            names.add(c.id)
+    return names
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -44,7 +44,7 @@ def test_unreachable_spec_errors_each_test_without_traceback(tmp_path):
     assert out.count("unreachable: connection refused by root@127.0.0.1:1") >= 9
     assert "20 errors" in out and "passed" not in out and "Traceback" not in out
     # cluster checks: the unreachable host's part is not judged; a real finding still fails
-    assert "ERROR tests/cluster/test_etcd.py::cluster_etcd - Unreachable: etcd: not" in out
+    assert "ERROR tests/test_etcd.py::cluster_etcd - Unreachable: etcd: not" in out
     assert "1 failed" in out and "- 127.0.0.1:components: not checked: 127.0.0.1: " \
         "unreachable" in out and "127.0.0.1:readyz: no answer" in out
     assert "kubeaccept: unreachable hosts (their tests ERROR)" in out
@@ -64,7 +64,7 @@ def test_host_in_no_known_group_is_reported_not_skipped(tmp_path):
     inv = tmp_path / "hosts.ini"
     inv.write_text("[kube_control_plane]\ncp1 ansible_host=127.0.0.1 ansible_port=1\n"
                    "[monitoring]\nprom1 ansible_host=127.0.0.1\n")
-    rc, out = pytest_run(tmp_path, f"--hosts={inv}", "--collect-only", "tests/node")
+    rc, out = pytest_run(tmp_path, f"--hosts={inv}", "--collect-only", "tests")
     assert rc == 0 and "Traceback" not in out
     assert "kubeaccept: hosts not tested" in out
     assert (f"{inv}: host prom1 is not tested: none of its groups (monitoring) gives it a role; "
@@ -76,7 +76,7 @@ def test_separate_etcd_hosts_get_the_port_tests(tmp_path):
     """kubespray CI ubuntu24-ha-separate-etcd: the etcd hosts are checked for their ports
     (node_listening_ports, node_ports_reachable); the node-only checks stay with the nodes."""
     inv = ROOT / "selftests/unit/fixtures/inventories/kubespray-ci/ubuntu24-ha-separate-etcd/ci_inventory.yml"
-    rc, out = pytest_run(tmp_path, f"--hosts={inv}", "--collect-only", "tests/node/test_network.py")
+    rc, out = pytest_run(tmp_path, f"--hosts={inv}", "--collect-only", "tests/test_network.py")
     assert rc == 0
     for etcd in ("ubuntu-2404-4", "ubuntu-2404-5", "ubuntu-2404-6"):
         assert f"node_listening_ports[{etcd}]" in out and f"node_ports_reachable[{etcd}]" in out
