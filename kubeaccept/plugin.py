@@ -34,6 +34,9 @@ class KubeAccept:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kubeaccept", "kubeaccept (with --hosts=INVENTORY)")
+    group.addoption("--kubeaccept-list", action="store_true",
+                    help="print every check (id, area, where it runs, title, what it reads) "
+                    "and exit, connecting to nothing")
     group.addoption("--connect-timeout", type=float, default=10.0,
                     help="SSH connect/login timeout per host, seconds (default 10)")
     group.addoption("--command-timeout", type=float, default=60.0,
@@ -69,6 +72,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="cluster DNS Service address (default: kubespray's "
                     "skydns_server, the service subnet's 3rd address, with a kubespray "
                     "inventory; else the 10th address, e.g. 10.96.0.10)")
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.getoption("kubeaccept_list", False):
+        from .catalog import listing
+
+        print(listing())
+        return 0
+    return None
 
 
 def _settings(config: pytest.Config, inventory: Inventory) -> Settings:

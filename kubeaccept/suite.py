@@ -10,7 +10,7 @@ import pytest
 from .registry import NEEDS, CannotCheck, Check, Context, load
 
 
-def test_function(check: Check):
+def make_test(check: Check):
     fixtures = [NEEDS[n] for n in check.needs]
 
     def test(verdict, **values):
@@ -33,5 +33,5 @@ def test_function(check: Check):
 
 def tests_of(area: str) -> dict:
     """{check id: test function} for an area's checks (the destructive gate has its own)."""
-    return {c.id: test_function(c) for c in load().values()
+    return {c.id: make_test(c) for c in load().values()
             if c.area == area and not c.destructive}
