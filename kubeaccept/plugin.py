@@ -23,6 +23,7 @@ from .roles import ALL_ROLES, CONTROL_PLANE, GROUP_ROLES, NODE
 from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_version
 
 STATE = pytest.StashKey["KubeAccept"]()
+FINDINGS = pytest.StashKey[list]()  # what verdict() judged, for the reports
 
 
 @dataclass
@@ -403,6 +404,7 @@ def verdict(request: pytest.FixtureRequest):
 
     def judge(findings: list[Finding]) -> None:
         item = request.node
+        item.stash[FINDINGS] = findings
         if not findings:
             pytest.fail("the check produced no findings", pytrace=False)
         failed = [f for f in findings if not f.ok]
@@ -451,7 +453,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         # reported like the failing `node` fixture of an unreachable host: ERROR, not FAILED
         report.when = "setup"
     _redact_report(report)
+    report.kubeaccept = _record(item, call.when)
     return report
+
+
+def _record(item: pytest.Item, when: str) -> dict:
+    """What the reports need of a test, JSON only (it crosses from xdist workers)."""
+    from .registry import REGISTRY
+    from .report.results import finding_json
+
+    check = getattr(item, "originalname", item.name)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    node = params.get("node")
+    host = node.name if node is not None else params.get("failover_target")
+    found = item.stash.get(FINDINGS, []) if when == "call" else []
+    return {"test": item.name, "check": check, "host": host,
+            "area": REGISTRY[check].area if check in REGISTRY else "other",
+            "findings": [{k: ([redact(e) for e in v] if k == "evidence" else
+                              redact(v) if isinstance(v, str) else v)
+                          for k, v in finding_json(f).items()} for f in found]}
 
 
 def _redact_report(report: pytest.TestReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -26,9 +27,14 @@ class SuiteRun:
 
 
 def run_suite(hosts: str, junit: Path, *extra: str, timeout: float = 600) -> SuiteRun:
+    """Run it; outcomes and messages from the JUnit file, properties (check_id, host,
+    evidence, …) from findings.json beside it (JUnit keeps them as system-out text)."""
     start = time.monotonic()
+    findings = junit.with_suffix(".findings.json")
+    findings.unlink(missing_ok=True)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", f"--hosts={hosts}", f"--junitxml={junit}", "-q",
+         f"--findings={findings}", f"--report-html={junit.with_suffix('.html')}",
          "-p", "no:randomly", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     seconds = time.monotonic() - start
@@ -43,6 +49,8 @@ def run_suite(hosts: str, junit: Path, *extra: str, timeout: float = 600) -> Sui
                     outcome = {"failure": "failed"}.get(tag, tag)
                     messages[name] = (el.get("message") or "") + "\n" + (el.text or "")
             outcomes[name] = outcome
-            properties[name] = {p.get("name"): p.get("value") for p in case.iter("property")}
+    if findings.exists():
+        for r in json.loads(findings.read_text())["results"]:
+            properties[r["test"]] = r["properties"]
     return SuiteRun(proc.returncode, outcomes, messages, properties, seconds,
                     proc.stdout + proc.stderr)

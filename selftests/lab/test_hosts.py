@@ -108,22 +108,6 @@ def test_bad_inventory_is_one_line(lab, tmp_path):
     assert str(bad) in run.output
 
 
-def test_junit_lands_in_reports_without_flags(lab):
-    junit = ROOT / "reports" / "junit.xml"
-    junit.unlink(missing_ok=True)
-    proc = subprocess.run([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "-q"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    cases = list(ET.parse(junit).getroot().iter("testcase"))
-    assert len(cases) == 68 and all(c.get("classname").startswith("tests.") for c in cases)
-    node_case = next(c for c in cases if c.get("name") == "node_swap[w1]")
-    props = {p.get("name"): p.get("value") for p in node_case.iter("property")}
-    assert props["check_id"] == "node_swap" and props["host"] == "w1" and props["evidence"]
-    cluster_case = next(c for c in cases if c.get("name") == "cluster_etcd")
-    assert "leader" in {p.get("name"): p.get("value")
-                        for p in cluster_case.iter("property")}["evidence"]
-
-
 def test_testinfra_host_fixture_reaches_the_inventory_hosts(lab, tmp_path):
     """Users' own testinfra tests get the inventory's hosts through the same --hosts."""
     (tmp_path / "test_mine.py").write_text(

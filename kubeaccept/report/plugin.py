@@ -1,0 +1,143 @@
+"""Reports of a run: reports/findings.json, reports/report.html, the JUnit file rewritten for
+Jenkins and GitLab, and the end-of-run summary table. Written by the controller (under xdist
+the workers' reports carry every finding to it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from .. import __version__
+from ..plugin import STATE
+from ..registry import load
+from . import html, junit, summary
+from .results import Result, Run, finding_from_json
+
+RUN = pytest.StashKey[Run]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kubeaccept")
+    group.addoption("--findings", default=None, metavar="PATH",
+                    help="every finding with its evidence as JSON (default "
+                    "reports/findings.json; reports/findings-failover.json with --failover)")
+    group.addoption("--report-html", default=None, metavar="PATH",
+                    help="self-contained HTML report, hosts × checks matrix first (default "
+                    "reports/report.html; reports/report-failover.html with --failover)")
+
+
+def _phase(config: pytest.Config) -> str:
+    return "failover" if getattr(config.option, "failover", None) else "non-destructive"
+
+
+def _default(config: pytest.Config, given: str | None, name: str, ext: str) -> Path:
+    if given:
+        return Path(given)
+    suffix = "-failover" if _phase(config) == "failover" else ""
+    return Path(config.rootpath) / "reports" / f"{name}{suffix}.{ext}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    inv = state.inventory
+    run = Run(
+        inventory=str(inv.source), phase=_phase(config),
+        started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        hosts=[{"name": h.name, "roles": sorted(h.roles, key=_role_rank),
+                "address": h.address} for h in inv.hosts])
+    config.stash[RUN] = run
+    config.pluginmanager.register(Collector(config, run), "kubeaccept-report")
+
+
+def _role_rank(role: str) -> int:
+    from ..roles import ALL_ROLES
+
+    return ALL_ROLES.index(role) if role in ALL_ROLES else len(ALL_ROLES)
+
+
+class Collector:
+    """The controller's side: one Result per test, whatever process ran it."""
+
+    def __init__(self, config: pytest.Config, run: Run):
+        self.config = config
+        self.run = run
+        self.by_nodeid: dict[str, Result] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        rec = getattr(report, "kubeaccept", None)
+        outcome = _outcome(report)
+        if not rec or outcome is None:
+            return
+        message = _message(report, outcome)
+        props = {k: str(v) for k, v in report.user_properties}
+        result = self.by_nodeid.get(report.nodeid)
+        if result is None:
+            result = Result(rec["test"], report.nodeid, rec["check"], rec["host"], rec["area"],
+                            outcome, message, report.duration, [], props)
+            self.run.results.append(result)
+            self.by_nodeid[report.nodeid] = result
+        else:
+            result.duration += report.duration
+            result.properties.update(props)
+            if _rank(outcome) < _rank(result.outcome):  # a teardown error beats a pass
+                result.outcome, result.message = outcome, message
+        if rec.get("findings"):
+            result.findings = [finding_from_json(f) for f in rec["findings"]]
+        if "unreachable" in props:
+            host, _, cause = props["unreachable"].partition("\t")
+            self.run.unreachable.setdefault(host, cause)
+
+    @pytest.hookimpl(trylast=True)  # after LogXML has written its file
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        config, run = self.config, self.run
+        run.finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        run.exit_status = int(exitstatus)
+        seen = {r.check for r in run.results}
+        run.checks = [{"id": c.id, "title": c.title, "area": c.area, "roles": list(c.roles)}
+                      for c in load().values() if c.id in seen]
+        findings = _default(config, config.option.findings, "findings", "json")
+        run.write(findings)
+        page = _default(config, config.option.report_html, "report", "html")
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(html.render(run))
+        self.written = [findings, page]
+        xml = Path(config.option.xmlpath or "")
+        if config.option.xmlpath and xml.exists():
+            junit.rewrite(xml, run, __version__)
+            self.written.append(xml)
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
+        if not self.run.results:
+            return
+        terminalreporter.section("kubeaccept summary")
+        for line in summary.lines(self.run, quiet=config.get_verbosity() < 0):
+            terminalreporter.line(line)
+        for path in getattr(self, "written", []):
+            terminalreporter.line(f"report: {path}")
+
+
+def _rank(outcome: str) -> int:
+    return ("error", "failed", "skipped", "passed").index(outcome)
+
+
+def _outcome(report: pytest.TestReport) -> str | None:
+    if report.when == "call":
+        return "passed" if report.passed else "skipped" if report.skipped else "failed"
+    if report.failed:
+        return "error"
+    if report.skipped and report.when == "setup":
+        return "skipped"
+    return None
+
+
+def _message(report: pytest.TestReport, outcome: str) -> str:
+    if outcome == "skipped" and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if outcome in ("failed", "error"):
+        return report.longreprtext
+    return ""

@@ -1,0 +1,124 @@
+"""A run's results as one document: reports/findings.json, and the source of the HTML report,
+the terminal summary and the JUnit rewrite. Every test's findings travel on its report
+(`report.kubeaccept`, JSON only, so it crosses from xdist workers unchanged)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..findings import Finding
+from ..registry import AREAS
+
+FORMAT = "kubeaccept-findings/1"
+OUTCOMES = ("failed", "error", "passed", "skipped")  # worst first
+
+
+@dataclass
+class Result:
+    test: str  # the test's name: <check id>[<host>]
+    nodeid: str
+    check: str
+    host: str | None  # None for a check of the whole cluster
+    area: str  # one of registry.AREAS, or "other" for a test not in the registry
+    outcome: str  # passed, failed, error, skipped
+    message: str = ""  # what pytest said (failure text, skip reason)
+    duration: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["findings"] = [finding_json(f) for f in self.findings]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Result:
+        return cls(**{**d, "findings": [finding_from_json(f) for f in d.get("findings", [])]})
+
+    def fixes(self) -> list[str]:
+        return list(dict.fromkeys(f.fix for f in self.findings if not f.ok and f.fix))
+
+
+def finding_json(f: Finding) -> dict:
+    d = dataclasses.asdict(f)
+    d["evidence"] = list(f.evidence)
+    return d
+
+
+def finding_from_json(d: dict) -> Finding:
+    return Finding(**{**d, "evidence": tuple(d.get("evidence", ()))})
+
+
+@dataclass
+class Run:
+    inventory: str = ""
+    phase: str = "non-destructive"  # or "failover"
+    started: str = ""
+    finished: str = ""
+    exit_status: int | None = None
+    hosts: list[dict] = field(default_factory=list)  # name, roles, address
+    checks: list[dict] = field(default_factory=list)  # id, title, area, roles
+    results: list[Result] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    changes: list[dict] = field(default_factory=list)  # --compare-baseline: what changed
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(OUTCOMES, 0)
+        for r in self.results:
+            out[r.outcome] = out.get(r.outcome, 0) + 1
+        return out
+
+    def to_json(self) -> dict:
+        d = {"format": FORMAT, **dataclasses.asdict(self)}
+        d["results"] = [r.to_json() for r in self.results]
+        d["counts"] = self.counts()
+        d["areas"] = list(AREAS)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Run:
+        if d.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document (format: {d.get('format')!r})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        run = cls(**{k: v for k, v in d.items() if k in names and k != "results"})
+        run.results = [Result.from_json(r) for r in d.get("results", [])]
+        return run
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> Run:
+        return cls.from_json(json.loads(path.read_text()))
+
+    def role_of(self, host: str) -> str:
+        roles = next((h["roles"] for h in self.hosts if h["name"] == host), [])
+        return roles[0] if roles else ""
+
+    def cell(self, host: str | None, check: str) -> tuple[str, list[Result]]:
+        """The matrix cell of `host` × `check`: a per-host check's own test, or for a cluster
+        check the findings whose subject is that host (`w1`, `w1:detail`)."""
+        own = [r for r in self.results if r.check == check and r.host == host]
+        if own or host is None:
+            return worst(own), own
+        cluster = [r for r in self.results if r.check == check and r.host is None]
+        about = [r for r in cluster if any(subject_host(f.subject) == host for f in r.findings)]
+        if not about:
+            return "", []
+        bad = any(not f.ok for r in about for f in r.findings if subject_host(f.subject) == host)
+        return ("failed" if bad else "passed"), about
+
+
+def subject_host(subject: str) -> str:
+    return subject.split(":", 1)[0]
+
+
+def worst(results: list[Result]) -> str:
+    seen = {r.outcome for r in results}
+    return next((o for o in OUTCOMES if o in seen), "")

@@ -1,0 +1,74 @@
+"""The end-of-run summary: hosts × areas, unreachable hosts apart, one fix per failing test."""
+
+from __future__ import annotations
+
+from ..registry import AREAS
+from .results import Result, Run
+
+MARK = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+
+
+def area_cell(run: Run, host: str | None, area: str) -> str:
+    checks = [c["id"] for c in run.checks if c["area"] == area]
+    outcomes = [run.cell(host, c)[0] for c in checks]
+    outcomes = [o for o in outcomes if o]
+    if not outcomes:
+        return "·"
+    for bad in ("failed", "error"):
+        if n := outcomes.count(bad):
+            return f"{MARK[bad]} {n}"
+    return "ok" if "passed" in outcomes else "skip"
+
+
+def table(run: Run) -> list[str]:
+    areas = [a for a in AREAS if any(c["area"] == a for c in run.checks)]
+    rows = [["host", "roles", *areas]]
+    for h in run.hosts:
+        name = h["name"]
+        if name in run.unreachable:
+            rows.append([name, ",".join(h["roles"]), *["unreachable" for _ in areas]])
+        else:
+            rows.append([name, ",".join(h["roles"]), *[area_cell(run, name, a) for a in areas]])
+    rows.append(["(cluster)", "", *[area_cell(run, None, a) for a in areas]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
+
+
+def counts_line(run: Run) -> str:
+    c = run.counts()
+    failing = [r for r in run.results if r.outcome in ("failed", "error")]
+    hosts = sorted({r.host or "cluster" for r in failing})
+    text = ", ".join(f"{n} {o}" for o, n in c.items() if n)
+    where = f"; failing on {', '.join(hosts)}" if hosts else ""
+    return f"kubeaccept: {text} ({len(run.hosts)} hosts){where}"
+
+
+def fix_line(r: Result) -> str:
+    if r.outcome == "error" and r.host in ("", None) and not r.findings:
+        return f"{r.test}: {first_line(r.message)}"
+    fixes = r.fixes()
+    if fixes:
+        return f"{r.test}: {first_line(fixes[0])}" + (f" (+{len(fixes) - 1} more)"
+                                                       if len(fixes) > 1 else "")
+    return f"{r.test}: {first_line(r.message) or 'see the failure above'}"
+
+
+def first_line(text: str) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def lines(run: Run, quiet: bool = False) -> list[str]:
+    if quiet:
+        return [counts_line(run)]
+    out = [*table(run), counts_line(run)]
+    if run.unreachable:
+        out.append("unreachable (their tests ERROR): " + "; ".join(
+            f"{h}: {cause}" for h, cause in sorted(run.unreachable.items())))
+    failing = [r for r in run.results if r.outcome in ("failed", "error")
+               and r.host not in run.unreachable]
+    if failing:
+        out.append("fix:")
+        out += [f"  {fix_line(r)}" for r in failing]
+    return out
