@@ -23,6 +23,8 @@ def listing() -> str:
     out = []
     for c in load().values():
         flag = "; with --failover only" if c.destructive else ""
+        if c.only_with:
+            flag = "; only with " + " or ".join(f"--{o.replace('_', '-')}" for o in c.only_with)
         out.append(f"{c.id}  [{c.area}; {runs_on(c)}{flag}]")
         out.append(f"    {c.title}")
         out.append(f"    reads: {'; '.join(c.reads)}")

@@ -24,6 +24,7 @@ from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_ver
 
 STATE = pytest.StashKey["KubeAccept"]()
 FINDINGS = pytest.StashKey[list]()  # what verdict() judged, for the reports
+SNAPSHOT = pytest.StashKey[dict]()  # what a baseline check recorded (kubeaccept.report)
 
 
 @dataclass
@@ -469,6 +470,7 @@ def _record(item: pytest.Item, when: str) -> dict:
     found = item.stash.get(FINDINGS, []) if when == "call" else []
     return {"test": item.name, "check": check, "host": host,
             "area": REGISTRY[check].area if check in REGISTRY else "other",
+            "snapshot": item.stash.get(SNAPSHOT, None) if when == "call" else None,
             "findings": [{k: ([redact(e) for e in v] if k == "evidence" else
                               redact(v) if isinstance(v, str) else v)
                           for k, v in finding_json(f).items()} for f in found]}

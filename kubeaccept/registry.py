@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The report's column groups, in display order.
-AREAS = ("node", "network", "control plane", "etcd", "DNS", "HA")
+AREAS = ("node", "network", "control plane", "etcd", "DNS", "HA", "baseline")
 
 # What a check may ask its ctx for, and the pytest fixture that provides it.
 NEEDS = {
@@ -21,6 +21,7 @@ NEEDS = {
     "readyz": "apiserver_readyz",  # each apiserver's and the endpoint's /readyz?verbose
     "dns_lookup": "dns_lookup",  # nslookup from the dnsutils pod, or why there is none
     "calico_rpf_exception": "calico_rpf_exception",  # Calico told to accept loose rp_filter
+    "baseline": "kubeaccept_baseline",  # the --compare-baseline file, and where to record
 }
 
 
@@ -41,6 +42,7 @@ class Check:
     asserts: str = ""  # docs/checks.md: the full rule
     prevents: str = ""  # docs/checks.md: the failure it prevents
     destructive: bool = False  # only with its opt-in flag; not generated from here
+    only_with: tuple[str, ...] = ()  # deselected unless one of these options is given
 
     @property
     def per_host(self) -> bool:
@@ -52,7 +54,8 @@ REGISTRY: dict[str, Check] = {}
 
 def check(id: str, title: str, *, area: str, roles: Iterable[str] = (),
           needs: Iterable[str] = ("node",), reads: Iterable[str] = (), asserts: str = "",
-          prevents: str = "", destructive: bool = False) -> Callable:
+          prevents: str = "", destructive: bool = False,
+          only_with: Iterable[str] = ()) -> Callable:
     """Register `fn(ctx) -> list[Finding]` as check `id`."""
     roles, needs = tuple(roles), tuple(needs)
     if area not in AREAS:
@@ -69,7 +72,7 @@ def check(id: str, title: str, *, area: str, roles: Iterable[str] = (),
             raise ValueError(f"check {id} declared twice")
         REGISTRY[id] = Check(id, " ".join(title.split()), area, roles, needs, tuple(reads),
                              fn, " ".join(asserts.split()), " ".join(prevents.split()),
-                             destructive)
+                             destructive, tuple(only_with))
         return fn
 
     return register
@@ -94,6 +97,7 @@ def load() -> dict[str, Check]:
     """Every check, in the order of the reports: by area, per-host checks first, by id."""
     from . import checks  # noqa: F401 - importing the modules registers their checks
     from .checks import (  # noqa: F401
+        baseline,
         certs,
         cgroup,
         controlplane,

@@ -5,12 +5,14 @@ the workers' reports carry every finding to it)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 
 from .. import __version__
-from ..plugin import STATE
+from ..checks import baseline
+from ..plugin import SNAPSHOT, STATE
 from ..registry import load
 from . import html, junit, summary
 from .results import Result, Run, finding_from_json
@@ -26,6 +28,47 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-html", default=None, metavar="PATH",
                     help="self-contained HTML report, hosts × checks matrix first (default "
                     "reports/report.html; reports/report-failover.html with --failover)")
+    group.addoption("--save-baseline", default=None, metavar="FILE",
+                    help="record what matters for an upgrade (versions, kubelet and runtime "
+                    "config, sysctls, ports, Node conditions, restarts, certificate dates, "
+                    "etcd members) to FILE, e.g. reports/baseline.json")
+    group.addoption("--compare-baseline", default=None, metavar="FILE",
+                    help="compare with a --save-baseline FILE: what changed fails "
+                    "node_unchanged/cluster_unchanged and is listed in the reports")
+
+
+class BaselineRecorder:
+    """ctx.baseline of the baseline checks: the saved baseline (or None), and where the
+    check's snapshot goes (the test's report carries it to the controller)."""
+
+    def __init__(self, previous: dict | None, item: pytest.Item):
+        self.previous = previous
+        self.item = item
+
+    def record(self, part: str, where: str, snapshot: dict, changes: list[dict]) -> None:
+        self.item.stash[SNAPSHOT] = {"part": part, "where": where, "snapshot": snapshot,
+                                     "changes": changes}
+
+
+PREVIOUS = pytest.StashKey[dict]()
+
+
+@pytest.fixture
+def kubeaccept_baseline(request: pytest.FixtureRequest) -> BaselineRecorder:
+    return BaselineRecorder(request.config.stash.get(PREVIOUS, None), request.node)
+
+
+def pytest_collection_modifyitems(session, config: pytest.Config, items) -> None:
+    """Checks declared only_with an option run only when it is given."""
+    checks = load()
+    dropped = []
+    for item in items:
+        c = checks.get(getattr(item, "originalname", ""))
+        if c and c.only_with and not any(getattr(config.option, o, None) for o in c.only_with):
+            dropped.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
 
 
 def _phase(config: pytest.Config) -> str:
@@ -42,7 +85,14 @@ def _default(config: pytest.Config, given: str | None, name: str, ext: str) -> P
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None or hasattr(config, "workerinput"):
+    if state is None:
+        return
+    if config.option.compare_baseline:
+        try:
+            config.stash[PREVIOUS] = baseline.read(config.option.compare_baseline)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if hasattr(config, "workerinput"):
         return
     inv = state.inventory
     run = Run(
@@ -67,6 +117,7 @@ class Collector:
         self.config = config
         self.run = run
         self.by_nodeid: dict[str, Result] = {}
+        self.snapshots: dict[str, dict] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rec = getattr(report, "kubeaccept", None)
@@ -86,6 +137,9 @@ class Collector:
             result.properties.update(props)
             if _rank(outcome) < _rank(result.outcome):  # a teardown error beats a pass
                 result.outcome, result.message = outcome, message
+        if snap := rec.get("snapshot"):
+            self.snapshots.setdefault(snap["part"], {})[snap["where"]] = snap["snapshot"]
+            self.run.changes += snap["changes"]
         if rec.get("findings"):
             result.findings = [finding_from_json(f) for f in rec["findings"]]
         if "unreachable" in props:
@@ -106,6 +160,13 @@ class Collector:
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(html.render(run))
         self.written = [findings, page]
+        if config.option.save_baseline:
+            path = Path(config.option.save_baseline)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            doc = baseline.document(run.inventory, self.snapshots.get("nodes", {}),
+                                    self.snapshots.get("cluster", {}))
+            path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+            self.written.append(path)
         xml = Path(config.option.xmlpath or "")
         if config.option.xmlpath and xml.exists():
             junit.rewrite(xml, run, __version__)

@@ -41,7 +41,11 @@ def counts_line(run: Run) -> str:
     hosts = sorted({r.host or "cluster" for r in failing})
     text = ", ".join(f"{n} {o}" for o, n in c.items() if n)
     where = f"; failing on {', '.join(hosts)}" if hosts else ""
-    return f"kubeaccept: {text} ({len(run.hosts)} hosts){where}"
+    changed = ""
+    if run.changes:
+        failed = sum(c["failed"] for c in run.changes)
+        changed = f"; {len(run.changes)} change(s) since the baseline, {failed} failing"
+    return f"kubeaccept: {text} ({len(run.hosts)} hosts){where}{changed}"
 
 
 def fix_line(r: Result) -> str:
@@ -68,6 +72,10 @@ def lines(run: Run, quiet: bool = False) -> list[str]:
             f"{h}: {cause}" for h, cause in sorted(run.unreachable.items())))
     failing = [r for r in run.results if r.outcome in ("failed", "error")
                and r.host not in run.unreachable]
+    if run.changes:
+        out.append("changed since the baseline (! = fails):")
+        out += [f"  {'!' if c['failed'] else ' '} {c['where']}: {c['what']}: {c['before']} → "
+                f"{c['now']}" for c in run.changes]
     if failing:
         out.append("fix:")
         out += [f"  {fix_line(r)}" for r in failing]
