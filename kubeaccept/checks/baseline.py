@@ -173,8 +173,7 @@ def _per_interface(key: str) -> bool:
     return bool(m) and m.group(1) not in ("all", "default")
 
 
-def _judge(ctx: Context, check_id: str, where: str, part: str, now: dict) -> list[Finding]:
-    base = ctx.baseline
+def _judge(base, check_id: str, where: str, part: str, now: dict) -> list[Finding]:
     if base.previous is None:  # --save-baseline only
         base.record(part, where, now, [])
         return [passed(check_id, where, f"{len(now)} facts recorded", "a baseline",
@@ -197,7 +196,8 @@ def _judge(ctx: Context, check_id: str, where: str, part: str, now: dict) -> lis
        prevents="an upgrade that silently changed a node (the cgroup driver, a port, a "
        "sysctl) found only when pods break", only_with=("save_baseline", "compare_baseline"))
 def _node_unchanged(ctx: Context) -> list[Finding]:
-    return _judge(ctx, "node_unchanged", ctx.node.host.name, "nodes", node_snapshot(ctx.node))
+    return _judge(ctx.baseline, "node_unchanged", ctx.node.host.name, "nodes",
+                  node_snapshot(ctx.node))
 
 
 @check("cluster_unchanged", "no Node condition changed and no container restarted since the "
@@ -209,7 +209,8 @@ def _node_unchanged(ctx: Context) -> list[Finding]:
        prevents="an upgrade that leaves pods crash-looping or a Node not Ready",
        only_with=("save_baseline", "compare_baseline"))
 def _cluster_unchanged(ctx: Context) -> list[Finding]:
-    return _judge(ctx, "cluster_unchanged", "cluster", "cluster", cluster_snapshot(ctx.api))
+    return _judge(ctx.baseline, "cluster_unchanged", "cluster", "cluster",
+                  cluster_snapshot(ctx.api))
 
 
 def document(inventory: str, nodes: dict, cluster: dict) -> dict:

@@ -20,10 +20,11 @@ CHECKS = registry.load()
 
 
 def test_every_check_is_declared_once_with_what_reports_need():
-    assert len(CHECKS) == 23
+    assert len(CHECKS) == 25
     for c in CHECKS.values():
         assert c.area in AREAS and c.title and c.reads and c.asserts and c.prevents, c.id
         assert c.id.startswith(("node_", "cluster_", "lb_")), c.id
+        assert set(c.only_with) <= {"save_baseline", "compare_baseline"}, c.id
         assert c.per_host == c.id.startswith(("node_", "lb_")) or c.destructive, c.id
 
 
@@ -93,7 +94,7 @@ def test_kubeaccept_list_prints_every_check_without_an_inventory(tmp_path):
     assert rc == 0 and "Traceback" not in out
     for c in CHECKS.values():
         assert f"{c.id}  [{c.area}; " in out and c.title in out
-    assert "23 checks: 14 per host, 9 per cluster" in out
+    assert "25 checks: 15 per host, 10 per cluster" in out
 
 
 def test_kubeaccept_list_connects_to_nothing(tmp_path):
