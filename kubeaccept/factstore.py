@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import facts
-from .checks.ports import probe_targets
 from .inventory import Host, Inventory
+from .ports import probe_targets
 from .roles import NODE
 from .settings import Settings
 from .transport import (

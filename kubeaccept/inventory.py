@@ -552,3 +552,8 @@ def load_hosts(value: str, cwd: Path) -> Inventory:
     """What --hosts names: an inventory path (file or directory), else host specs."""
     path = resolve_inventory_path(value, cwd)
     return load_inventory(path) if path is not None else parse_host_specs(value)
+
+
+def node_ip(host: Host) -> str:
+    """The address other nodes use: kubespray's `ip`, else the SSH address."""
+    return str(host.vars.get("ip") or host.address)

@@ -17,8 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from .apistate import ApiState
-from .checks import node_ip
-from .inventory import Host
+from .inventory import Host, node_ip
 from .transport import CommandTimeout, Unreachable, as_root, sudo_refused
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .inventory import Host, Inventory, node_ip
 from .roles import CONTROL_PLANE, ETCD, NODE
 
 
@@ -47,3 +48,14 @@ def served(roles, version: tuple[int, int] | None) -> list[Port]:
 def reachable_from(target_roles, source_roles) -> list[Port]:
     """Ports of a target that a source must be able to connect to."""
     return [p for p in served(target_roles, None) if set(p.reach_from) & set(source_roles)]
+
+
+def probe_targets(source: Host, inventory: Inventory) -> list[str]:
+    """ADDRESS:PORT a source host must be able to reach on the other hosts."""
+    targets = []
+    for target in inventory.hosts:
+        if target.name == source.name:
+            continue
+        for port in reachable_from(target.roles, source.roles):
+            targets.append(f"{node_ip(target)}:{port.number}")
+    return targets

@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 
-from .registry import NEEDS, CannotCheck, Check, Context, load
+from .checks.all import load
+from .registry import NEEDS, CannotCheck, Check, Context
 
 
 def make_test(check: Check):

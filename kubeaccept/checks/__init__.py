@@ -6,13 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..facts import NodeFacts
-from ..inventory import Host, Inventory
+from ..inventory import Host, Inventory, node_ip  # noqa: F401 - checks use it from here
 from ..settings import Settings
-
-
-def node_ip(host: Host) -> str:
-    """The address other nodes use: kubespray's `ip`, else the SSH address."""
-    return str(host.vars.get("ip") or host.address)
 
 
 @dataclass(frozen=True)

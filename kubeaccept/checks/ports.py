@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from ..findings import Finding, needs_tool, passed
-from ..inventory import Host, Inventory
-from ..ports import Port, reachable_from, served
+from ..ports import Port, served
 from ..registry import Context, check
 from ..roles import ETCD, NODE
-from . import NodeContext, node_ip
+from . import NodeContext
 
 DOWN_WHY = {
     "kube-apiserver": "kubectl and kubelets using this control plane get \"The connection to the "
@@ -49,17 +48,6 @@ def listening_ports(ctx: NodeContext) -> list[Finding]:
         findings.append(passed(cid, f"{ctx.host.name}:version", "Kubernetes version unknown",
                                "", "assumed >= v1.19: insecure ports 10251/10252 not expected"))
     return findings
-
-
-def probe_targets(source: Host, inventory: Inventory) -> list[str]:
-    """ADDRESS:PORT a source host must be able to reach on the other hosts."""
-    targets = []
-    for target in inventory.hosts:
-        if target.name == source.name:
-            continue
-        for port in reachable_from(target.roles, source.roles):
-            targets.append(f"{node_ip(target)}:{port.number}")
-    return targets
 
 
 def ports_reachable(ctx: NodeContext) -> list[Finding]:

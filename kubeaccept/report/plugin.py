@@ -12,8 +12,8 @@ import pytest
 
 from .. import __version__
 from ..checks import baseline
+from ..checks.all import load
 from ..plugin import SNAPSHOT, STATE
-from ..registry import load
 from . import html, junit, summary
 from .results import Result, Run, finding_from_json
 

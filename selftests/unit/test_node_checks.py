@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kubeaccept import ports as port_matrix
 from kubeaccept.checks import NodeContext, cgroup, firewall, lb, ports, swap, sysctl
 from kubeaccept.facts import NodeFacts, parse
 from kubeaccept.inventory import Inventory, load_inventory
@@ -283,8 +284,8 @@ def test_probe_targets_follow_the_port_matrix():
     cp1, cp2 = host("cp1", "10.0.0.1", stacked), host("cp2", "10.0.0.2", stacked)
     w1 = host("w1", "10.0.0.3")
     inv = Inventory("t", (cp1, cp2, w1))
-    assert ports.probe_targets(w1, inv) == ["10.0.0.1:6443", "10.0.0.2:6443"]
-    assert ports.probe_targets(cp1, inv) == ["10.0.0.2:6443", "10.0.0.2:2379", "10.0.0.2:2380",
+    assert port_matrix.probe_targets(w1, inv) == ["10.0.0.1:6443", "10.0.0.2:6443"]
+    assert port_matrix.probe_targets(cp1, inv) == ["10.0.0.2:6443", "10.0.0.2:2379", "10.0.0.2:2380",
                                              "10.0.0.2:10250", "10.0.0.3:10250"]
 
 
@@ -312,10 +313,10 @@ def test_separate_etcd_ports_belong_to_the_etcd_hosts():
         ("ubuntu-2404-4:tcp/2380", "nothing listens on tcp/2380 (etcd peer)")]
     assert "kube-apiservers using this etcd member" in out[0].why
     # probes: control planes -> etcd client port; etcd members -> each other's 2379 and 2380
-    assert ports.probe_targets(cp, inv) == [
+    assert port_matrix.probe_targets(cp, inv) == [
         "192.0.2.11:6443", "192.0.2.11:10250", "192.0.2.12:6443", "192.0.2.12:10250",
         "192.0.2.14:2379", "192.0.2.15:2379", "192.0.2.16:2379", "192.0.2.13:10250"]
-    assert ports.probe_targets(etcd, inv) == [
+    assert port_matrix.probe_targets(etcd, inv) == [
         "192.0.2.15:2379", "192.0.2.15:2380", "192.0.2.16:2379", "192.0.2.16:2380"]
     # the firewall check asks the control plane to accept no etcd traffic
     labels = [label for label, *_ in firewall._inbound(cp_ctx)]

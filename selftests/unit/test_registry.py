@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kubeaccept import catalog, registry
+from kubeaccept.checks.all import load as load_checks
 from kubeaccept.registry import AREAS, Context, check
 from kubeaccept.suite import make_test
 
@@ -16,7 +17,7 @@ from .factory import HEALTHY_SYSCTL, context, facts
 from .test_plugin import pytest_run
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKS = registry.load()
+CHECKS = load_checks()
 
 
 def test_every_check_is_declared_once_with_what_reports_need():
