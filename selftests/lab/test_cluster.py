@@ -42,7 +42,7 @@ def test_the_suite_creates_dnsutils_when_absent_and_removes_it(lab, tmp_path):
     kube.call("DELETE", "/api/v1/namespaces/default/pods/dnsutils?gracePeriodSeconds=0")
     cluster.wait_for("dnsutils to go", lambda: kube.get(cluster.DNSUTILS) is None, 30)
     try:
-        run = run_suite(str(lab.inventory), tmp_path / "j.xml", "tests/test_dns.py", "-k", "cluster_dns",
+        run = run_suite(str(lab.inventory), tmp_path / "j.xml", "tests/test_dns.py", "-k", "cluster_dns and not node_",
                         "--dnsutils-image=registry.example/dnsutils:test")
         assert run.outcomes == {"cluster_dns": "passed"}, run.output[-3000:]
         evidence = run.properties["cluster_dns"]["evidence"]
@@ -55,7 +55,7 @@ def test_the_suite_creates_dnsutils_when_absent_and_removes_it(lab, tmp_path):
 
 def test_the_existing_dnsutils_pod_is_used_and_kept(lab, tmp_path):
     uid = lab.kube().get(cluster.DNSUTILS)["metadata"]["uid"]
-    run = run_suite(str(lab.inventory), tmp_path / "j.xml", "tests/test_dns.py", "-k", "cluster_dns")
+    run = run_suite(str(lab.inventory), tmp_path / "j.xml", "tests/test_dns.py", "-k", "cluster_dns and not node_")
     assert run.outcomes == {"cluster_dns": "passed"}, run.output[-3000:]
     assert "created for this check" not in run.properties["cluster_dns"]["evidence"]
     assert lab.kube().get(cluster.DNSUTILS)["metadata"]["uid"] == uid
