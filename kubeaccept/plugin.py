@@ -292,11 +292,7 @@ def node(request: pytest.FixtureRequest) -> NodeContext:
     if isinstance(found, str):
         request.node.user_properties.append(("unreachable", f"{host.name}\t{found}"))
         pytest.fail(found, pytrace=False)
-    peers = {}
-    for peer in state.inventory.hosts:
-        if peer.name != host.name:
-            peers[peer.name] = state.store.get(peer)
-    return NodeContext(host, found, state.inventory, state.settings, peers)
+    return NodeContext(host, found, state.inventory, state.settings, state.store.peers(host))
 
 
 @pytest.fixture(scope="session")
