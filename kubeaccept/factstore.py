@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,6 +25,23 @@ from .transport import (
 )
 
 
+class Peers(Mapping):
+    """name -> facts (or why there are none) of every inventory host but one."""
+
+    def __init__(self, store: FactStore, host: Host):
+        self._store = store
+        self._hosts = {h.name: h for h in store.inventory.hosts if h.name != host.name}
+
+    def __getitem__(self, name: str) -> facts.NodeFacts | str:
+        return self._store.get(self._hosts[name])
+
+    def __iter__(self):
+        return iter(self._hosts)
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+
 class FactStore:
     def __init__(self, inventory: Inventory, settings: Settings, shared_dir: Path | None = None,
                  worker: tuple[int, int] = (0, 1)):
@@ -35,16 +53,23 @@ class FactStore:
         self.shared_dir = shared_dir
         self.logins = 0
         self._cache: dict[str, dict] = {}
+        self._parsed: dict[str, facts.NodeFacts | str] = {}
         self._connections: dict[str, Connection | LocalConnection] = {}
         self._locks = {h.name: threading.Lock() for h in inventory.hosts}
 
     def get(self, host: Host) -> facts.NodeFacts | str:
-        """The host's facts, or the one-line reason there are none ("unreachable: …")."""
+        """The host's facts, or the one-line reason there are none ("unreachable: …").
+        Parsed once: every test of the run shares the object (and its parsed sections)."""
         with self._locks[host.name]:
             if host.name not in self._cache:
-                self._cache[host.name] = self._shared(host)
-        data = self._cache[host.name]
-        return data["error"] if "error" in data else facts.NodeFacts.from_json(data)
+                data = self._cache[host.name] = self._shared(host)
+                self._parsed[host.name] = (data["error"] if "error" in data
+                                           else facts.NodeFacts.from_json(data))
+        return self._parsed[host.name]
+
+    def peers(self, host: Host) -> Peers:
+        """The other hosts' facts, read only when a check asks for one."""
+        return Peers(self, host)
 
     def prefetch(self, hosts) -> None:
         hosts = [h for h in hosts if h.name not in self._cache]

@@ -292,11 +292,7 @@ def node(request: pytest.FixtureRequest) -> NodeContext:
     if isinstance(found, str):
         request.node.user_properties.append(("unreachable", f"{host.name}\t{found}"))
         pytest.fail(found, pytrace=False)
-    peers = {}
-    for peer in state.inventory.hosts:
-        if peer.name != host.name:
-            peers[peer.name] = state.store.get(peer)
-    return NodeContext(host, found, state.inventory, state.settings, peers)
+    return NodeContext(host, found, state.inventory, state.settings, state.store.peers(host))
 
 
 @pytest.fixture(scope="session")
@@ -458,6 +454,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+def _redacted(value):
+    """Every string inside masked (a baseline snapshot is written to a file)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def _record(item: pytest.Item, when: str) -> dict:
     """What the reports need of a test, JSON only (it crosses from xdist workers)."""
     from .registry import REGISTRY
@@ -470,7 +477,7 @@ def _record(item: pytest.Item, when: str) -> dict:
     found = item.stash.get(FINDINGS, []) if when == "call" else []
     return {"test": item.name, "check": check, "host": host,
             "area": REGISTRY[check].area if check in REGISTRY else "other",
-            "snapshot": item.stash.get(SNAPSHOT, None) if when == "call" else None,
+            "snapshot": _redacted(item.stash.get(SNAPSHOT, None)) if when == "call" else None,
             "findings": [{k: ([redact(e) for e in v] if k == "evidence" else
                               redact(v) if isinstance(v, str) else v)
                           for k, v in finding_json(f).items()} for f in found]}

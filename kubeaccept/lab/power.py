@@ -83,5 +83,5 @@ def power_on(lab, name: str, sync: bool = True) -> None:
     rt.wait_ready(timeout=30)
     if sync and lab.state.get("cluster"):
         # its pods' sandboxes and processes come back as kubelet would start them
-        lab.sync_coredns(lab.kube())
+        lab.inside.sync_coredns(lab.kube())
     lab.save()

@@ -188,3 +188,12 @@ def test_cluster_snapshot_conditions_and_restarts():
     assert baseline.cluster_snapshot(api) == {
         "node w1 Ready": "True", "version node w1 kubeletVersion": "v1.37.2",
         "restarts kube-system/p:c": "4"}
+
+
+def test_baseline_snapshots_are_masked_before_they_leave_the_worker():
+    from kubeaccept.plugin import _redacted
+
+    snap = {"part": "nodes", "snapshot": {"kubelet x": "password=hunter2"},
+            "changes": [{"now": "token: abc"}]}
+    assert _redacted(snap) == {"part": "nodes", "snapshot": {"kubelet x": "password=***"},
+                               "changes": [{"now": "token: ***"}]}

@@ -1,0 +1,41 @@
+"""The fact store hands every test the same parsed facts; peers are read when asked for."""
+
+from __future__ import annotations
+
+from kubeaccept.factstore import FactStore
+from kubeaccept.inventory import Inventory
+from kubeaccept.settings import Settings
+
+from .factory import facts, host
+
+
+def store_of(names, gathered):
+    inv = Inventory("inv", tuple(host(n, f"192.0.2.{i + 1}") for i, n in enumerate(names)))
+    store = FactStore(inv, Settings())
+
+    def shared(h):
+        gathered.append(h.name)
+        return {"error": "unreachable: refused"} if h.name == "down" else \
+            facts(h.name).to_json()
+
+    store._shared = shared
+    return inv, store
+
+
+def test_facts_are_gathered_and_parsed_once_per_host():
+    gathered = []
+    inv, store = store_of(["a", "b", "down"], gathered)
+    first = store.get(inv.get("a"))
+    assert store.get(inv.get("a")) is first  # the same parsed object: caches shared
+    assert store.get(inv.get("down")) == "unreachable: refused"
+    assert gathered == ["a", "down"]
+
+
+def test_peers_are_the_other_hosts_read_lazily():
+    gathered = []
+    inv, store = store_of(["a", "b", "c", "down"], gathered)
+    peers = store.peers(inv.get("a"))
+    assert list(peers) == ["b", "c", "down"] and len(peers) == 3 and gathered == []
+    assert peers["b"].host == "b" and gathered == ["b"]
+    assert peers.get("down") == "unreachable: refused" and peers.get("a") is None
+    assert peers.get("nope") is None
