@@ -38,11 +38,15 @@ class NftView:
 
 def rulesets(ctx: NodeContext) -> tuple[list, list[str]]:
     """The node's rule sets: iptables (nft and legacy backends) and nftables' own tables;
-    and errors reading them."""
+    and errors reading them. Parsed once per node (both firewall checks read them)."""
+    return ctx.facts.memo("firewall rulesets", lambda: _read_rulesets(ctx.facts))
+
+
+def _read_rulesets(facts) -> tuple[list, list[str]]:
     out, errors, incompatible = [], [], set()
     for source in ("iptables-save", "iptables-legacy-save"):
-        text = ctx.facts.section(source)
-        if text is None or ctx.facts.missing(source):
+        text = facts.section(source)
+        if text is None or facts.missing(source):
             continue
         body, marker, status = text.rpartition("!exit ")
         if not marker:
@@ -56,7 +60,7 @@ def rulesets(ctx: NodeContext) -> tuple[list, list[str]]:
             out.append(parse_iptables_save(body, source))
         except ParseError as exc:
             errors.append(f"{source}: {exc}")
-    nft = ctx.facts.section("nft")
+    nft = facts.section("nft")
     if nft is not None:
         body, _, status = nft.rpartition("!exit ")
         if status.strip() == "0":

@@ -98,6 +98,14 @@ class NodeFacts:
     def section(self, name: str) -> str | None:
         return self.sections.get(name)
 
+    def memo(self, key: str, make):
+        """A value derived from these facts alone, computed once: one NodeFacts serves every
+        test of the run (e.g. the parsed firewall rules, read by two checks)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
+
     def missing(self, name: str) -> str | None:
         """The command the facts script did not find for this section ("!missing TOOL")."""
         text = (self.section(name) or "").strip()

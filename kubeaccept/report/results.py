@@ -30,8 +30,10 @@ class Result:
     properties: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
+        # by hand: dataclasses.asdict deep-copies, 1 s for 2,000 results
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["findings"] = [finding_json(f) for f in self.findings]
+        d["properties"] = dict(self.properties)
         return d
 
     @classmethod
@@ -43,7 +45,7 @@ class Result:
 
 
 def finding_json(f: Finding) -> dict:
-    d = dataclasses.asdict(f)
+    d = {k.name: getattr(f, k.name) for k in dataclasses.fields(f)}
     d["evidence"] = list(f.evidence)
     return d
 
@@ -72,7 +74,8 @@ class Run:
         return out
 
     def to_json(self) -> dict:
-        d = {"format": FORMAT, **dataclasses.asdict(self)}
+        d = {"format": FORMAT, **{f.name: getattr(self, f.name)
+                                  for f in dataclasses.fields(self)}}
         d["results"] = [r.to_json() for r in self.results]
         d["counts"] = self.counts()
         d["areas"] = list(AREAS)

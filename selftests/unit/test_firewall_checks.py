@@ -180,3 +180,16 @@ def test_forward_with_a_tiny_pod_subnet_says_it_was_not_checked():
                     ctx.peers)
     out = firewall.firewall_forward(ctx)
     assert [f.ok for f in out] == [True] and "fewer than 512 addresses" in out[0].note
+
+
+def test_rules_are_parsed_once_per_node_for_both_firewall_checks(monkeypatch):
+    """The facts object is shared by every test of the run: the two checks share its parse."""
+    calls = []
+    real = firewall.parse_iptables_save
+    monkeypatch.setattr(firewall, "parse_iptables_save",
+                        lambda text, source="iptables-save": calls.append(source) or
+                        real(text, source))
+    ctx = cluster({"iptables_save": REPORT03})
+    forward = failed(firewall.firewall_forward(ctx))
+    assert forward and not failed(firewall.firewall_input(ctx))
+    assert calls == ["iptables-save"]
