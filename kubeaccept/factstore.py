@@ -116,8 +116,8 @@ class FactStore:
             return {"error": f"unreachable: {exc}"}
         token = facts.new_token()
         dns = self.settings.dns_ip if set(host.roles) & set(NODE) else None
-        line, stdin = facts.command(host, token, self.settings.probe_timeout,
-                                    probe_targets(host, self.inventory), dns,
+        targets = probe_targets(host, self.inventory, self.settings.probe_sources)
+        line, stdin = facts.command(host, token, self.settings.probe_timeout, targets, dns,
                                     self.settings.command_timeout)
         try:
             result = conn.run(line, self.settings.command_timeout, stdin)

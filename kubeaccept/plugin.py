@@ -18,6 +18,7 @@ from .facts import NodeFacts
 from .factstore import FactStore
 from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts, unassigned, unchecked_host_keys
+from .ports import probe_sources
 from .redact import redact
 from .roles import ALL_ROLES, CONTROL_PLANE, GROUP_ROLES, NODE
 from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_version
@@ -45,6 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="timeout of each remote command, seconds (default 60)")
     group.addoption("--probe-timeout", type=float, default=3.0,
                     help="timeout of each node-to-node port probe, seconds (default 3)")
+    group.addoption("--probe-sources", default="auto", metavar="all|auto|N",
+                    help="probe each node port from at most N of the hosts that use it "
+                    "(picked by a stable hash, spread over them); all: from every one; "
+                    "auto (default): all below 100 hosts, else 1")
     group.addoption("--pod-subnet", default=None,
                     help="pod network CIDR (default: the inventory's kube_pods_subnet, "
                     "else 10.244.0.0/16)")
@@ -95,6 +100,7 @@ def _settings(config: pytest.Config, inventory: Inventory) -> Settings:
         connect_timeout=opt.connect_timeout,
         command_timeout=opt.command_timeout,
         probe_timeout=opt.probe_timeout,
+        probe_sources=probe_sources(opt.probe_sources, len(inventory.hosts)),
         pod_subnet=opt.pod_subnet or cv.get("kube_pods_subnet") or "10.244.0.0/16",
         service_subnet=service_subnet,
         vxlan_port=vxlan_port,

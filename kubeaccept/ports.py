@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from .inventory import Host, Inventory, node_ip
@@ -50,12 +51,49 @@ def reachable_from(target_roles, source_roles) -> list[Port]:
     return [p for p in served(target_roles, None) if set(p.reach_from) & set(source_roles)]
 
 
-def probe_targets(source: Host, inventory: Inventory) -> list[str]:
-    """ADDRESS:PORT a source host must be able to reach on the other hosts."""
+# --probe-sources auto: every source below this many hosts, else one per port
+PROBE_ALL_BELOW = 100
+
+
+def probe_sources(option: str, hosts: int) -> int:
+    """--probe-sources: "all" (0), a number, or "auto" (all below PROBE_ALL_BELOW hosts,
+    else 1: each port probed from one of its users, spread over them)."""
+    if option == "auto":
+        return 0 if hosts < PROBE_ALL_BELOW else 1
+    if option == "all":
+        return 0
+    if not option.isdigit() or int(option) < 1:
+        raise ValueError(f"--probe-sources={option}: give all, auto or a number >= 1")
+    return int(option)
+
+
+def probers(target: Host, port: Port, inventory: Inventory, limit: int) -> list[str]:
+    """Names of the hosts that probe `target`'s `port`: every host that uses it, or `limit`
+    of them ranked by a hash of (target, port, source), so that a run's probes spread over
+    the sources and the same ones are picked every run."""
+    key = (id(inventory), target.name, port.number, limit)
+    if key not in _PROBERS:
+        users = [h.name for h in inventory.hosts
+                 if h.name != target.name and set(h.roles) & set(port.reach_from)]
+        if limit and len(users) > limit:
+            users = sorted(users, key=lambda n: hashlib.sha256(
+                f"{target.name}/{port.number}/{n}".encode()).digest())[:limit]
+        _PROBERS[key] = users
+    return _PROBERS[key]
+
+
+_PROBERS: dict[tuple, list[str]] = {}
+
+
+def probe_targets(source: Host, inventory: Inventory, limit: int = 0) -> list[str]:
+    """ADDRESS:PORT a source host must be able to reach on the other hosts (with a limit,
+    only those it was picked to probe)."""
     targets = []
     for target in inventory.hosts:
         if target.name == source.name:
             continue
         for port in reachable_from(target.roles, source.roles):
+            if limit and source.name not in probers(target, port, inventory, limit):
+                continue
             targets.append(f"{node_ip(target)}:{port.number}")
     return targets

@@ -17,6 +17,8 @@ class Settings:
     connect_timeout: float = 10.0
     command_timeout: float = 60.0
     probe_timeout: float = 3.0
+    # Each port is probed from at most this many of the hosts that use it; 0 = from all.
+    probe_sources: int = 0
     pod_subnet: str = "10.244.0.0/16"
     service_subnet: str = "10.96.0.0/12"
     vxlan_port: int = DEFAULT_VXLAN_PORT

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, needs_tool, passed
-from ..ports import Port, served
+from ..ports import Port, probers, served
 from ..registry import Context, check
 from ..roles import ETCD, NODE
 from . import NodeContext
@@ -58,8 +58,9 @@ def ports_reachable(ctx: NodeContext) -> list[Finding]:
             continue
         key = f"{ctx.ip}:{port.number}"
         results, unprobed = {}, []
+        picked = probers(ctx.host, port, ctx.inventory, ctx.settings.probe_sources)
         for peer in ctx.inventory.hosts:
-            if peer.name == ctx.host.name or not set(peer.roles) & set(port.reach_from):
+            if peer.name not in picked:
                 continue
             facts = ctx.peers.get(peer.name)
             if facts is None or isinstance(facts, str):
@@ -82,8 +83,11 @@ def ports_reachable(ctx: NodeContext) -> list[Finding]:
                 "(firewall INPUT rules, security groups) and make sure it listens on "
                 f"{ctx.ip}, not only 127.0.0.1", evidence))
         elif results:
+            users = len(probers(ctx.host, port, ctx.inventory, 0))
+            sampled = (f" (of {users} that use it: --probe-sources "
+                       f"{ctx.settings.probe_sources})" if users > len(picked) else "")
             findings.append(passed(cid, subject, f"{port.label} reachable from "
-                                   f"{len(results)} node(s)", "reachable", *evidence))
+                                   f"{len(results)} node(s){sampled}", "reachable", *evidence))
         else:
             findings.append(Finding(cid, subject, False, f"{port.label}: no peer could probe it",
                                     "reachable", fix="make the other nodes reachable over SSH",
@@ -133,7 +137,12 @@ def _node_listening_ports(ctx: Context) -> list[Finding]:
                 "planes and etcd members, 2380 from etcd members, 10250 from control planes "
                 "(10257/10259 are local-only in kubeadm); a port no other inventory host uses"
                 " (a worker-only inventory's 10250) passes as `<host>:unchecked` with a note "
-                "saying what was not checked and why"),
+                "saying what was not checked and why. The probes are only the role pairs that "
+                "must connect (O(nodes) per control plane, not O(nodes²)); `--probe-sources N` "
+                "probes each port from N of its users (picked by a stable hash that spreads "
+                "them), `all` from every one; the default `auto` is all below 100 hosts, else "
+                "1 — every port of every host is still probed, and node_firewall_input still "
+                "evaluates the rules for every peer"),
        prevents="open locally, closed to the cluster")
 def _node_ports_reachable(ctx: Context) -> list[Finding]:
     return ports_reachable(ctx.node)

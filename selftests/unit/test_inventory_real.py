@@ -29,7 +29,8 @@ def _no_ansible_env(monkeypatch):
 
 
 def settings_of(inv):
-    opts = dict(connect_timeout=10, command_timeout=60, probe_timeout=3, pod_subnet=None,
+    opts = dict(connect_timeout=10, command_timeout=60, probe_timeout=3, probe_sources="auto",
+                pod_subnet=None,
                 service_subnet=None, vxlan_port=None, kube_version=None, cert_expiry_days=30,
                 restart_threshold=10, flap_window=60, flap_threshold=4,
                 dnsutils_image="x", cluster_dns=None)

@@ -35,7 +35,8 @@ all:
 
 def options(**given) -> SimpleNamespace:
     """config.option as pytest_addoption leaves it when nothing is given."""
-    opt = dict(connect_timeout=10.0, command_timeout=60.0, probe_timeout=3.0, pod_subnet=None,
+    opt = dict(connect_timeout=10.0, command_timeout=60.0, probe_timeout=3.0, probe_sources="auto",
+               pod_subnet=None,
                service_subnet=None, vxlan_port=None, kube_version=None, cert_expiry_days=30.0,
                restart_threshold=10, flap_window=60.0, flap_threshold=4,
                dnsutils_image=Settings.dnsutils_image, cluster_dns=None)

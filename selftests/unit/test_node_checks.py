@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kubeaccept import ports as port_matrix
 from kubeaccept.checks import NodeContext, cgroup, firewall, lb, ports, swap, sysctl
 from kubeaccept.facts import NodeFacts, parse
@@ -373,3 +375,57 @@ def test_a_missing_command_is_not_judged_and_says_what_it_was_for():
         [f] = check(ctx)
         assert f.unjudged == "missing tool" and "iptables-save is not installed" in f.observed
         assert "(or nft) to read the firewall rules" in f.observed
+
+
+def big_inventory(workers: int) -> Inventory:
+    stacked = (CONTROL_PLANE, ETCD)
+    cps = tuple(host(f"cp{i}", f"10.0.0.{i}", stacked) for i in (1, 2, 3))
+    return Inventory("big", cps + tuple(host(f"w{i}", f"10.0.{1 + i // 250}.{i % 250}")
+                                         for i in range(workers)))
+
+
+def test_probe_sources_option():
+    assert port_matrix.probe_sources("auto", 99) == 0 and port_matrix.probe_sources("auto", 100) == 1
+    assert port_matrix.probe_sources("all", 500) == 0 and port_matrix.probe_sources("3", 5) == 3
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ValueError, match=f"--probe-sources={bad}: give all, auto or a number"):
+            port_matrix.probe_sources(bad, 5)
+
+
+def test_limited_probes_cover_every_port_once_and_spread_over_the_sources():
+    """--probe-sources 1 on 3 control planes and 200 workers: every port of every host is
+    still probed (by one of its users), the control planes share the kubelets, and a
+    source probes exactly what it was picked for."""
+    inv = big_inventory(200)
+    full = {h.name: set(port_matrix.probe_targets(h, inv)) for h in inv.hosts}
+    one = {h.name: set(port_matrix.probe_targets(h, inv, 1)) for h in inv.hosts}
+    covered = set().union(*one.values())
+    assert covered == set().union(*full.values())  # every target port still probed
+    assert sum(map(len, one.values())) == len(covered)  # ... by exactly one source
+    kubelets = [len([t for t in one[f"cp{i}"] if t.endswith(":10250")]) for i in (1, 2, 3)]
+    assert sum(kubelets) == 203 and min(kubelets) > 40, kubelets  # 200 workers + 3 cps
+    assert sum(map(len, full.values())) == 3 * (200 + 2 * 4) + 200 * 3
+    for h in inv.hosts:  # stable: the same picks every time
+        assert set(port_matrix.probe_targets(h, inv, 1)) == one[h.name]
+
+
+def test_reachability_judges_only_the_picked_sources_and_says_so():
+    inv = big_inventory(5)
+    cp1 = inv.get("cp1")
+    api = next(p for p in port_matrix.served(cp1.roles, None) if p.number == 6443)
+    assert len(port_matrix.probers(cp1, api, inv, 2)) == 2
+    # each peer answers only for the ports it was picked to probe
+    probes = {h.name: "\n".join(f"10.0.0.1:{p.number} open"
+                                 for p in port_matrix.served(cp1.roles, None)
+                                 if h.name in port_matrix.probers(cp1, p, inv, 2))
+              for h in inv.hosts if h.name != "cp1"}
+    peers = {name: facts(name, probes=text) for name, text in probes.items()}
+    ctx = NodeContext(cp1, facts("cp1"), inv, Settings(probe_sources=2), peers)
+    out = ports.ports_reachable(ctx)
+    assert not failed(out)  # the unpicked workers' missing probes are not failures
+    apiserver = next(f for f in out if f.subject == "cp1:tcp/6443")
+    assert apiserver.observed == ("tcp/6443 (kube-apiserver) reachable from 2 node(s) (of 7 "
+                                  "that use it: --probe-sources 2)")
+    # with every source, the same answers fail: 5 workers never probed it
+    full = ports.ports_reachable(NodeContext(cp1, facts("cp1"), inv, Settings(), peers))
+    assert "not reachable from" in failed(full)[0].observed

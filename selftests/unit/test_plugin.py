@@ -56,6 +56,9 @@ def test_unreachable_spec_errors_each_test_without_traceback(tmp_path):
 def test_bad_option_value(tmp_path):
     rc, out = pytest_run(tmp_path, "--hosts=ssh://root@127.0.0.1:1", "--pod-subnet=10.244.0.0/33")
     assert rc == 4 and "10.244.0.0/33" in out and "Traceback" not in out
+    rc, out = pytest_run(tmp_path, "--hosts=ssh://root@127.0.0.1:1", "--probe-sources=0")
+    assert rc == 4 and "--probe-sources=0: give all, auto or a number >= 1" in out
+    assert "Traceback" not in out
 
 
 def test_host_in_no_known_group_is_reported_not_skipped(tmp_path):
