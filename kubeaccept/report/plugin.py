@@ -14,6 +14,7 @@ from .. import __version__
 from ..checks import baseline
 from ..checks.all import load
 from ..plugin import SNAPSHOT, STATE
+from ..roles import ALL_ROLES
 from . import html, junit, summary
 from .results import Result, Run, finding_from_json
 
@@ -68,7 +69,8 @@ def pytest_collection_modifyitems(session, config: pytest.Config, items) -> None
             dropped.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [i for i in items if i not in dropped]
+        gone = set(map(id, dropped))
+        items[:] = [i for i in items if id(i) not in gone]
 
 
 def _phase(config: pytest.Config) -> str:
@@ -105,8 +107,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _role_rank(role: str) -> int:
-    from ..roles import ALL_ROLES
-
     return ALL_ROLES.index(role) if role in ALL_ROLES else len(ALL_ROLES)
 
 
