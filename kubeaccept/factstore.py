@@ -52,7 +52,6 @@ class FactStore:
         self.settings = settings
         self.shared_dir = shared_dir
         self.logins = 0
-        self._cache: dict[str, dict] = {}
         self._parsed: dict[str, facts.NodeFacts | str] = {}
         self._connections: dict[str, Connection | LocalConnection] = {}
         self._locks = {h.name: threading.Lock() for h in inventory.hosts}
@@ -61,8 +60,8 @@ class FactStore:
         """The host's facts, or the one-line reason there are none ("unreachable: …").
         Parsed once: every test of the run shares the object (and its parsed sections)."""
         with self._locks[host.name]:
-            if host.name not in self._cache:
-                data = self._cache[host.name] = self._shared(host)
+            if host.name not in self._parsed:
+                data = self._shared(host)
                 self._parsed[host.name] = (data["error"] if "error" in data
                                            else facts.NodeFacts.from_json(data))
         return self._parsed[host.name]
@@ -72,7 +71,7 @@ class FactStore:
         return Peers(self, host)
 
     def prefetch(self, hosts) -> None:
-        hosts = [h for h in hosts if h.name not in self._cache]
+        hosts = [h for h in hosts if h.name not in self._parsed]
         start = len(hosts) * self.worker[0] // max(1, self.worker[1])
         hosts = hosts[start:] + hosts[:start]
         if hosts:

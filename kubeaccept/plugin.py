@@ -20,6 +20,8 @@ from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts, unassigned, unchecked_host_keys
 from .ports import probe_sources
 from .redact import redact
+from .registry import REGISTRY
+from .report.results import finding_json
 from .roles import ALL_ROLES, CONTROL_PLANE, GROUP_ROLES, NODE
 from .settings import Settings, choose_cluster_dns, choose_vxlan_port, parse_version
 
@@ -473,9 +475,6 @@ def _redacted(value):
 
 def _record(item: pytest.Item, when: str) -> dict:
     """What the reports need of a test, JSON only (it crosses from xdist workers)."""
-    from .registry import REGISTRY
-    from .report.results import finding_json
-
     check = getattr(item, "originalname", item.name)
     params = getattr(getattr(item, "callspec", None), "params", {})
     node = params.get("node")
@@ -484,9 +483,7 @@ def _record(item: pytest.Item, when: str) -> dict:
     return {"test": item.name, "check": check, "host": host,
             "area": REGISTRY[check].area if check in REGISTRY else "other",
             "snapshot": _redacted(item.stash.get(SNAPSHOT, None)) if when == "call" else None,
-            "findings": [{k: ([redact(e) for e in v] if k == "evidence" else
-                              redact(v) if isinstance(v, str) else v)
-                          for k, v in finding_json(f).items()} for f in found]}
+            "findings": [_redacted(finding_json(f)) for f in found]}
 
 
 def _redact_report(report: pytest.TestReport) -> None:

@@ -71,18 +71,23 @@ def probers(target: Host, port: Port, inventory: Inventory, limit: int) -> list[
     """Names of the hosts that probe `target`'s `port`: every host that uses it, or `limit`
     of them ranked by a hash of (target, port, source), so that a run's probes spread over
     the sources and the same ones are picked every run."""
-    key = (id(inventory), target.name, port.number, limit)
-    if key not in _PROBERS:
+    held = _PROBERS.get(id(inventory))
+    if held is None or held[0] is not inventory:  # an id is reused once its object is gone
+        held = _PROBERS[id(inventory)] = (inventory, {})
+    picks, key = held[1], (target.name, port.number, limit)
+    if key not in picks:
         users = [h.name for h in inventory.hosts
                  if h.name != target.name and set(h.roles) & set(port.reach_from)]
         if limit and len(users) > limit:
             users = sorted(users, key=lambda n: hashlib.sha256(
                 f"{target.name}/{port.number}/{n}".encode()).digest())[:limit]
-        _PROBERS[key] = users
-    return _PROBERS[key]
+        picks[key] = users
+    return picks[key]
 
 
-_PROBERS: dict[tuple, list[str]] = {}
+# id(inventory) -> (the inventory, {(target, port, limit): probers}): every source's
+# probe_targets asks for every target's probers, so they are ranked once per run
+_PROBERS: dict[int, tuple[Inventory, dict[tuple, list[str]]]] = {}
 
 
 def probe_targets(source: Host, inventory: Inventory, limit: int = 0) -> list[str]:

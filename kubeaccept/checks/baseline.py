@@ -17,6 +17,7 @@ from ..registry import Context, check
 from ..roles import ETCD, LB, NODE
 from . import NodeContext
 from .cgroup import detect_runtime, kubelet_driver, read_runtime
+from .etcd import member_list
 from .parse import KUBELET_CONFIG, ConfigError, load
 
 FORMAT = "kubeaccept-baseline/1"
@@ -76,15 +77,9 @@ def node_snapshot(ctx: NodeContext) -> dict[str, str]:
 
 
 def _etcd_members(answers: dict | None) -> str:
-    raw = (answers or {}).get("member list", "")
-    try:
-        members = json.loads(raw).get("members", [])
-    except (ValueError, AttributeError):
-        return ""
-    if not isinstance(members, list):
-        return ""
-    return ", ".join(sorted(str(m.get("name") or m.get("ID")) for m in members
-                            if isinstance(m, dict)))
+    listed = member_list(answers or {})
+    return ", ".join(sorted(str(m.get("name") or m.get("ID")) for m in
+                            (listed or {}).get("members", []) if isinstance(m, dict)))
 
 
 def cluster_snapshot(api) -> dict[str, str]:

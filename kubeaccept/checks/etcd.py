@@ -27,6 +27,15 @@ def _json(text: str):
         return None
 
 
+def member_list(view: dict) -> dict | None:
+    """etcdctl's `member list` answer from a node's etcd facts, or None when it is not one
+    (not etcdctl's shape: as good as none)."""
+    listed = _json(view.get("member list", ""))
+    if not isinstance(listed, dict) or not isinstance(listed.get("members", []), list):
+        return None
+    return listed
+
+
 def _records(value) -> list[dict]:
     """etcdctl's list of JSON objects; any other shape is no answer (etcdctl did not write it)."""
     return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
@@ -87,9 +96,7 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
         if "!no-etcdctl" in view or "no-etcdctl" in view:
             errors[h.name] = NO_ETCDCTL
             continue
-        listed = _json(view.get("member list", ""))
-        if not isinstance(listed, dict) or not isinstance(listed.get("members", []), list):
-            listed = None  # not etcdctl's answer: as good as none
+        listed = member_list(view)
         if listed and members is None:
             members = _records(listed.get("members", []))
         for e in _records(_json(view.get("endpoint health --cluster", ""))):

@@ -8,7 +8,7 @@ import json
 from html import escape
 
 from ..registry import AREAS
-from .results import Result, Run, subject_host
+from .results import Result, Run, first_line, subject_host
 
 SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "–", "": "·"}
 
@@ -80,14 +80,10 @@ def _hover(run: Run, results: list[Result], host: str | None) -> str:
         if bad:
             lines += [f"{f.subject}: {f.observed}" for f in bad[:3]]
         elif r.outcome in ("failed", "error", "skipped"):
-            lines.append(_first(r.message))
+            lines.append(first_line(r.message))
         else:
             lines.append(f"{r.test}: {r.outcome}")
     return "\n".join(lines)
-
-
-def _first(text: str) -> str:
-    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
 
 
 def _cell(run: Run, host: str | None, check: str) -> str:

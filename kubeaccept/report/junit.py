@@ -16,7 +16,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .results import Run
+from .results import Run, first_line
 
 
 def classname(host: str | None, area: str) -> str:
@@ -52,7 +52,7 @@ def rewrite(path: Path, run: Run, version: str) -> None:
                 el = case.find(tag)
                 fixes = result.fixes()
                 if el is not None and fixes:
-                    el.set("message", f"{_first(el.get('message', ''))} | fix: "
+                    el.set("message", f"{first_line(el.get('message', ''))} | fix: "
                            + " | ".join(fixes))
             if lines:
                 out = case.find("system-out")
@@ -73,10 +73,6 @@ def _suite_properties(suite: ET.Element, run: Run, version: str) -> None:
     values += [(f"unreachable.{h}", cause) for h, cause in sorted(run.unreachable.items())]
     for name, value in values:
         ET.SubElement(props, "property", name=name, value=value)
-
-
-def _first(message: str) -> str:
-    return message.splitlines()[0] if message else ""
 
 
 def _key(nodeid: str) -> tuple[str, str]:

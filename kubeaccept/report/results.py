@@ -118,6 +118,12 @@ class Run:
         return ("failed" if bad else "passed"), about
 
 
+def first_line(text: str, limit: int = 0) -> str:
+    """The first non-blank line, cut to `limit` characters (0: whole)."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if not limit or len(line) <= limit else line[:limit - 3] + "..."
+
+
 def subject_host(subject: str) -> str:
     return subject.split(":", 1)[0]
 

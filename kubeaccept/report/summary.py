@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..registry import AREAS
-from .results import Result, Run
+from .results import Result, Run, first_line
 
+LINE = 160  # a fix line longer than this is cut
 MARK = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
 
 
@@ -50,17 +51,12 @@ def counts_line(run: Run) -> str:
 
 def fix_line(r: Result) -> str:
     if r.outcome == "error" and r.host in ("", None) and not r.findings:
-        return f"{r.test}: {first_line(r.message)}"
+        return f"{r.test}: {first_line(r.message, LINE)}"
     fixes = r.fixes()
     if fixes:
-        return f"{r.test}: {first_line(fixes[0])}" + (f" (+{len(fixes) - 1} more)"
+        return f"{r.test}: {first_line(fixes[0], LINE)}" + (f" (+{len(fixes) - 1} more)"
                                                        if len(fixes) > 1 else "")
-    return f"{r.test}: {first_line(r.message) or 'see the failure above'}"
-
-
-def first_line(text: str) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= 160 else line[:157] + "..."
+    return f"{r.test}: {first_line(r.message, LINE) or 'see the failure above'}"
 
 
 def lines(run: Run, quiet: bool = False) -> list[str]:
