@@ -34,9 +34,16 @@ print(json.dumps({"rc": rc, "wall_s": time.monotonic() - t, "cpu_s": r.ru_utime 
 """
 
 
+# Both suites run as on an operator's machine: Python caches bytecode (this machine's
+# environment may turn that off), and the self-tests' hypothesis plugin, which imports all of
+# hypothesis at the end of every run (1 s), is not installed there.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+NO_DEV_PLUGINS = ["-p", "no:hypothesispytest"]
+
+
 def measure(argv: list[str]) -> dict:
     out = subprocess.run([sys.executable, "-c", MEASURE, *argv], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=ENV)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -86,10 +93,11 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path) -> lis
     out = []
     for name, argv, junit in (
             ("kubeaccept", [sys.executable, "-m", "pytest", f"--hosts={lab.inventory}",
-                            "tests", "-k", "node_", "-q", *xdist, f"--junitxml={tmp}/k.xml"],
+                            "tests", "-k", "node_", "-q", *xdist, *NO_DEV_PLUGINS,
+                            f"--junitxml={tmp}/k.xml"],
              tmp / "k.xml"),
             ("baseline", [sys.executable, "-m", "pytest", "-c", "benchmarks/baseline/pytest.ini",
-                          "benchmarks/baseline", f"--hosts={specs}", "-q", *xdist,
+                          "benchmarks/baseline", f"--hosts={specs}", "-q", *xdist, *NO_DEV_PLUGINS,
                           f"--junitxml={tmp}/b.xml"], tmp / "b.xml")):
         junit.unlink(missing_ok=True)
         r = one(lab, name, argv, junit)
@@ -101,7 +109,7 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path) -> lis
               f"({r['tests_per_s']}/s)  logins/host {r['logins_per_host']}  "
               f"commands/host {r['commands_per_host']}  rc {r['rc']}", flush=True)
     startup = measure([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "tests",
-                       "-k", "node_", "-q", "--collect-only", "-p", "no:cacheprovider"])
+                       "-k", "node_", "-q", "--collect-only", *NO_DEV_PLUGINS])
     out[0]["startup_s"] = round(startup["wall_s"], 2)  # interpreter, ansible, collection
     k, b = out
     print(f"{len(nodes):4} hosts kubeaccept start-up + collection {startup['wall_s']:.2f}s; "

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import time
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-from kubernetes.stream import stream
-from kubernetes.stream.ws_client import ERROR_CHANNEL
-
 from .kubeapi import Api
+
+# The Kubernetes client is imported where it is used: a run that never reaches the API does
+# not pay for it (0.2 s per process).
 
 NAMESPACE, NAME = "default", "dnsutils"
 COMMAND = ["nslookup", "kubernetes.default"]
@@ -30,6 +28,9 @@ def pod_manifest(image: str) -> dict:
 
 def ensure_pod(api: Api, image: str, timeout: float) -> tuple[dict | None, bool, str]:
     """(pod, created by us, problem): waits for the pod to be Running and Ready."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
     core = client.CoreV1Api(api.api_client)
     created = False
     path = f"/api/v1/namespaces/{NAMESPACE}/pods/{NAME}"
@@ -63,6 +64,10 @@ def ensure_pod(api: Api, image: str, timeout: float) -> tuple[dict | None, bool,
 
 def exec_lookup(api: Api, command: list[str] = COMMAND) -> str:
     """The command's stdout+stderr, through the apiserver's exec API (websocket)."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+    from kubernetes.stream.ws_client import ERROR_CHANNEL
+
     core = client.CoreV1Api(api.api_client)
     ws = stream(core.connect_get_namespaced_pod_exec, NAME, NAMESPACE, command=command,
                 stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
@@ -98,6 +103,9 @@ def _failure(text: str) -> str | None:
 
 
 def delete_pod(api: Api) -> None:
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
     core = client.CoreV1Api(api.api_client)
     try:
         core.delete_namespaced_pod(NAME, NAMESPACE, grace_period_seconds=0,

@@ -10,13 +10,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import urllib3
 import yaml
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
 
 from .apistate import ApiState
+
+if TYPE_CHECKING:  # the client is imported when the API is used (0.2 s per process)
+    from kubernetes.client import ApiClient
 from .inventory import Host, node_ip
 from .transport import CommandTimeout, Unreachable, as_root, sudo_refused
 
@@ -43,7 +45,7 @@ METADATA_ONLY = ("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,"
                  "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1")
 
 
-def raw_call(api_client: client.ApiClient, method: str, path: str, timeout, body=None,
+def raw_call(api_client: ApiClient, method: str, path: str, timeout, body=None,
              content_type: str | None = None, accept: str = "application/json") -> bytes:
     """One request with the client's credentials; HttpError for any non-2xx answer."""
     headers = {"Accept": accept}
@@ -60,7 +62,7 @@ def raw_call(api_client: client.ApiClient, method: str, path: str, timeout, body
 
 @dataclass
 class Api:
-    api_client: client.ApiClient
+    api_client: ApiClient
     endpoint: str
     source: str   # where the credentials came from
     timeout: tuple[float, float]
@@ -69,6 +71,8 @@ class Api:
     def get(self, path: str, missing_ok: bool = False,
             accept: str = "application/json") -> dict | None:
         """GET path -> JSON; None for a 404 when missing_ok."""
+        from kubernetes.client.rest import ApiException
+
         last: Exception | None = None
         for attempt in range(ATTEMPTS):
             try:
@@ -137,6 +141,9 @@ def connect(kubeconfig: dict, source: str, control_planes: list[Host],
             connect_timeout: float, read_timeout: float) -> Api:
     """An Api on the first server that answers /readyz: the kubeconfig's, then each
     control plane's own apiserver on 6443 (so a dead load balancer does not hide the rest)."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
     cfg = client.Configuration()
     try:
         config.load_kube_config_from_dict(kubeconfig, client_configuration=cfg)

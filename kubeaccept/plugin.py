@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from . import apiprobe, dnsutils, kubeapi
+from . import apiprobe, kubeapi
 from .apistate import ApiState
 from .checks import ClusterContext, NodeContext, controlplane
 from .checks.certs import CA
@@ -142,7 +142,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _default_timeout(config)
     try:
-        inventory = config.stash.get(LOADED, None) or load_hosts(spec, Path.cwd())
+        if is_worker and "kubeaccept_inventory" in config.workerinput:
+            inventory = Inventory.from_json(config.workerinput["kubeaccept_inventory"])
+        else:
+            inventory = config.stash.get(LOADED, None) or load_hosts(spec, Path.cwd())
         settings = _settings(config, inventory)
     except (InventoryError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -151,7 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
         shared = Path(config.workerinput["kubeaccept_facts_dir"])
     elif config.pluginmanager.hasplugin("xdist") and _xdist_workers(config):
         shared = Path(tempfile.mkdtemp(prefix="kubeaccept-facts-"))
-        config.pluginmanager.register(_XdistHooks(shared), "kubeaccept-xdist")
+        config.pluginmanager.register(_XdistHooks(shared, inventory), "kubeaccept-xdist")
     worker = (0, 1)
     if is_worker:
         wi = config.workerinput
@@ -221,11 +224,13 @@ def _xdist_workers(config: pytest.Config) -> bool:
 
 
 class _XdistHooks:
-    def __init__(self, shared: Path):
+    def __init__(self, shared: Path, inventory: Inventory):
         self.shared = shared
+        self.inventory = inventory.to_json()
 
     def pytest_configure_node(self, node) -> None:
         node.workerinput["kubeaccept_facts_dir"] = str(self.shared)
+        node.workerinput["kubeaccept_inventory"] = self.inventory
 
     def pytest_unconfigure(self) -> None:
         shutil.rmtree(self.shared, ignore_errors=True)
@@ -368,6 +373,7 @@ def api(request: pytest.FixtureRequest, api_state, kube) -> ApiState:
 @pytest.fixture(scope="session")
 def dns_lookup(request: pytest.FixtureRequest, kube):
     """nslookup kubernetes.default from the dnsutils pod (see kubeaccept.dnsutils)."""
+    from . import dnsutils
     from .checks.dns import DnsLookup
 
     if isinstance(kube, str):

@@ -5,19 +5,23 @@
 tok=$1; pt=$2; dns=$3; shift 3
 sec() { printf '\n@@%s %s\n' "$tok" "$1"; }
 have() { command -v "$1" >/dev/null 2>&1; }
+# A one-line file (/proc/sys) read by the shell itself: every fork is node CPU, per host.
+val() { v=; [ -r "$1" ] && { IFS= read -r v || [ -n "$v" ]; } < "$1"; }
 PATH=$PATH:/usr/sbin:/sbin; export PATH LC_ALL=C
 
-sec hostname; cat /proc/sys/kernel/hostname
-sec kernel; uname -r
-sec os; sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null
+sec hostname; val /proc/sys/kernel/hostname && printf '%s\n' "$v"
+sec kernel; val /proc/sys/kernel/osrelease && printf '%s\n' "$v"
+sec os
+while IFS= read -r l || [ -n "$l" ]; do
+  case $l in PRETTY_NAME=*) printf '%s\n' "${l#PRETTY_NAME=}" ;; esac
+done 2>/dev/null < /etc/os-release
 sec id; id -u
 sec sysctl
 for f in /proc/sys/net/ipv4/conf/*/rp_filter; do
-  i=${f#/proc/sys/net/ipv4/conf/}; echo "net.ipv4.conf.${i%/rp_filter}.rp_filter $(cat "$f")"
+  i=${f#/proc/sys/net/ipv4/conf/}; val "$f" && echo "net.ipv4.conf.${i%/rp_filter}.rp_filter $v"
 done
-for k in net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables; do
-  [ -r "/proc/sys/$k" ] && echo "$(echo "$k" | tr / .) $(cat "/proc/sys/$k")"
-done
+val /proc/sys/net/ipv4/ip_forward && echo "net.ipv4.ip_forward $v"
+val /proc/sys/net/bridge/bridge-nf-call-iptables && echo "net.bridge.bridge-nf-call-iptables $v"
 sec swaps; cat /proc/swaps
 # What systemd will start at boot: swap units (and their enabling/masking symlinks), the
 # zram generator and its configs, the kernel command line, /dev/disk links for UUID= & co.
@@ -41,16 +45,16 @@ for f in /usr/lib/systemd/system-generators/zram-generator \
          /lib/systemd/system-generators/zram-generator; do
   [ -e "$f" ] && echo "zram-generator $f"
 done
-echo "cmdline $(cat /proc/cmdline 2>/dev/null)"
+val /proc/cmdline; echo "cmdline $v"
 for d in by-uuid by-label by-partuuid by-partlabel; do
   for l in /dev/disk/$d/*; do [ -L "$l" ] && echo "disk $l"; done
 done
 [ -r /sys/module/zswap/parameters/enabled ] && \
   echo "zswap $(cat /sys/module/zswap/parameters/enabled)"
 # which swap devices and files named by fstab or by units exist
-{ awk '$1 !~ /^#/ && $3 == "swap" {print $1}' /etc/fstab 2>/dev/null
-  cat /etc/systemd/system/*.swap /run/systemd/system/*.swap 2>/dev/null | sed -n 's/^What=//p'
-} | while read -r src; do
+awk 'FILENAME == "/etc/fstab" { if ($1 !~ /^#/ && $3 == "swap") print $1; next }
+     sub(/^What=/, "")' /etc/fstab /etc/systemd/system/*.swap /run/systemd/system/*.swap \
+  2>/dev/null | while read -r src; do
   case $src in /*) [ -e "$src" ] && echo "exists $src" ;; esac
 done
 for f in /etc/fstab /etc/docker/daemon.json /etc/containerd/config.toml \
@@ -63,7 +67,7 @@ sec certificates
 # Certificates only (never keys): kubeadm's PKI, the kubeconfigs' client certificates, and
 # kubelet's client certificate (its .pem also holds the key: keep the certificate block).
 for f in /etc/kubernetes/pki/*.crt /etc/kubernetes/pki/etcd/*.crt; do
-  [ -f "$f" ] && echo "$f $(base64 -w0 < "$f")"
+  [ -f "$f" ] && { printf '%s ' "$f"; base64 -w0 < "$f"; echo; }
 done
 for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf \
          /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf; do
@@ -128,12 +132,15 @@ done
 # "!missing TOOL": the checks say what is not installed and what they needed it for
 # One ss for both: -p reads every process's fds, the costly part (44 ms with 900 processes).
 # Its Netid column says which section a line belongs to; other lines (errors) go to both.
-if have ss; then l=$(ss -Htulnp 2>&1); else l="!missing ss"; fi
-sec listen-tcp; printf '%s\n' "$l" | sed -n -e '/^udp /d' -e '/^tcp /{s/^tcp  *//p;d;}' -e p
-sec listen-udp; printf '%s\n' "$l" | sed -n -e '/^tcp /d' -e '/^udp /{s/^udp  *//p;d;}' -e p
+{ if have ss; then ss -Htulnp 2>&1; else echo "!missing ss"; fi; } | awk -v t="$tok" '
+  /^tcp / { sub(/^tcp  */, ""); tcp = tcp $0 "\n"; next }
+  /^udp / { sub(/^udp  */, ""); udp = udp $0 "\n"; next }
+  { tcp = tcp $0 "\n"; udp = udp $0 "\n" }
+  END { printf "\n@@%s listen-tcp\n%s\n@@%s listen-udp\n%s", t, tcp, t, udp }'
 sec addresses; if have ip; then ip -o -4 addr show 2>&1; else echo "!missing ip"; fi
 sec links; if have ip; then ip -o link show 2>&1; else echo "!missing ip"; fi
-sec bridges; ls -d /sys/class/net/*/bridge /sys/class/net/*/brif/* 2>/dev/null
+sec bridges
+for d in /sys/class/net/*/bridge /sys/class/net/*/brif/*; do [ -e "$d" ] && echo "$d"; done
 sec iptables-save
 if have iptables-save; then iptables-save 2>&1; echo "!exit $?"; else echo "!missing iptables-save"; fi
 if have iptables-legacy-save; then
@@ -177,7 +184,7 @@ case $rc in
   *) echo "$t closed $(printf %s "$err" | tail -n 1 | sed "s/.*: //")" ;;
 esac'
 # Bounded parallelism: a control plane of a large cluster probes every node's kubelet.
-first=$(for t in "$@"; do echo "$t"; done | xargs -r -P 16 -n 1 sh -c "$probe" "$pt")
+first=$(printf '%s\n' "$@" | xargs -r -P 16 -n 1 sh -c "$probe" "$pt")
 printf '%s\n' "$first" | grep -v ' timeout$'
 # A timeout on a busy node is not yet a verdict: ask again, fewer at a time.
 printf '%s\n' "$first" | sed -n 's/ timeout$//p' | xargs -r -P 4 -n 1 sh -c "$probe" "$pt"

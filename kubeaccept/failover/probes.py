@@ -9,8 +9,6 @@ import json
 import shlex
 import time
 
-from kubernetes import client, config
-
 from .. import apiprobe, dnsutils
 from ..checks.dns import parse_lookup
 from ..inventory import Host
@@ -24,6 +22,8 @@ TIMEOUT = (1.0, 2.0)  # connect, read: a sample must not outlive the sampling in
 
 def short_api(kubeconfig: dict, server: str, source: str,
               timeout: tuple[float, float] = TIMEOUT) -> Api:
+    from kubernetes import client, config
+
     cfg = client.Configuration()
     config.load_kube_config_from_dict(kubeconfig, client_configuration=cfg)
     cfg.host = server

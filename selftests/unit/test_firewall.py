@@ -476,3 +476,25 @@ def test_parse_errors_outside_rules():
         parse_iptables_save("-A INPUT -j ACCEPT\n")
     with pytest.raises(ParseError, match="line 2: .*no COMMIT"):
         parse_iptables_save("# x\n*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\n")
+
+
+
+def test_plain_rules_split_as_shlex_does(monkeypatch):
+    """Rules without quotes, backslashes or unusual whitespace are split with str.split (a
+    200-node run parses tens of thousands): the parse must equal shlex's on a real Calico
+    dump (quoted comments), on kube-proxy's rules and on escapes and odd whitespace."""
+    import re
+    from pathlib import Path
+
+    import kubeaccept.firewall as fw
+
+    dump = (Path(__file__).parent / "fixtures/firewall/calico-ipip.iptables-save").read_text()
+    kube = f"*filter\n:INPUT ACCEPT [0:0]\n{KUBE_PROXY_CHAINS}{KUBE_PROXY_RULES}COMMIT\n"
+    odd = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.0.0.1/32 -m comment --comment a\\ b "
+           "-j DROP\n-A INPUT -m comment --comment caf\xe9 -j ACCEPT\nCOMMIT\n")
+    rules = [r for r in (dump + kube).splitlines() if r.startswith("-A ")]
+    assert any(fw._NOT_PLAIN.search(r) for r in rules)  # shlex runs on some (Calico's all)
+    assert any(not fw._NOT_PLAIN.search(r) for r in rules)  # str.split on others
+    fast = [parse_iptables_save(t) for t in (dump, kube, odd)]
+    monkeypatch.setattr(fw, "_NOT_PLAIN", re.compile(""))  # shlex for every rule
+    assert fast == [parse_iptables_save(t) for t in (dump, kube, odd)]
