@@ -54,6 +54,7 @@ class FactStore:
         self.logins = 0
         self._parsed: dict[str, facts.NodeFacts | str] = {}
         self._connections: dict[str, Connection | LocalConnection] = {}
+        self._peers: dict[str, Peers] = {}
         self._locks = {h.name: threading.Lock() for h in inventory.hosts}
 
     def get(self, host: Host) -> facts.NodeFacts | str:
@@ -68,7 +69,9 @@ class FactStore:
 
     def peers(self, host: Host) -> Peers:
         """The other hosts' facts, read only when a check asks for one."""
-        return Peers(self, host)
+        if host.name not in self._peers:
+            self._peers[host.name] = Peers(self, host)
+        return self._peers[host.name]
 
     def prefetch(self, hosts) -> None:
         hosts = [h for h in hosts if h.name not in self._parsed]

@@ -7,6 +7,7 @@ Verdict.uncertain so that a verdict is never silently built on a guess.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import shlex
@@ -252,6 +253,21 @@ def parse_iptables_save(text: str, source: str = "iptables-save") -> Ruleset:
     return Ruleset(tables, source)
 
 
+# The same few addresses are matched against rules tens of thousands of times in a big run.
+_address = functools.lru_cache(maxsize=8192)(ipaddress.ip_address)
+
+
+def source_networks(ruleset: Ruleset, table: str = "filter") -> tuple:
+    """The networks `table`'s rules match source addresses against. A source address is all
+    the evaluation reads of it, and only through these: two packets that differ only in
+    their source get the same verdict when each network holds both or neither."""
+    tbl = ruleset.tables.get(table)
+    if tbl is None:
+        return ()
+    return tuple(dict.fromkeys(m.value for ch in tbl.chains.values() for r in ch.rules
+                               for m in r.matches if m.kind == "src"))
+
+
 def _check(m: _Match, pkt: Packet, mark: int) -> bool | None:
     kind, v = m.kind, m.value
     if kind == "unknown":
@@ -259,7 +275,7 @@ def _check(m: _Match, pkt: Packet, mark: int) -> bool | None:
     if kind == "proto":
         hit = v == "all" or v == pkt.proto.lower()
     elif kind in ("src", "dst"):
-        hit = ipaddress.ip_address(pkt.src if kind == "src" else pkt.dst) in v
+        hit = _address(pkt.src if kind == "src" else pkt.dst) in v
     elif kind in ("in", "out"):
         iface = pkt.in_iface if kind == "in" else pkt.out_iface
         if iface is None:

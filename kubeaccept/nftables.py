@@ -9,7 +9,9 @@ this module cannot decide is not taken and is reported in Verdict.uncertain."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
+import re
 from dataclasses import dataclass
 
 from .firewall import Packet, Rule, Verdict
@@ -54,6 +56,18 @@ class NftRuleset:
         return sorted(chains, key=lambda c: c.priority)
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _brackets_deep(text: str) -> int:
+    """How deep the text's brackets nest, strings left out: a bound on the document's
+    nesting found at C speed (walking the parsed document costs 2 ms per node)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
 def _nesting(doc) -> int:
     deepest, stack = 0, [(doc, 1)]
     while stack:
@@ -81,7 +95,7 @@ def parse(text: str) -> NftRuleset:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise NftError(f"nft -j list ruleset: not JSON ({exc})") from None
-    if _nesting(doc) > _MAX_NESTING:
+    if _brackets_deep(text) >= _MAX_NESTING and _nesting(doc) > _MAX_NESTING:
         raise NftError(f"nft -j list ruleset: nested deeper than {_MAX_NESTING} levels")
     items = doc.get("nftables", []) if isinstance(doc, dict) else []
     if not isinstance(items, list):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -42,13 +43,24 @@ NODEPORT_RANGE = (30000, 32767)
 
 def served(roles, version: tuple[int, int] | None) -> list[Port]:
     """Ports a host with these roles must listen on, for this Kubernetes version (None: current)."""
-    return [p for p in PORTS
-            if set(p.roles) & set(roles) and (p.until is None or (version and version < p.until))]
+    return list(_served(frozenset(roles), version))
+
+
+@functools.lru_cache(maxsize=256)
+def _served(roles: frozenset, version: tuple[int, int] | None) -> tuple[Port, ...]:
+    return tuple(p for p in PORTS if set(p.roles) & roles
+                 and (p.until is None or (version and version < p.until)))
 
 
 def reachable_from(target_roles, source_roles) -> list[Port]:
-    """Ports of a target that a source must be able to connect to."""
-    return [p for p in served(target_roles, None) if set(p.reach_from) & set(source_roles)]
+    """Ports of a target that a source must be able to connect to (asked for every pair of
+    hosts: cached by roles)."""
+    return list(_reachable(frozenset(target_roles), frozenset(source_roles)))
+
+
+@functools.lru_cache(maxsize=256)
+def _reachable(target_roles: frozenset, source_roles: frozenset) -> tuple[Port, ...]:
+    return tuple(p for p in _served(target_roles, None) if set(p.reach_from) & source_roles)
 
 
 # --probe-sources auto: every source below this many hosts, else one per port

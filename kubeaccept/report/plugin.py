@@ -124,6 +124,7 @@ class Collector:
         outcome = _outcome(report)
         if not rec or outcome is None:
             return
+        rec = json.loads(rec)
         message = _message(report, outcome)
         props = {k: str(v) for k, v in report.user_properties}
         result = self.by_nodeid.get(report.nodeid)

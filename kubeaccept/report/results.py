@@ -104,13 +104,25 @@ class Run:
         roles = next((h["roles"] for h in self.hosts if h["name"] == host), [])
         return roles[0] if roles else ""
 
+    def _index(self) -> dict[tuple[str, str | None], list[Result]]:
+        """(check, host) -> results; rebuilt when results were added (a 200-host matrix asks
+        for thousands of cells)."""
+        cached = self.__dict__.get("_by_cell")
+        if cached is None or cached[0] != (id(self.results), len(self.results)):
+            index: dict[tuple[str, str | None], list[Result]] = {}
+            for r in self.results:
+                index.setdefault((r.check, r.host), []).append(r)
+            cached = self.__dict__["_by_cell"] = ((id(self.results), len(self.results)), index)
+        return cached[1]
+
     def cell(self, host: str | None, check: str) -> tuple[str, list[Result]]:
         """The matrix cell of `host` × `check`: a per-host check's own test, or for a cluster
         check the findings whose subject is that host (`w1`, `w1:detail`)."""
-        own = [r for r in self.results if r.check == check and r.host == host]
+        index = self._index()
+        own = index.get((check, host), [])
         if own or host is None:
             return worst(own), own
-        cluster = [r for r in self.results if r.check == check and r.host is None]
+        cluster = index.get((check, None), [])
         about = [r for r in cluster if any(subject_host(f.subject) == host for f in r.findings)]
         if not about:
             return "", []

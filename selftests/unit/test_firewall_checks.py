@@ -193,3 +193,29 @@ def test_rules_are_parsed_once_per_node_for_both_firewall_checks(monkeypatch):
     forward = failed(firewall.firewall_forward(ctx))
     assert forward and not failed(firewall.firewall_input(ctx))
     assert calls == ["iptables-save"]
+
+
+def test_input_is_evaluated_once_per_class_of_source(monkeypatch):
+    """40 workers send VXLAN to w1: a rule that drops one of them, and one that drops a /28 of
+    them, must block exactly those peers, while the rules are walked once per class of
+    source (in or out of each -s network), not once per peer."""
+    me = host("w1", "192.0.2.21")
+    peers = [(host("cp1", "192.0.2.11", (CONTROL_PLANE,)), facts("cp1"))]
+    peers += [(host(f"w{i}", f"198.51.100.{i}"), facts(f"w{i}")) for i in range(2, 42)]
+    text = OPEN.replace("COMMIT", "-A INPUT -s 198.51.100.7/32 -p udp --dport 8472 -j DROP\n"
+                        "-A INPUT -s 198.51.100.32/28 -p udp --dport 8472 -j REJECT\n"
+                        "-A INPUT ! -s 127.0.0.0/8 -d 127.0.0.0/8 -j DROP\nCOMMIT")
+    ctx = context(facts("w1", addresses="2: eth0    inet 192.0.2.21/24 brd x scope global eth0",
+                        iptables_save=text), me, peers=peers)
+    walks = []
+    real = firewall.evaluate
+    monkeypatch.setattr(firewall, "evaluate", lambda *a, **k: walks.append(a[2].src) or
+                        real(*a, **k))
+    out = failed(firewall.firewall_input(ctx))
+    assert [f.subject for f in out] == ["w1:udp/8472"]
+    assert "from w7: DROP by INPUT rule 1" in out[0].observed
+    assert "from w32, w33, w34, w35, w36, w37, w38, w39, w40, w41: REJECT by INPUT rule 2" \
+        in out[0].observed
+    # per port: the one source of cp1 (kubelet) or a few classes, never one walk per peer
+    assert len(walks) < 3 * len(firewall._inbound(ctx)), len(walks)
+    assert walks.count("198.51.100.7") == 1  # 8472 from w7: its own class
