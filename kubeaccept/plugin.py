@@ -286,14 +286,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config, items) -> Non
                                     "file or directory, e.g. --hosts=inventory, or "
                                     "ssh://user@host specs)")
         return
-    names = set()
-    for item in items:
-        host = item.callspec.params.get("node") if hasattr(item, "callspec") else None
-        if host:
-            names.add(host.name)
-            # --dist loadgroup (kubeaccept's default under xdist): a host's tests run on one
-            # worker, which alone reads and parses that host's facts
-            item.add_marker(pytest.mark.xdist_group(host.name))
+    names = {item.callspec.params["node"].name for item in items
+             if hasattr(item, "callspec") and item.callspec.params.get("node")}
     state.selected = [h for h in state.inventory.hosts if h.name in names]
 
 
