@@ -90,6 +90,10 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path) -> lis
                       "  StrictHostKeyChecking yes\n")
     specs = ",".join(f"paramiko://root@{h.ip}?ssh_config={config}" for h in nodes)
     xdist = ["-n", n] if n != "0" else []
+    baseline = ["-c", "benchmarks/baseline/pytest.ini", "benchmarks/baseline"]
+    for argv in ([f"--hosts={lab.inventory}", "tests"], [*baseline, f"--hosts={specs}"]):
+        # warm-up, not measured: writes the bytecode caches a first run would compile
+        measure([sys.executable, "-m", "pytest", *argv, "-q", "--collect-only", *NO_DEV_PLUGINS])
     out = []
     for name, argv, junit in (
             ("kubeaccept", [sys.executable, "-m", "pytest", f"--hosts={lab.inventory}",

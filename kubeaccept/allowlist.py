@@ -30,13 +30,19 @@ _ETCDCTL = (r"--endpoints=https://127\.0\.0\.1:2379 --cacert=\S+ --cert=\S+ --ke
             r"(?:member list|endpoint status --cluster|endpoint health --cluster)")
 _ADDR = r"[0-9a-fA-F.:\[\]]+"
 
+# The facts script's two awk programs, as written in it: swap sources from fstab and .swap
+# units, and ss's lines split by protocol (-v t=TOKEN, the section marker)
+_AWK_PROGRAMS = re.findall(r"awk (?:-v t=\"\$tok\" )?'(.*?)'", SCRIPT, re.S)
+_AWK = (re.escape(_AWK_PROGRAMS[0]) + r"(?: /etc/fstab| /(?:etc|run)/systemd/system/\S*\.swap)*",
+        r"-v t=[0-9a-f]{16} " + re.escape(_AWK_PROGRAMS[1]))
+
 # program -> the arguments (joined by spaces) it may be run with
 PROGRAMS: dict[str, re.Pattern] = {name: re.compile(rx, re.S) for name, rx in {
     # readers and text tools of the facts script (never with an output or in-place flag)
     "cat": r"[^>]*", "head": r"-(?:n \d+|c \d+)(?: \S+)?", "tail": r"-n \d+",
     "tr": r".*", "base64": r"(?:-w0)?", "wc": r"-c", "ls": r"-d .*", "readlink": r"\S+",
     "stat": r"-fc %T /sys/fs/cgroup", "grep": r"-v .*", "id": r"-u", "uname": r"-r",
-    "awk": r"\$1 !~ /\^#/ && \$3 == \"swap\" \{print \$1\} /etc/fstab",
+    "awk": "|".join(_AWK),
     "sed": r"(?!.*(?:^| )-i)(?:-E |-n )?.*", "printf": _ANY.pattern, "echo": _ANY.pattern,
     "xargs": r"-r -P \d+ -n 1 sh -c .*", "timeout": r"(?:-k \d+ )?\d+ .*",
     "nc": r"-z -w \S+ " + _ADDR + r" \d+",
