@@ -36,6 +36,13 @@ def leftovers(state_dir: Path) -> list[str]:
     return found
 
 
+def _start_time(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 NEIGH = [Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}") for i in (1, 2, 3)]
 
 
@@ -43,9 +50,11 @@ def test_down_removes_everything(lab):
     sysctls = [p.read_text() for p in NEIGH]
     # the pod sandboxes' pause processes live in namespaces of their own: they go too
     pauses = [json.loads(f.read_text())["pid"] for f in (lab.dir / "pods").glob("*.json")]
-    assert pauses and all(Path(f"/proc/{p}").exists() for p in pauses)
+    # (pid, start time): pid_max may be 32768, and a rebuild can hand a pid out again
+    started = {(p, _start_time(p)) for p in pauses}
+    assert pauses and all(s is not None for _, s in started)
     lab.up(70)  # rebuilds, without the control plane; 74 hosts outgrow the default ARP table
-    assert not any(Path(f"/proc/{p}").exists() for p in pauses)
+    assert not any(_start_time(p) == s for p, s in started)
     assert len(lab.hosts) == 74 and not lab.problems()
     assert int(NEIGH[2].read_text()) >= 74 * 16
     lab.inject("swap-active")
