@@ -164,7 +164,6 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
     zones = parse_zones(firewalld)[0] if firewalld else []
     findings = []
     key = _source_key(sets, "INPUT")
-    keys = {}
     for label, proto, number, sources in _inbound(ctx):
         blocked: dict[str, list[str]] = {}
         uncertain: set[str] = set()
@@ -179,12 +178,11 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
         verdicts: dict[tuple, Verdict | None] = {}
         for src in sources:
             address = node_ip(src)
-            if address not in keys:
-                keys[address] = key(address)
-            if keys[address] not in verdicts:
+            cls = key(address)  # cached across nodes by _source_class
+            if cls not in verdicts:
                 packet = Packet(proto, address, ctx.ip, number, in_iface=iface)
-                verdicts[keys[address]] = _worst(sets, "INPUT", packet)
-            verdict = verdicts[keys[address]]
+                verdicts[cls] = _worst(sets, "INPUT", packet)
+            verdict = verdicts[cls]
             if verdict is None:
                 continue
             uncertain.update(verdict.uncertain)
