@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kubeaccept.lab.lab import Lab
 from kubeaccept.lab.plan import DEFAULT_STATE_DIR
+from kubeaccept.lab.system import LabError, entered
 
 ROOT = Path(__file__).resolve().parents[1]
 # Runs a command and prints, as JSON on its last line, the resources of its process tree.
@@ -58,9 +59,9 @@ def node_cpu(lab: Lab) -> float:
     total = 0.0
     for pids in lab.state.get("pids", {}).values():
         try:
-            with open(f"/proc/{pids['sshd']}/stat") as f:
+            with open(f"/proc/{entered(pids['sshd'])}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-        except (KeyError, OSError):
+        except (KeyError, OSError, LabError):
             continue
         total += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime
     return total

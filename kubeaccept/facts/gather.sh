@@ -130,7 +130,7 @@ for c in containerd dockerd cri-dockerd crio; do
   have "$c" && echo "$c $(timeout 5 "$c" --version 2>&1 | head -n 2 | tr '\n' ' ')"
 done
 # "!missing TOOL": the checks say what is not installed and what they needed it for
-# One ss for both: -p reads every process's fds, the costly part (44 ms with 900 processes).
+# One ss for both: -p reads every process's fds, the costly part on a node with many.
 # Its Netid column says which section a line belongs to; other lines (errors) go to both.
 { if have ss; then ss -Htulnp 2>&1; else echo "!missing ss"; fi; } | awk -v t="$tok" '
   /^tcp / { sub(/^tcp  */, ""); tcp = tcp $0 "\n"; next }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import allowlist
+from .system import entered
 
 # Written by the lab's own daemons while it runs, never by a client
 BUSY = ("varlib.upper/etcd/",)
@@ -91,7 +92,7 @@ class Tracer:
     def __enter__(self) -> Tracer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for h in self.lab.hosts:
-            pid = self.lab.state["pids"][h.name]["sshd"]
+            pid = entered(self.lab.state["pids"][h.name]["sshd"])
             self.procs[h.name] = subprocess.Popen(
                 ["strace", "-f", "-qq", "-e", "trace=execve", "-e", "signal=none", "-s", "1048576",
                  "-o", str(self.out_dir / f"{h.name}.trace"), "-p", str(pid)],

@@ -1,5 +1,6 @@
-"""One lab host: a network namespace + a private mount/UTS namespace held by an anchor
-process, its own sshd, the role's listeners, sysctls, iptables rules and node files."""
+"""One lab host: a network namespace + private mount, UTS and PID namespaces held by an
+anchor process (the host's PID 1), its own sshd, the role's listeners, sysctls, iptables
+rules and node files."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from pathlib import Path
 from ..ports import served
 from ..roles import LB
 from . import nodefiles
-from .plan import BRIDGE, NODE_NETWORK, VIP, LabHost
-from .system import LabError, alive, group_alive, run, spawn
+from .plan import BRIDGE, HOST_PROC, NODE_NETWORK, VIP, LabHost
+from .system import LabError, alive, child, group_alive, run, spawn
+
+# PID 1 of a lab host: reaps the orphans the kernel hands it (a bare `sleep` would leave them
+# zombies), and like any PID 1 ignores signals it has no handler for.
+REAPER = "while :; do sleep 3600 & wait; done"
 
 HEALTHY_SYSCTLS = {
     "net.ipv4.ip_forward": "1",
@@ -87,24 +92,32 @@ class HostRuntime:
             f"mount -t overlay overlay -o lowerdir={self.state_dir}/hostbin:/usr/local/bin "
             "/usr/local/bin && "
             "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/sshd && "
-            f"hostname {self.host.name} && touch {ready} && exec sleep infinity"
+            # The host's own PID namespace and /proc, as a real node has: `ps`, `ss -p` see
+            # its processes only (`ss -p` reads every process's fds). The machine's /proc stays
+            # at HOST_PROC for the lab's own bookkeeping (podexec records pause pids as the
+            # machine sees them: `down` kills by those).
+            f"mkdir -p {HOST_PROC} && mount --bind /proc {HOST_PROC} && "
+            "mount -t proc proc /proc && "
+            f"hostname {self.host.name} && touch {ready} && exec sh -c {shlex.quote(REAPER)}"
         )
         pid = spawn(["ip", "netns", "exec", self.host.netns, "unshare", "--mount", "--uts",
-                     "--propagation", "private", "--", "sh", "-c", mounts], str(d / "anchor.log"))
+                     "--pid", "--fork", "--propagation", "private", "--", "sh", "-c", mounts],
+                    str(d / "anchor.log"))
         deadline = time.monotonic() + 10
         while not ready.exists():
             if not alive(pid) or time.monotonic() > deadline:
                 log = (d / "anchor.log").read_text(errors="replace").strip()
                 raise LabError(f"{self.host.name}: namespace setup failed: {log[-300:]}")
             time.sleep(0.02)
-        self.state["anchor"] = pid
+        # unshare waits outside; its child is the host's PID 1, in all the host's namespaces
+        self.state["anchor"] = child(pid)
 
     # --- running things inside ------------------------------------------------------------
     def enter(self) -> list[str]:
         pid = self.state.get("anchor")
         if not alive(pid):
             raise LabError(f"{self.host.name} is not running (lab down? run `up`)")
-        return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "--"]
+        return ["nsenter", "-t", str(pid), "-m", "-u", "-n", "-p", "--"]
 
     def sh(self, script: str, check: bool = True) -> str:
         return run(*self.enter(), "sh", "-c", script, check=check)

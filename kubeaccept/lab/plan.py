@@ -20,6 +20,8 @@ NETNS_PREFIX = "kalab-"
 # The PATH of the lab's own commands inside hosts and pods (kwok's gets the exec shims first).
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_STATE_DIR = Path("/var/tmp/kubeaccept-lab")
+# Inside a lab host: the machine's /proc (the host's own /proc shows its PID namespace only).
+HOST_PROC = "/run/kubeaccept-lab/proc"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .cluster import DNS_IP, Kube
-from .plan import DEFAULT_STATE_DIR, SYSTEM_PATH, VIP
+from .plan import DEFAULT_STATE_DIR, HOST_PROC, SYSTEM_PATH, VIP
 from .podnet import gateway
 from .system import LabError, alive
 
@@ -67,10 +67,11 @@ def sandbox(pod_ref: str, state_dir: Path = DEFAULT_STATE_DIR) -> tuple[int, Pat
     resolv = record.with_suffix(".resolv.conf")
     if record.exists():
         old = json.loads(record.read_text())
-        if old.get("ip") == ip and alive(old.get("pid")):
-            return old["pid"], resolv
-        if alive(old.get("pid")):
-            os.kill(old["pid"], 9)
+        mine = old.get("node_pid", old.get("pid"))
+        if old.get("ip") == ip and alive(mine):
+            return mine, resolv
+        if alive(mine):
+            os.kill(mine, 9)
     record.parent.mkdir(parents=True, exist_ok=True)
     resolv.write_text(RESOLV.format(ns=ns))
     pause = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"],
@@ -93,8 +94,27 @@ def sandbox(pod_ref: str, state_dir: Path = DEFAULT_STATE_DIR) -> tuple[int, Pat
     _run(*enter, "ip", "addr", "add", f"{ip}/{prefix}", "dev", "eth0")
     _run(*enter, "ip", "link", "set", "eth0", "up")
     _run(*enter, "ip", "route", "add", "default", "via", gateway(cidr))
-    record.write_text(json.dumps({"pid": pause.pid, "ip": ip, "node": node["metadata"]["name"]}))
+    # "pid" as the machine numbers it (`down`, power-off and rollouts kill by it from outside
+    # the node), "node_pid" as the node does (this module, inside it)
+    record.write_text(json.dumps({"pid": _machine_pid(pause.pid), "node_pid": pause.pid,
+                                  "ip": ip, "node": node["metadata"]["name"]}))
     return pause.pid, resolv
+
+
+def _machine_pid(pid: int) -> int:
+    """`pid` (a child of this process) as the machine numbers it: a lab host has a PID
+    namespace of its own, with the machine's /proc at HOST_PROC."""
+    if not os.path.isdir(f"{HOST_PROC}/self"):
+        return pid  # not in a lab host's PID namespace: one numbering
+    me = os.readlink(f"{HOST_PROC}/self")
+    if me == str(os.getpid()):
+        return pid
+    with open(f"{HOST_PROC}/{me}/task/{me}/children") as f:
+        kids = [int(k) for k in f.read().split()]
+    # our only child (the subprocess.run calls before it have been reaped)
+    if len(kids) != 1:
+        raise LabError(f"cannot tell pause pid {pid} on the machine: children {kids}")
+    return kids[0]
 
 
 def exec_in(pod_ref: str, argv: list[str], state_dir: Path = DEFAULT_STATE_DIR) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 # Debian package for each command the lab runs.
 REQUIRED = {
@@ -69,3 +70,32 @@ def group_alive(pgid: int) -> bool:
         if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
             return True
     return False
+
+
+def child(pid: int, timeout: float = 5) -> int:
+    """The one child of `pid` (unshare --fork's, nsenter -p's: the process in the new PID
+    namespace), as this machine numbers it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        if kids:
+            return int(kids[0])
+        if time.monotonic() > deadline or not alive(pid):
+            raise LabError(f"process {pid} has no child (did it exit?)")
+        time.sleep(0.01)
+
+
+def entered(pid: int) -> int:
+    """The process a lab host runs for `pid`: nsenter -p (HostRuntime.start) forks it into the
+    host's PID namespace and waits; anything else is itself."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() != "nsenter":
+                return pid
+    except OSError:
+        return pid
+    return child(pid)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import yaml
 
@@ -35,6 +38,27 @@ def test_hosts_have_their_own_identity(lab):
     w1 = lab.runtime(lab.host("w1"))
     assert "native.cgroupdriver=systemd" in w1.sh("cat /etc/docker/daemon.json")
     assert "daemon.json" not in lab.runtime(lab.host("w2")).sh("ls /etc/docker 2>/dev/null; true")
+
+
+def test_hosts_have_their_own_processes(lab):
+    """A node's /proc shows its own processes only, as a real node's does (`ss -p` reads every
+    process's fds: with the whole machine's it costs a lab node 5x), and the lab knows each pod
+    sandbox by the machine's pid, which `down` and power-off kill by."""
+    machine = sum(1 for d in Path("/proc").iterdir() if d.name.isdigit())
+    for h in lab.hosts:
+        rt = lab.runtime(h)
+        names = rt.sh("cat /proc/[0-9]*/comm").split()
+        assert "sshd" in names and len(names) < 40 < machine, (h.name, names)
+        assert rt.sh("cat /proc/1/cmdline | tr '\\0' ' '").startswith("sh -c while"), h.name
+    records = [json.loads(f.read_text()) for f in (lab.dir / "pods").glob("*.json")]
+    assert records
+    for r in records:
+        anchor = lab.state["pids"][r["node"]]["anchor"]
+        assert Path(f"/proc/{r['pid']}/cmdline").read_bytes() == b"sleep\0infinity\0"
+        assert (os.readlink(f"/proc/{r['pid']}/ns/pid") == os.readlink(f"/proc/{anchor}/ns/pid")
+                != os.readlink("/proc/self/ns/pid"))
+        node_view = lab.runtime(lab.host(r["node"])).sh(f"cat /proc/{r['node_pid']}/cmdline")
+        assert node_view == "sleep\0infinity\0"
 
 
 def test_no_route_out_of_the_lab(lab):
