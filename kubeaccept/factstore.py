@@ -56,6 +56,8 @@ class FactStore:
         self._connections: dict[str, Connection | LocalConnection] = {}
         self._peers: dict[str, Peers] = {}
         self._locks = {h.name: threading.Lock() for h in inventory.hosts}
+        self._pool: ThreadPoolExecutor | None = None
+        self._queued: set[str] = set()
 
     def get(self, host: Host) -> facts.NodeFacts | str:
         """The host's facts, or the one-line reason there are none ("unreachable: …").
@@ -73,21 +75,29 @@ class FactStore:
             self._peers[host.name] = Peers(self, host)
         return self._peers[host.name]
 
-    def prefetch(self, hosts) -> None:
-        hosts = [h for h in hosts if h.name not in self._parsed]
-        start = len(hosts) * self.worker[0] // max(1, self.worker[1])
-        hosts = hosts[start:] + hosts[:start]
-        if hosts:
-            pool = ThreadPoolExecutor(max_workers=min(32, len(hosts)))
-            try:
-                list(pool.map(self.get, hosts))
-            finally:
-                # not `with`: after pytest-timeout's Timeout, waiting here for a hung gather
-                # would undo the per-test timeout (the command timeout still bounds it)
-                pool.shutdown(wait=False, cancel_futures=True)
+    def prefetch(self, hosts, wait: bool = True) -> None:
+        """Gather the hosts' facts, 32 at a time; `wait=False`: in the background, so that the
+        tests of the hosts gathered first run while the others are gathered (get() waits for
+        its own host only)."""
+        todo = [h for h in hosts if h.name not in self._parsed and h.name not in self._queued]
+        start = len(todo) * self.worker[0] // max(1, self.worker[1])
+        todo = todo[start:] + todo[:start]
+        if todo:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=32)
+            for h in todo:
+                self._queued.add(h.name)
+                self._pool.submit(self.get, h)
+        if wait:
+            for h in hosts:
+                self.get(h)
 
     def close(self) -> None:
-        for conn in self._connections.values():
+        if self._pool is not None:
+            # not waiting: after pytest-timeout's Timeout, waiting here for a hung gather
+            # would undo the per-test timeout (the command timeout still bounds it)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        for conn in list(self._connections.values()):
             conn.close()
         self._connections.clear()
 

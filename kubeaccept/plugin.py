@@ -301,7 +301,8 @@ def node(request: pytest.FixtureRequest) -> NodeContext:
         groups = ", ".join(g for g, r in GROUP_ROLES.items() if r in roles.split("/"))
         pytest.fail(f"{state.inventory.source} has no host in role {roles}: put the cluster's "
                     f"hosts in one of the groups {groups}", pytrace=False)
-    state.store.prefetch(getattr(state, "selected", [host]))
+    # in the background: this host's tests run as soon as its own facts are in
+    state.store.prefetch(getattr(state, "selected", [host]), wait=False)
     found = state.store.get(host)
     if isinstance(found, str):
         request.node.user_properties.append(("unreachable", f"{host.name}\t{found}"))

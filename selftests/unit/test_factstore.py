@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from kubeaccept.factstore import FactStore
 from kubeaccept.inventory import Inventory
 from kubeaccept.settings import Settings
@@ -39,3 +41,26 @@ def test_peers_are_the_other_hosts_read_lazily():
     assert peers["b"].host == "b" and gathered == ["b"]
     assert peers.get("down") == "unreachable: refused" and peers.get("a") is None
     assert peers.get("nope") is None
+
+
+def test_background_prefetch_lets_a_host_be_tested_before_the_others_are_in():
+    gathered = []
+    inv, store = store_of(["a", "slow", "c"], gathered)
+    release = threading.Event()
+    plain = store._shared
+
+    def shared(h):
+        if h.name == "slow":
+            assert release.wait(10)
+        return plain(h)
+
+    store._shared = shared
+    hosts = list(inv.hosts)
+    store.prefetch(hosts, wait=False)  # returns at once: "slow" is still being gathered
+    assert store.get(inv.get("a")).host == "a" and store.get(inv.get("c")).host == "c"
+    assert "slow" not in gathered
+    store.prefetch(hosts, wait=False)  # queued once: no second gather
+    release.set()
+    store.prefetch(hosts)  # waits for all
+    assert sorted(gathered) == ["a", "c", "slow"]
+    store.close()

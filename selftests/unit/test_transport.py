@@ -23,6 +23,8 @@ from kubeaccept.transport import (
     LocalConnection,
     Unreachable,
     _cause,
+    _client,
+    _parsed_known_hosts,
     as_root,
     connect,
     plan,
@@ -298,3 +300,25 @@ def test_closing_a_local_connection_ends_orphans_and_forks_in_flight():
     time.sleep(0.2)
     left = subprocess.run(["pgrep", "-fx", tag], capture_output=True, text=True)
     assert left.returncode == 1, left.stdout
+
+
+def test_known_hosts_parsed_once_and_only_the_targets_keys_used(tmp_path, keys):
+    """paramiko's load_host_keys parses every line into a key object on every login (O(hosts²)
+    per run); the client gets the target's entries of a file parsed once per content, looked
+    up as paramiko looks them up ([host]:port off port 22, hashed names too)."""
+    kh = tmp_path / "known_hosts"
+    hashed = paramiko.HostKeys.hash_host("10.0.0.7")
+    known_hosts(kh, [("10.0.0.5", keys["target"]), ("[10.0.0.6]:2222", keys["jump"]),
+                     (hashed, keys["jump"])])
+    one = _client([str(kh)], True, "10.0.0.5", 22).get_host_keys()
+    assert list(one.keys()) == ["10.0.0.5"]
+    assert _client([str(kh)], True, "10.0.0.6", 22).get_host_keys().keys() == []
+    assert list(_client([str(kh)], True, "10.0.0.6", 2222).get_host_keys()) == ["[10.0.0.6]:2222"]
+    assert len(_client([str(kh)], True, "10.0.0.7", 22).get_host_keys()) == 1
+    assert _parsed_known_hosts.cache_info().currsize >= 1
+    misses = _parsed_known_hosts.cache_info().misses
+    _client([str(kh)], True, "10.0.0.5", 22)
+    assert _parsed_known_hosts.cache_info().misses == misses  # not parsed again
+    known_hosts(kh, [("10.0.0.5", keys["jump"])])  # same size, maybe same mtime: new content
+    key = _client([str(kh)], True, "10.0.0.5", 22).get_host_keys().lookup("10.0.0.5")
+    assert list(key.values())[0] == keys["jump"]
