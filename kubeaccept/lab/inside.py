@@ -4,6 +4,7 @@ CoreDNS, brought up, kept in step and healed through the API."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -63,7 +64,16 @@ class Inside:
                         st.get("numberReady") != st.get("desiredNumberScheduled"):
                     return False
             pods = kube.items(COREDNS_PODS)
-            pods.append(kube.get(cluster.DNSUTILS))
+            pods.append(kube.create(cluster.DNSUTILS))  # again, if replaced below
+            cidrs = {n["metadata"]["name"]: n["spec"].get("podCIDR") for n in nodes}
+            for pod in pods:
+                if _outside_pod_cidr(pod, cidrs):
+                    # kwok gave it an IP before its node had a podCIDR (kwok's own default
+                    # range, which no sandbox can route): a new one gets the node's
+                    m = pod["metadata"]
+                    kube.call("DELETE", f"/api/v1/namespaces/{m['namespace']}/pods/"
+                              f"{m['name']}?gracePeriodSeconds=0", missing_ok=True)
+                    return False
             return len(pods) >= 3 and all(cluster.ready(p) and p["status"].get("podIP")
                                           for p in pods)
         cluster.wait_for("the lab's Nodes, DaemonSets and CoreDNS to be ready", settled,
@@ -166,6 +176,13 @@ def _reready(kube: cluster.Kube) -> None:
                  else c for c in st.get("conditions", [])]
         kube.patch(f"/api/v1/namespaces/{m['namespace']}/pods/{m['name']}/status",
                    {"status": {"conditions": conds}}, missing_ok=True)
+
+
+def _outside_pod_cidr(pod: dict, cidrs: dict[str, str]) -> bool:
+    ip, node = pod.get("status", {}).get("podIP"), pod.get("spec", {}).get("nodeName")
+    if not ip or not cidrs.get(node):
+        return False
+    return ipaddress.ip_address(ip) not in ipaddress.ip_network(cidrs[node])
 
 
 def _drop_sandboxes(state_dir: Path, prefix: str, keep: set[str]) -> None:

@@ -89,3 +89,16 @@ def test_every_fault_names_tests_or_says_nothing_must_fail():
             assert "[" in template or template.startswith("cluster_"), (fault.name, template)
             assert words, (fault.name, template)
     assert FAULTS["calico-loose-rpf"].expect == ()
+
+
+def test_a_pod_ip_from_kwoks_default_range_is_told_apart():
+    """kwok hands out its own range (its --cidr, default 10.0.0.1/24) to a pod scheduled
+    before its node has a podCIDR; no sandbox can route that, so the lab replaces such pods."""
+    from kubeaccept.lab.inside import _outside_pod_cidr
+
+    cidrs = {"w2": "10.244.4.0/24", "w3": None}
+    pod = {"spec": {"nodeName": "w2"}, "status": {"podIP": "10.0.0.3"}}
+    assert _outside_pod_cidr(pod, cidrs)
+    assert not _outside_pod_cidr({**pod, "status": {"podIP": "10.244.4.3"}}, cidrs)
+    assert not _outside_pod_cidr({**pod, "status": {}}, cidrs)
+    assert not _outside_pod_cidr({**pod, "spec": {"nodeName": "w3"}}, cidrs)
