@@ -22,6 +22,7 @@ from .plan import (
     GATEWAY,
     NETNS_PREFIX,
     NODE_NETWORK,
+    POD_SUBNET,
     SYSTEM_PATH,
     VIP,
     LabHost,
@@ -89,6 +90,13 @@ class Lab:
     def up(self, workers: int, control_plane: bool = False,
            cache_dir: Path = DEFAULT_CACHE_DIR) -> float:
         check_machine()
+        nodes, ranges = workers + 3, 2 ** (24 - ipaddress.ip_network(POD_SUBNET).prefixlen)
+        if control_plane and nodes > ranges:
+            # kube-controller-manager's node IPAM: one /24 of the pod subnet per Node; the
+            # rest get "CIDRNotAvailable" and never a podCIDR (a real kubeadm cluster too)
+            raise LabError(f"{nodes} nodes do not fit the lab's pod subnet {POD_SUBNET}: it "
+                           f"holds {ranges} node /24 ranges (--node-cidr-mask-size=24), so at "
+                           f"most {ranges - 3} workers with --control-plane")
         wanted = plan(workers)
         # Build (or find in the cache) before touching anything: no half-started lab.
         bins = ({k: str(v) for k, v in controlplane.binaries(cache_dir).items()}

@@ -102,3 +102,20 @@ def test_a_pod_ip_from_kwoks_default_range_is_told_apart():
     assert not _outside_pod_cidr({**pod, "status": {"podIP": "10.244.4.3"}}, cidrs)
     assert not _outside_pod_cidr({**pod, "status": {}}, cidrs)
     assert not _outside_pod_cidr({**pod, "spec": {"nodeName": "w3"}}, cidrs)
+
+
+def test_more_nodes_than_the_pod_subnet_holds_are_refused_before_anything_is_built(tmp_path):
+    """kube-controller-manager gives each Node a /24 of 10.244.0.0/16: a 500-host lab had 256
+    Nodes with a podCIDR and "CIDRNotAvailable" events for the rest, and timed out."""
+    import os
+
+    import pytest
+
+    from kubeaccept.lab.lab import Lab
+    from kubeaccept.lab.system import LabError
+
+    if os.geteuid() != 0:
+        pytest.skip("the lab's machine check wants root")
+    with pytest.raises(LabError, match=r"256 node /24 ranges .* at most 253 workers"):
+        Lab(tmp_path / "lab").up(254, control_plane=True)
+    assert not (tmp_path / "lab").exists()

@@ -128,7 +128,7 @@ def _inventory(tmp_path, workers: int) -> Path:
 
 
 def test_n_auto_runs_a_small_inventory_serially(tmp_path):
-    """xdist's -n auto would start a worker per CPU; below 200 hosts (two workers' worth)
+    """xdist's -n auto would start a worker per CPU; below 300 hosts (two workers' worth)
     kubeaccept's pytest_xdist_auto_num_workers picks none and the header says why."""
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
@@ -139,13 +139,13 @@ def test_n_auto_runs_a_small_inventory_serially(tmp_path):
     assert "kubeaccept: -n auto: serial: 6 hosts" in proc.stdout
 
 
-def test_n_auto_starts_a_worker_per_100_hosts_up_to_the_cpus(tmp_path, monkeypatch):
+def test_n_auto_starts_a_worker_per_150_hosts_up_to_the_cpus(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from kubeaccept import plugin
 
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    for workers, expect in ((5, 0), (198, 0), (199, 2), (299, 3), (1000, 4)):
+    for workers, expect in ((5, 0), (199, 0), (298, 0), (299, 2), (449, 3), (1000, 4)):
         config = SimpleNamespace(option=SimpleNamespace(hosts=str(_inventory(tmp_path,
                                                                                workers))),
                                  stash=pytest.Stash())
