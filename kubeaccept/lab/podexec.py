@@ -67,10 +67,13 @@ def sandbox(pod_ref: str, state_dir: Path = DEFAULT_STATE_DIR) -> tuple[int, Pat
     resolv = record.with_suffix(".resolv.conf")
     if record.exists():
         old = json.loads(record.read_text())
-        mine = old.get("node_pid", old.get("pid"))
-        if old.get("ip") == ip and alive(mine):
-            return mine, resolv
-        if alive(mine):
+        # its node's pid means something here only on the same node (each has its own PID
+        # namespace) and while it is still a pause: a pod recreated elsewhere leaves the old
+        # sandbox to `down` (which ends every host's PID namespace)
+        mine = old.get("node_pid") if old.get("node") == node["metadata"]["name"] else None
+        if mine and _is_pause(mine):
+            if old.get("ip") == ip:
+                return mine, resolv
             os.kill(mine, 9)
     record.parent.mkdir(parents=True, exist_ok=True)
     resolv.write_text(RESOLV.format(ns=ns))
@@ -99,6 +102,14 @@ def sandbox(pod_ref: str, state_dir: Path = DEFAULT_STATE_DIR) -> tuple[int, Pat
     record.write_text(json.dumps({"pid": _machine_pid(pause.pid), "node_pid": pause.pid,
                                   "ip": ip, "node": node["metadata"]["name"]}))
     return pause.pid, resolv
+
+
+def _is_pause(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read() == b"sleep\0infinity\0" and alive(pid)
+    except OSError:
+        return False
 
 
 def _machine_pid(pid: int) -> int:

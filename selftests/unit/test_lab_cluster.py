@@ -119,3 +119,21 @@ def test_more_nodes_than_the_pod_subnet_holds_are_refused_before_anything_is_bui
     with pytest.raises(LabError, match=r"256 node /24 ranges .* at most 253 workers"):
         Lab(tmp_path / "lab").up(254, control_plane=True)
     assert not (tmp_path / "lab").exists()
+
+
+def test_a_recorded_sandbox_pid_is_trusted_only_while_it_is_a_pause():
+    """Each lab host numbers its own processes: a stale or foreign pid may name anything
+    there, and podexec must neither reuse nor kill that."""
+    import os
+    import subprocess
+
+    from kubeaccept.lab.podexec import _is_pause
+
+    pause = subprocess.Popen(["sleep", "infinity"])
+    try:
+        assert _is_pause(pause.pid)
+        assert not _is_pause(os.getpid())
+    finally:
+        pause.kill()
+        pause.wait()
+    assert not _is_pause(pause.pid)
