@@ -184,8 +184,11 @@ case $rc in
   *) echo "$t closed $(printf %s "$err" | tail -n 1 | sed "s/.*: //")" ;;
 esac'
 # Bounded parallelism: a control plane of a large cluster probes every node's kubelet.
-first=$(printf '%s\n' "$@" | xargs -r -P 16 -n 1 sh -c "$probe" "$pt")
-printf '%s\n' "$first" | grep -v ' timeout$'
-# A timeout on a busy node is not yet a verdict: ask again, fewer at a time.
-printf '%s\n' "$first" | sed -n 's/ timeout$//p' | xargs -r -P 4 -n 1 sh -c "$probe" "$pt"
+# (Most hosts of a large cluster probe nothing: no pipeline then, 6 ms of node CPU.)
+if [ $# -gt 0 ]; then
+  first=$(printf '%s\n' "$@" | xargs -r -P 16 -n 1 sh -c "$probe" "$pt")
+  printf '%s\n' "$first" | grep -v ' timeout$'
+  # A timeout on a busy node is not yet a verdict: ask again, fewer at a time.
+  printf '%s\n' "$first" | sed -n 's/ timeout$//p' | xargs -r -P 4 -n 1 sh -c "$probe" "$pt"
+fi
 sec end

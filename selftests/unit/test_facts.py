@@ -48,6 +48,26 @@ def test_gather_script_runs_locally_and_parses():
     assert ("lo", "127.0.0.1") in f.addresses
 
 
+def test_gather_script_without_probe_targets_starts_no_prober(tmp_path):
+    """Most hosts of a large cluster probe nothing (--probe-sources): no xargs, an empty
+    section."""
+    log = tmp_path / "ran"
+    for tool in ("xargs", "grep", "sed"):
+        (tmp_path / tool).write_text(f"#!/bin/sh\necho {tool} >> {log}\nexec /usr/bin/{tool} \"$@\"\n")
+        (tmp_path / tool).chmod(0o755)
+    token = facts.new_token()
+    for probes, want in (([], ""), (["127.0.0.1:9"], "xargs")):
+        log.unlink(missing_ok=True)
+        line, _ = facts.command(host(), token, 1, probes)
+        # only the probes section is measured: the script's other sed/grep use run earlier
+        out = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60,
+                             env={"PATH": f"{tmp_path}:/usr/bin:/bin", "LC_ALL": "C"})
+        f = parse("local", token, out.stdout, out.stderr, out.returncode)
+        assert "probes" in f.sections and bool(f.probes) == bool(probes)
+        ran = log.read_text().split() if log.exists() else []
+        assert ("xargs" in ran) == bool(want), ran
+
+
 def test_parse_rejects_a_truncated_document_with_the_cause():
     with pytest.raises(FactsError, match="did not complete on n1: sudo: a password is required"):
         parse("n1", "t", "", "sudo: a password is required\n", 1)

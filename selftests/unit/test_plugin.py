@@ -154,3 +154,29 @@ def test_n_auto_starts_a_worker_per_150_hosts_up_to_the_cpus(tmp_path, monkeypat
             "-n auto: serial: " if not expect else f"-n auto: {expect} workers for ")
     config = SimpleNamespace(option=SimpleNamespace(hosts=None), stash=pytest.Stash())
     assert plugin.pytest_xdist_auto_num_workers(config) is None  # not ours to choose
+
+
+def test_heap_alive_at_collection_and_at_the_end_is_frozen_out_of_full_collections():
+    """CPython's gc.collect() skips frozen objects: pytest's two collections at exit (and the
+    gen-2 ones during the run) then do not walk the facts of hundreds of hosts."""
+    import gc
+    from types import SimpleNamespace
+
+    from kubeaccept import plugin
+
+    closed = []
+    state = SimpleNamespace(store=SimpleNamespace(close=lambda: closed.append(1)))
+    config = SimpleNamespace(stash={plugin.STATE: state})
+    gc.unfreeze()
+    try:
+        plugin.pytest_collection_finish(SimpleNamespace(config=SimpleNamespace(stash={})))
+        assert gc.get_freeze_count() == 0  # not a kubeaccept run: left alone
+        plugin.pytest_collection_finish(SimpleNamespace(config=config))
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000
+        garbage = [[] for _ in range(2000)]
+        plugin.pytest_unconfigure(config)
+        assert closed == [1] and gc.get_freeze_count() >= frozen + 2000
+        del garbage
+    finally:
+        gc.unfreeze()
