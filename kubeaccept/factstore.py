@@ -42,6 +42,10 @@ class Peers(Mapping):
         return len(self._hosts)
 
 
+# Hosts gathered at once (threads of one runner process).
+GATHER_AT_ONCE = 32
+
+
 class FactStore:
     def __init__(self, inventory: Inventory, settings: Settings, shared_dir: Path | None = None,
                  worker: tuple[int, int] = (0, 1)):
@@ -56,6 +60,7 @@ class FactStore:
         self._connections: dict[str, Connection | LocalConnection] = {}
         self._peers: dict[str, Peers] = {}
         self._locks = {h.name: threading.Lock() for h in inventory.hosts}
+        self._conn_locks = {h.name: threading.Lock() for h in inventory.hosts}
         self._pool: ThreadPoolExecutor | None = None
         self._queued: set[str] = set()
 
@@ -76,7 +81,7 @@ class FactStore:
         return self._peers[host.name]
 
     def prefetch(self, hosts, wait: bool = True) -> None:
-        """Gather the hosts' facts, 32 at a time; `wait=False`: in the background, so that the
+        """Gather the hosts' facts, GATHER_AT_ONCE at a time; `wait=False`: in the background, so that the
         tests of the hosts gathered first run while the others are gathered (get() waits for
         its own host only)."""
         todo = [h for h in hosts if h.name not in self._parsed and h.name not in self._queued]
@@ -84,7 +89,7 @@ class FactStore:
         todo = todo[start:] + todo[:start]
         if todo:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=32)
+                self._pool = ThreadPoolExecutor(max_workers=GATHER_AT_ONCE)
             for h in todo:
                 self._queued.add(h.name)
                 self._pool.submit(self.get, h)
@@ -116,9 +121,11 @@ class FactStore:
             return data
 
     def connection(self, host: Host) -> Connection | LocalConnection:
-        if host.name not in self._connections:
-            self._connections[host.name] = connect(host, self.settings.connect_timeout)
-            self.logins += 1
+        # one login per host also when the API's opening asks while its gathering logs in
+        with self._conn_locks[host.name]:
+            if host.name not in self._connections:
+                self._connections[host.name] = connect(host, self.settings.connect_timeout)
+                self.logins += 1
         return self._connections[host.name]
 
     def _gather(self, host: Host) -> dict:

@@ -137,6 +137,14 @@ def kubeconfig_file(path: Path) -> tuple[dict, str]:
         raise ApiUnavailable(f"--kubeconfig {path}: {exc}") from None
 
 
+def load_client() -> None:
+    """Import the client (0.2 s) in the calling thread: pytest's warnings capture swaps the
+    process-wide filter list around each test, which an import in another thread races (a
+    run errored on urllib3's SOCKS DependencyWarning turned into an error)."""
+    from kubernetes import client, config  # noqa: F401
+    from kubernetes.client import rest  # noqa: F401
+
+
 def connect(kubeconfig: dict, source: str, control_planes: list[Host],
             connect_timeout: float, read_timeout: float) -> Api:
     """An Api on the first server that answers /readyz: the kubeconfig's, then each

@@ -43,6 +43,9 @@ class Check:
     prevents: str = ""  # docs/checks.md: the failure it prevents
     destructive: bool = False  # only with its opt-in flag; not generated from here
     only_with: tuple[str, ...] = ()  # deselected unless one of these options is given
+    # A per-host check that also reads other hosts' facts (ctx.peers): which ones, as
+    # fn(host, inventory, settings) -> host names; its test runs once those are gathered.
+    peers: Callable[..., Iterable[str]] | None = None
 
     @property
     def per_host(self) -> bool:
@@ -55,7 +58,8 @@ REGISTRY: dict[str, Check] = {}
 def check(id: str, title: str, *, area: str, roles: Iterable[str] = (),
           needs: Iterable[str] = ("node",), reads: Iterable[str] = (), asserts: str = "",
           prevents: str = "", destructive: bool = False,
-          only_with: Iterable[str] = ()) -> Callable:
+          only_with: Iterable[str] = (), peers: Callable[..., Iterable[str]] | None = None
+          ) -> Callable:
     """Register `fn(ctx) -> list[Finding]` as check `id`."""
     roles, needs = tuple(roles), tuple(needs)
     if area not in AREAS:
@@ -72,7 +76,7 @@ def check(id: str, title: str, *, area: str, roles: Iterable[str] = (),
             raise ValueError(f"check {id} declared twice")
         REGISTRY[id] = Check(id, " ".join(title.split()), area, roles, needs, tuple(reads),
                              fn, " ".join(asserts.split()), " ".join(prevents.split()),
-                             destructive, tuple(only_with))
+                             destructive, tuple(only_with), peers)
         return fn
 
     return register

@@ -174,6 +174,8 @@ def _node_certificates(ctx: Context) -> list[Finding]:
        area="control plane",
        roles=(CONTROL_PLANE,),
        reads=("/etc/kubernetes/pki/ca.crt on every control plane",),
+       peers=lambda host, inventory, settings: [h.name for h in
+                                                inventory.by_role(CONTROL_PLANE)],
        asserts=("`/etc/kubernetes/pki/ca.crt` is the same on every control plane (the "
                 "majority's is the cluster's; a tie fails all)"),
        prevents="clients sent to the odd master by the LB fail TLS")

@@ -132,6 +132,9 @@ def _node_listening_ports(ctx: Context) -> list[Finding]:
        area="network",
        roles=(*NODE, ETCD),
        reads=("TCP connects from the peers that use each port (their facts command)",),
+       peers=lambda host, inventory, settings: {
+           name for port in served(host.roles, None) if port.reach_from
+           for name in probers(host, port, inventory, settings.probe_sources)},
        asserts=("each port is reachable *from the nodes that use it*, probed from those nodes"
                 " over SSH with a bounded timeout: 6443 from every node, 2379 from control "
                 "planes and etcd members, 2380 from etcd members, 10250 from control planes "

@@ -64,3 +64,28 @@ def test_background_prefetch_lets_a_host_be_tested_before_the_others_are_in():
     store.prefetch(hosts)  # waits for all
     assert sorted(gathered) == ["a", "c", "slow"]
     store.close()
+
+
+def test_a_host_is_logged_into_once_when_two_threads_ask_at_once(monkeypatch):
+    """The API's opening reads admin.conf from a control plane while its gathering logs in."""
+    import time
+
+    from kubeaccept import factstore
+
+    logins = []
+
+    def slow_connect(host, timeout):
+        logins.append(host.name)
+        time.sleep(0.2)
+        return object()
+
+    monkeypatch.setattr(factstore, "connect", slow_connect)
+    inv, store = store_of(["cp1"], [])
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(store.connection(inv.get("cp1"))))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert logins == ["cp1"] and store.logins == 1 and len({id(c) for c in got}) == 1

@@ -129,8 +129,13 @@ def test_a_recorded_sandbox_pid_is_trusted_only_while_it_is_a_pause():
 
     from kubeaccept.lab.podexec import _is_pause
 
+    import time
+
     pause = subprocess.Popen(["sleep", "infinity"])
     try:
+        deadline = time.monotonic() + 5  # until the forked child has exec'd sleep
+        while not _is_pause(pause.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert _is_pause(pause.pid)
         assert not _is_pause(os.getpid())
     finally:

@@ -180,3 +180,98 @@ def test_heap_alive_at_collection_and_at_the_end_is_frozen_out_of_full_collectio
         del garbage
     finally:
         gc.unfreeze()
+
+
+def test_run_order_runs_each_wave_of_gathered_hosts_before_the_next():
+    """API tests first; then the hosts' tests a wave (GATHER_AT_ONCE hosts, in gathering
+    order) at a time; control planes, and what reads their facts, in the last wave; the
+    tests of the whole cluster last."""
+    from types import SimpleNamespace
+
+    from kubeaccept import plugin
+    from kubeaccept.inventory import Inventory
+    from kubeaccept.roles import CONTROL_PLANE, WORKER
+    from kubeaccept.settings import Settings
+
+    from .factory import host
+
+    n = plugin.GATHER_AT_ONCE
+    cps = [host(f"cp{i}", f"192.0.2.{i}", (CONTROL_PLANE,)) for i in (1, 2, 3)]
+    workers = [host(f"w{i}", f"198.51.100.{i}", (WORKER,)) for i in range(1, 2 * n + 1)]
+    inv = Inventory("t", (*cps, *workers))
+    settings = Settings(probe_sources=1)
+
+    def item(check, h=None, fixtures=()):
+        params = {"node": h} if h else {}
+        return SimpleNamespace(originalname=check, callspec=SimpleNamespace(params=params),
+                               fixturenames=("verdict", *(["node"] if h else []), *fixtures),
+                               name=f"{check}[{h.name if h else ''}]")
+    items = [item("cluster_etcd", fixtures=("cluster",)), item("api_nodes_ready", fixtures=("api",))]
+    for check in ("node_cluster_ca", "node_ports_reachable", "node_swap"):
+        items += [item(check, h) for h in inv.hosts
+                  if check != "node_cluster_ca" or h in cps]
+    order = [i.name for i in plugin.run_order(items, list(inv.hosts), inv, settings)]
+    assert order[0] == "api_nodes_ready[]" and order[-1] == "cluster_etcd[]"
+    pos = {name: i for i, name in enumerate(order)}
+    first_wave = [h.name for h in inv.hosts[3:n]]  # w1..: cps are moved to the last wave
+    # within a wave, check-major (file order)
+    assert pos["node_swap[w1]"] > pos[f"node_swap[{first_wave[-1]}]"] - len(first_wave)
+    assert pos["node_swap[w1]"] < pos[f"node_swap[w{n}]"] < pos[f"node_swap[w{2 * n}]"]
+    # w1's own tests come before the next wave's; its port test reads a control plane's
+    # probe (10250 is probed from a control plane), so it waits for the last wave
+    assert pos["node_swap[w1]"] < pos[f"node_swap[w{n - 2}]"]
+    assert pos["node_ports_reachable[w1]"] > pos[f"node_swap[w{2 * n - 3}]"]
+    for cp in ("cp1", "cp2", "cp3"):
+        assert pos[f"node_swap[{cp}]"] > pos[f"node_swap[w{2 * n - 3}]"]
+        assert pos[f"node_cluster_ca[{cp}]"] > pos[f"node_swap[w{2 * n - 3}]"]
+    assert sorted(order) == sorted(i.name for i in items)
+
+
+def test_every_check_that_reads_other_hosts_facts_declares_them(tmp_path):
+    """A check reading ctx.peers without declaring `peers` would run before those hosts'
+    facts are in and wait for them (stalling the run): each node check is run on a context
+    whose peers mapping records what is read."""
+    from kubeaccept.checks import NodeContext
+    from kubeaccept.checks.all import load
+    from kubeaccept.inventory import Inventory
+    from kubeaccept.registry import Context
+    from kubeaccept.roles import CONTROL_PLANE, ETCD, WORKER
+    from kubeaccept.settings import Settings
+
+    from .factory import facts, host
+
+    hosts = (host("cp1", "192.0.2.1", (CONTROL_PLANE, ETCD)),
+             host("cp2", "192.0.2.2", (CONTROL_PLANE, ETCD)),
+             host("w1", "192.0.2.3", (WORKER,)), host("w2", "192.0.2.4", (WORKER,)))
+    inv = Inventory("t", hosts)
+    settings = Settings(probe_sources=1)
+
+    class Recording(dict):
+        def __init__(self):
+            super().__init__()
+            self.read = set()
+
+        def get(self, name, default=None):
+            self.read.add(name)
+            return facts(name)
+
+        def __getitem__(self, name):
+            return self.get(name)
+
+    checked = 0
+    for check in load().values():
+        if "node" not in check.needs or check.destructive:
+            continue
+        for h in hosts:
+            if not set(h.roles) & set(check.roles):
+                continue
+            peers = Recording()
+            ctx = NodeContext(h, facts(h.name), inv, settings, peers)
+            try:
+                check.fn(Context(check.id, node=ctx))
+            except Exception:  # noqa: BLE001 - only what it read matters here
+                pass
+            declared = set(check.peers(h, inv, settings)) if check.peers else set()
+            assert peers.read <= declared | {h.name}, (check.id, h.name, peers.read)
+            checked += 1
+    assert checked > 20
