@@ -58,6 +58,9 @@ PROGRAMS: dict[str, re.Pattern] = {name: re.compile(rx, re.S) for name, rx in {
     "cri-dockerd": r"--version", "crio": r"--version",
     "dig": r"\+time=\d+ \+tries=1 \+short @" + _ADDR + r" [\w.-]+",
     "nslookup": r"-timeout=\d+ -retry=0 [\w.-]+ " + _ADDR,
+    # the cluster-DNS query: the query's bytes into the UDP socket (fd 3), its reply out in hex
+    "dd": r"bs=512 count=1 iflag=fullblock status=none|bs=4096 count=1 status=none",
+    "od": r"-An -tx1 -v",
     "sudo": r"(?:-n|-S -p ) -- .*",
 }.items()}
 
@@ -72,6 +75,8 @@ def remote_line(line: str) -> str | None:
 
 # the facts script's TCP probe (see gather.sh), run by xargs as `sh -c PROBE TIMEOUT TARGET`
 PROBE = re.search(r"\nprobe='(.*?)'\n", SCRIPT, re.S).group(1)
+# its DNS query, run as `bash -c UDP SERVER QUERY`
+UDP = re.search(r"\n *udp='(.*?)'\n", SCRIPT, re.S).group(1)
 _TCP = re.compile(r"exec 3<>/dev/tcp/" + _ADDR + r"/\d+")
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
 
@@ -82,7 +87,8 @@ def _shell(name: str, args: list[str]) -> str | None:
     if len(args) < 2 or args[0] != "-c":
         return f"{name} {args[:1]!r}: only `-c` with an allowed script"
     code = args[1]
-    if remote_line(code) or code in (SCRIPT, PROBE) or (name == "bash" and _TCP.fullmatch(code)):
+    if remote_line(code) or code in (SCRIPT, PROBE) or (
+            name == "bash" and (_TCP.fullmatch(code) or code == UDP)):
         return None
     return f"{name} -c {code[:80]!r}: not an allowed script"
 

@@ -255,8 +255,8 @@ def node_dns(host_name: str, answer: NodeDnsAnswer | None, settings: Settings) -
                         "cluster DNS from this node is untested",
                         "run the suite again; check the facts gathering on the node")]
     if not answer.tool:
-        return [needs_tool(cid, host_name, "dig", "(or nslookup) to ask the cluster DNS "
-                           "Service from the node")]
+        return [needs_tool(cid, host_name, "dig", "(or nslookup, or bash with dd and od) to "
+                           "ask the cluster DNS Service from the node")]
     server, answers, error = parse_lookup(answer.output)
     if answer.rc == 124 and not error:
         error = "timed out (killed by timeout)"
@@ -272,8 +272,9 @@ def node_dns(host_name: str, answer: NodeDnsAnswer | None, settings: Settings) -
         "(10.96.0.10; kubespray 10.233.0.3) answers the `kubernetes` Service address"),
        area="DNS",
        roles=NODE,
-       reads=("dig kubernetes.default.svc.cluster.local @<cluster DNS>",),
-       asserts=("from the node (`dig`, else `nslookup`, 1 try, bounded), "
+       reads=("an A query for kubernetes.default.svc.cluster.local to <cluster DNS>:53/udp",),
+       asserts=("from the node (one UDP query through bash's /dev/udp, decoded by the runner; "
+                "else `dig`, else `nslookup`; 1 try, bounded), "
                 "`kubernetes.default.svc.cluster.local` at the cluster DNS Service address "
                 "(see below) answers the `kubernetes` Service address (the subnet's 1st); "
                 "timeouts/unreachable, refused, NXDOMAIN and wrong answers each get their own"

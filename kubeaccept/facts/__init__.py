@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.resources import files
 
+from .. import dnswire
 from ..inventory import Host
 from ..transport import as_root
 
@@ -219,8 +220,9 @@ class NodeFacts:
 
     @cached_property
     def dns(self) -> dict | None:
-        """The cluster-DNS query: {"tool", "command", "rc", "output"}; tool "" when the node
-        has neither dig nor nslookup; None when it was not asked."""
+        """The cluster-DNS query: {"tool", "command", "rc", "output"}; tool "udp" (bash's
+        /dev/udp; output: the decoded reply as `dig +short` prints it), "dig", "nslookup",
+        or "" when the node has none of them; None when it was not asked."""
         text = self.section("dns")
         if text is None:
             return None
@@ -235,6 +237,11 @@ class NodeFacts:
                 out["rc"] = -1 if rc is None else rc
             else:
                 lines.append(line)
+        if out["tool"] == "udp":  # "udp SERVER NAME TIMEOUT": the reply's bytes, decoded here
+            _, server, name, timeout = (out["command"].split() + ["?"] * 4)[:4]
+            out["command"] = (f"A {name} to {server}:53/udp, 1 try, {timeout} s (as `dig "
+                              f"+tries=1 @{server} {name}` asks)")
+            lines = dnswire.tell(lines, out["rc"], server, timeout)
         out["output"] = "\n".join(lines).strip()
         return out
 

@@ -161,7 +161,18 @@ if [ "$dns" != - ]; then
   # What a pod's resolver asks, straight to the cluster DNS Service: 1 try, bounded.
   sec dns
   name=kubernetes.default.svc.cluster.local; t=${pt%.*}; [ "${t:-0}" -ge 1 ] || t=1
-  if have dig; then
+  if have bash && have dd && have od; then
+    # One A query over UDP, as a pod's resolver sends it (RD set, no EDNS), the reply's bytes
+    # in hex for the runner to decode: 5 ms of node CPU where dig takes 13 ms. printf writes
+    # up to each NUL on its own, so dd gathers the query into one datagram.
+    echo "!cmd udp $dns $name $t"
+    udp='exec 3<>"/dev/udp/$0/53" || exit 2
+printf "$1" | dd bs=512 count=1 iflag=fullblock status=none >&3 || exit 2
+dd bs=4096 count=1 status=none <&3 | od -An -tx1 -v; exit "${PIPESTATUS[0]}"'
+    q='\x6b\x61\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc'
+    q="$q"'\x07cluster\x05local\x00\x00\x01\x00\x01'
+    timeout "$t" bash -c "$udp" "$dns" "$q" 2>&1; echo "!rc $?"
+  elif have dig; then
     echo "!cmd dig +time=$t +tries=1 +short @$dns $name"
     timeout $((t + 2)) dig +time="$t" +tries=1 +short "@$dns" "$name" 2>&1; echo "!rc $?"
   elif have nslookup; then

@@ -29,6 +29,12 @@ def test_writers_and_unknown_programs_are_refused():
     assert allowlist.program(["iptables-save"]) is None
     assert allowlist.program(["ss", "-Htlnp"]) is None
     assert allowlist.program(["sh", "-c", allowlist.PROBE, "3", "10.0.0.2:10250"]) is None
+    # the DNS query: bash's /dev/udp; dd only between pipes and the socket, never to a file
+    assert allowlist.program(["bash", "-c", allowlist.UDP, "10.96.0.10", "\\x6b"]) is None
+    assert allowlist.program(["dd", "bs=4096", "count=1", "status=none"]) is None
+    assert allowlist.program(["od", "-An", "-tx1", "-v"]) is None
+    assert allowlist.program(["dd", "if=/dev/zero", "of=/dev/sda", "bs=4096", "count=1"])
+    assert allowlist.program(["dd", "bs=4096", "count=1", "status=none", "of=/etc/passwd"])
 
 
 def test_strace_lines_as_strace_6_prints_them():

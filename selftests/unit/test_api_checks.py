@@ -525,7 +525,7 @@ def test_node_dns():
     # not judged: the test errors, saying what is missing and what it was for
     assert tool.unjudged == "missing tool" and tool.observed == (
         "w1: dig is not installed (package bind9-dnsutils); node_cluster_dns needs it (or "
-        "nslookup) to ask the cluster DNS Service from the node")
+        "nslookup, or bash with dd and od) to ask the cluster DNS Service from the node")
     assert tool.fix == "install bind9-dnsutils on w1"
     assert failed(dns.node_dns("w1", None, SETTINGS))[0].observed == "not gathered"
 

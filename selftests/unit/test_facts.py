@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from kubeaccept import facts
+from kubeaccept import dnswire, facts
 from kubeaccept.facts import FactsError, NodeFacts, parse
 
 from .factory import host
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_command_runs_as_is_for_root_and_through_sudo_otherwise():
@@ -100,6 +103,39 @@ def test_gather_script_asks_the_cluster_dns_when_told():
     line, _ = facts.command(host(), token, 1, [], "127.0.0.1")
     out = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
     dns = parse("local", token, out.stdout, out.stderr, out.returncode).dns
-    assert dns is not None and dns["tool"] in ("dig", "nslookup", "")
+    assert dns is not None and dns["tool"] in ("udp", "dig", "nslookup", "")
     if dns["tool"]:
         assert "127.0.0.1" in dns["command"] and isinstance(dns["rc"], int)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="binds UDP port 53")
+def test_gather_script_sends_one_well_formed_query_and_reads_the_reply():
+    """The shell's side of the DNS query against a responder on 127.0.0.77:53 that checks the
+    datagram as a DNS server parses it and answers with CoreDNS's recorded reply."""
+    import socket
+    import threading
+
+    reply = dnswire.hex_bytes((FIXTURES / "dns" / "coredns-noerror.od").read_text().splitlines())
+    got = []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.77", 53))
+    sock.settimeout(10)
+
+    def serve():
+        query, peer = sock.recvfrom(4096)
+        got.append(query)
+        sock.sendto(reply, peer)
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        token = facts.new_token()
+        line, _ = facts.command(host(), token, 3, [], "127.0.0.77")
+        out = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
+        server.join(10)
+    finally:
+        sock.close()
+    dns = parse("local", token, out.stdout, out.stderr, out.returncode).dns
+    # one datagram: header (id 0x6b61, RD, 1 question), the name, type A, class IN
+    assert got == [b"\x6b\x61\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                   b"\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01"]
+    assert dns["tool"] == "udp" and dns["rc"] == 0 and dns["output"] == "10.96.0.1"
