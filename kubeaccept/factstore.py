@@ -81,9 +81,9 @@ class FactStore:
         return self._peers[host.name]
 
     def prefetch(self, hosts, wait: bool = True) -> None:
-        """Gather the hosts' facts, GATHER_AT_ONCE at a time; `wait=False`: in the background, so that the
-        tests of the hosts gathered first run while the others are gathered (get() waits for
-        its own host only)."""
+        """Gather the hosts' facts, GATHER_AT_ONCE at a time; `wait=False`: in the background,
+        so that the tests of the hosts gathered first run while the others are gathered (get()
+        waits for its own host only)."""
         todo = [h for h in hosts if h.name not in self._parsed and h.name not in self._queued]
         start = len(todo) * self.worker[0] // max(1, self.worker[1])
         todo = todo[start:] + todo[:start]

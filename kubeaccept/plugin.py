@@ -16,6 +16,7 @@ import pytest
 from . import apiprobe, kubeapi
 from .apistate import ApiState
 from .checks import ClusterContext, NodeContext, controlplane
+from .checks.all import load
 from .checks.certs import CA
 from .facts import NodeFacts
 from .factstore import GATHER_AT_ONCE, FactStore
@@ -23,7 +24,6 @@ from .findings import Finding
 from .inventory import Inventory, InventoryError, load_hosts, unassigned, unchecked_host_keys
 from .ports import probe_sources
 from .redact import redact
-from .checks.all import load
 from .registry import REGISTRY
 from .report.results import finding_json
 from .roles import ALL_ROLES, CONTROL_PLANE, GROUP_ROLES, NODE

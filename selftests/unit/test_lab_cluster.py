@@ -126,10 +126,9 @@ def test_a_recorded_sandbox_pid_is_trusted_only_while_it_is_a_pause():
     there, and podexec must neither reuse nor kill that."""
     import os
     import subprocess
+    import time
 
     from kubeaccept.lab.podexec import _is_pause
-
-    import time
 
     pause = subprocess.Popen(["sleep", "infinity"])
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -267,10 +268,8 @@ def test_every_check_that_reads_other_hosts_facts_declares_them(tmp_path):
                 continue
             peers = Recording()
             ctx = NodeContext(h, facts(h.name), inv, settings, peers)
-            try:
+            with contextlib.suppress(Exception):  # only what it read matters here
                 check.fn(Context(check.id, node=ctx))
-            except Exception:  # noqa: BLE001 - only what it read matters here
-                pass
             declared = set(check.peers(h, inv, settings)) if check.peers else set()
             assert peers.read <= declared | {h.name}, (check.id, h.name, peers.read)
             checked += 1
