@@ -29,6 +29,8 @@ sec swap-boot
 for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system \
          /usr/lib/systemd/system /lib/systemd/system; do
   [ -d "$d" ] || continue
+  # merged /usr (Debian 12, Ubuntu, RHEL 9): /lib is /usr/lib, already read
+  [ "$d" = /lib/systemd/system ] && [ "$d" -ef /usr/lib/systemd/system ] && continue
   for f in "$d"/*.swap "$d"/*.wants/*.swap "$d"/*.requires/*.swap \
            "$d"/systemd-zram-setup@*.service "$d"/swap.target; do
     [ -e "$f" ] || [ -L "$f" ] || continue
@@ -49,8 +51,7 @@ val /proc/cmdline; echo "cmdline $v"
 for d in by-uuid by-label by-partuuid by-partlabel; do
   for l in /dev/disk/$d/*; do [ -L "$l" ] && echo "disk $l"; done
 done
-[ -r /sys/module/zswap/parameters/enabled ] && \
-  echo "zswap $(cat /sys/module/zswap/parameters/enabled)"
+val /sys/module/zswap/parameters/enabled && echo "zswap $v"
 # which swap devices and files named by fstab or by units exist
 awk 'FILENAME == "/etc/fstab" { if ($1 !~ /^#/ && $3 == "swap") print $1; next }
      sub(/^What=/, "")' /etc/fstab /etc/systemd/system/*.swap /run/systemd/system/*.swap \

@@ -49,6 +49,11 @@ def test_gather_script_runs_locally_and_parses():
     assert f.bridges == want
     assert f.probes["127.0.0.1:9"].startswith("closed")
     assert ("lo", "127.0.0.1") in f.addresses
+    # merged /usr: the units under /lib are those under /usr/lib, read once
+    if Path("/lib/systemd/system").is_dir() and Path("/lib/systemd/system").samefile(
+            "/usr/lib/systemd/system"):
+        assert " /lib/systemd/system/" not in f.sections["swap-boot"]
+        assert " /usr/lib/systemd/system/swap.target " in f.sections["swap-boot"]
 
 
 def test_gather_script_without_probe_targets_starts_no_prober(tmp_path):
