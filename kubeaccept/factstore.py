@@ -84,9 +84,8 @@ class FactStore:
         """Gather the hosts' facts, GATHER_AT_ONCE at a time; `wait=False`: in the background,
         so that the tests of the hosts gathered first run while the others are gathered (get()
         waits for its own host only)."""
-        todo = [h for h in hosts if h.name not in self._parsed and h.name not in self._queued]
-        start = len(todo) * self.worker[0] // max(1, self.worker[1])
-        todo = todo[start:] + todo[:start]
+        todo = [h for h in self.gather_order(hosts)
+                if h.name not in self._parsed and h.name not in self._queued]
         if todo:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=GATHER_AT_ONCE)
@@ -96,6 +95,12 @@ class FactStore:
         if wait:
             for h in hosts:
                 self.get(h)
+
+    def gather_order(self, hosts) -> list:
+        """The order this process gathers `hosts` in: from its own share of them on."""
+        hosts = list(hosts)
+        start = len(hosts) * self.worker[0] // max(1, self.worker[1])
+        return hosts[start:] + hosts[:start]
 
     def close(self) -> None:
         if self._pool is not None:

@@ -109,8 +109,12 @@ def _short(exc: BaseException | None) -> str:
 def admin_conf_over_ssh(store, hosts: list[Host]) -> tuple[dict, str]:
     """The first control plane's admin.conf that can be read (root: kubeadm makes it 0600)."""
     errors = []
-    # a control plane this process is already logged into first: no extra login
-    hosts = sorted(hosts, key=lambda h: h.name not in getattr(store, "_connections", {}))
+    # a control plane this process is logged into, or will log into first to gather its
+    # facts (the API is opened as the run starts): no extra login
+    order = {h.name: i for i, h in enumerate(store.gather_order(store.inventory.hosts))} \
+        if hasattr(store, "gather_order") else {}
+    hosts = sorted(hosts, key=lambda h: (h.name not in getattr(store, "_connections", {}),
+                                         order.get(h.name, 0)))
     for host in hosts:
         line, stdin = as_root(host, f"cat {ADMIN_CONF}")
         try:

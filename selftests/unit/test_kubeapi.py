@@ -97,3 +97,24 @@ def test_dnsutils_pod_is_the_documented_one_with_the_chosen_image():
     assert pod["metadata"]["name"] == "dnsutils" and pod["metadata"]["namespace"] == "default"
     assert pod["spec"]["containers"][0]["image"] == "example/dnsutils:1"
     assert pod["spec"]["containers"][0]["command"] == ["sleep", "infinity"]
+
+
+def test_admin_conf_from_the_control_plane_this_worker_gathers_first():
+    """The API opens as the run starts, before any login: each xdist worker reads admin.conf
+    from the control plane it logs into first anyway (worker 2 of 2 starts at the middle)."""
+    from kubeaccept.factstore import FactStore
+    from kubeaccept.inventory import Inventory
+    from kubeaccept.settings import Settings
+
+    hosts = (cp("cp1"), cp("cp2"), cp("cp3"),
+             Host(name="w1", address="192.0.2.21", roles=("worker",)),
+             Host(name="w2", address="192.0.2.22", roles=("worker",)))
+    asked = []
+    for worker, first in (((0, 2), "cp1"), ((1, 2), "cp3")):
+        store = FactStore(Inventory("t", hosts), Settings(), worker=worker)
+        store.connection = lambda h: asked.append(h.name) or FakeConn(
+            Result(0, "kind: Config\n", ""))
+        conf, source = kubeapi.admin_conf_over_ssh(store, list(hosts[:3]))
+        assert source == f"{first}:/etc/kubernetes/admin.conf"
+        assert store.gather_order(hosts)[0].name == first
+    assert asked == ["cp1", "cp3"]
