@@ -63,6 +63,7 @@ class FactStore:
         self._conn_locks = {h.name: threading.Lock() for h in inventory.hosts}
         self._pool: ThreadPoolExecutor | None = None
         self._queued: set[str] = set()
+        self.order: list[str] = []  # host names in the order the first prefetch gathers them
 
     def get(self, host: Host) -> facts.NodeFacts | str:
         """The host's facts, or the one-line reason there are none ("unreachable: …").
@@ -84,8 +85,9 @@ class FactStore:
         """Gather the hosts' facts, GATHER_AT_ONCE at a time; `wait=False`: in the background,
         so that the tests of the hosts gathered first run while the others are gathered (get()
         waits for its own host only)."""
-        todo = [h for h in self.gather_order(hosts)
-                if h.name not in self._parsed and h.name not in self._queued]
+        ordered = self.gather_order(hosts)
+        self.order = self.order or [h.name for h in ordered]
+        todo = [h for h in ordered if h.name not in self._parsed and h.name not in self._queued]
         if todo:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=GATHER_AT_ONCE)

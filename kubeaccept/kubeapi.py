@@ -111,8 +111,7 @@ def admin_conf_over_ssh(store, hosts: list[Host]) -> tuple[dict, str]:
     errors = []
     # a control plane this process is logged into, or will log into first to gather its
     # facts (the API is opened as the run starts): no extra login
-    order = {h.name: i for i, h in enumerate(store.gather_order(store.inventory.hosts))} \
-        if hasattr(store, "gather_order") else {}
+    order = {name: i for i, name in enumerate(getattr(store, "order", []))}
     hosts = sorted(hosts, key=lambda h: (h.name not in getattr(store, "_connections", {}),
                                          order.get(h.name, 0)))
     for host in hosts:
