@@ -113,7 +113,7 @@ def admin_conf_over_ssh(store, hosts: list[Host]) -> tuple[dict, str]:
     # facts (the API is opened as the run starts): no extra login
     order = {name: i for i, name in enumerate(getattr(store, "order", []))}
     hosts = sorted(hosts, key=lambda h: (h.name not in getattr(store, "_connections", {}),
-                                         order.get(h.name, 0)))
+                                         order.get(h.name, len(order))))
     for host in hosts:
         line, stdin = as_root(host, f"cat {ADMIN_CONF}")
         try:

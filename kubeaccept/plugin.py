@@ -7,7 +7,8 @@ import json
 import os
 import shutil
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -323,9 +324,17 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         state.store.prefetch(state.selected, wait=False)
     if any("kube" in getattr(item, "fixturenames", ()) for item in session.items):
         kubeapi.load_client()
-        pool = ThreadPoolExecutor(max_workers=1)
-        state.api = pool.submit(_open_api, session.config)
-        pool.shutdown(wait=False)
+        state.api = Future()
+        # a daemon: Ctrl-C does not wait for an API that is slow to answer
+        threading.Thread(target=_opening, args=(session.config, state.api), daemon=True,
+                         name="kubeaccept-api").start()
+
+
+def _opening(config: pytest.Config, future: Future) -> None:
+    try:
+        future.set_result(_open_api(config))
+    except BaseException as exc:  # noqa: BLE001 - handed to the tests that use the API
+        future.set_exception(exc)
 
 
 def _node_param(item):

@@ -274,3 +274,17 @@ def test_every_check_that_reads_other_hosts_facts_declares_them(tmp_path):
             assert peers.read <= declared | {h.name}, (check.id, h.name, peers.read)
             checked += 1
     assert checked > 20
+
+
+def test_the_api_opening_hands_its_failure_to_the_tests():
+    """Opened in a daemon thread as the run starts: whatever it raises is raised again in each
+    test that uses the API, not lost with the thread."""
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from kubeaccept import plugin
+
+    future = Future()
+    plugin._opening(SimpleNamespace(stash={}), future)  # no kubeaccept state: KeyError
+    with pytest.raises(KeyError):
+        future.result(timeout=1)
