@@ -13,9 +13,10 @@ class Malformed(ValueError):
     pass
 
 
-def _name(msg: bytes, at: int) -> tuple[str, int]:
-    """The (possibly compressed) name at `at`, and where the field after it starts."""
-    labels, end, hops = [], None, 0
+def _skip_name(msg: bytes, at: int) -> int:
+    """Where the field after the (possibly compressed) name at `at` starts; the pointers are
+    followed to the name's end, so that a loop or a pointer out of the message is caught."""
+    end, hops = None, 0
     while True:
         if at >= len(msg):
             raise Malformed("name runs past the end")
@@ -27,8 +28,7 @@ def _name(msg: bytes, at: int) -> tuple[str, int]:
             at, hops = ((n & 0x3F) << 8) | msg[at + 1], hops + 1
             continue
         if n == 0:
-            return ".".join(labels) + ".", (at + 1 if end is None else end)
-        labels.append(msg[at + 1:at + 1 + n].decode("ascii", "replace"))
+            return at + 1 if end is None else end
         at += 1 + n
 
 
@@ -44,11 +44,10 @@ def decode(msg: bytes) -> tuple[str, list[str]]:
     rcode = RCODES.get(flags & 0xF, f"RCODE{flags & 0xF}")
     at = 12
     for _ in range(qd):
-        _, at = _name(msg, at)
-        at += 4
+        at = _skip_name(msg, at) + 4
     addresses = []
     for _ in range(an):
-        _, at = _name(msg, at)
+        at = _skip_name(msg, at)
         if at + 10 > len(msg):
             raise Malformed("answer runs past the end")
         rtype, rclass = (int.from_bytes(msg[i:i + 2], "big") for i in (at, at + 2))

@@ -510,8 +510,8 @@ def verdict(request: pytest.FixtureRequest):
             pytest.fail("the check produced no findings", pytrace=False)
         failed = [f for f in findings if not f.ok]
         item.user_properties.append(("check_id", str(findings[0].check_id)))
-        if hasattr(item, "callspec") and item.callspec.params.get("node"):
-            item.user_properties.append(("host", str(item.callspec.params["node"].name)))
+        if host := _node_param(item):
+            item.user_properties.append(("host", str(host.name)))
         fixes = sorted({f.fix for f in failed if f.fix})
         if fixes:
             item.user_properties.append(("remediation", " | ".join(fixes)))
