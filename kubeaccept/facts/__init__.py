@@ -16,6 +16,9 @@ from ..inventory import Host
 from ..transport import as_root
 
 SCRIPT = (files(__package__) / "gather.sh").read_text()
+BACKSTOP_MARGIN = 3  # seconds the node waits past the runner's command timeout
+# GNU timeout's exit status when it stopped the command (TERM), or KILLed it after -k
+TIMED_OUT = {124: "TERM", 137: "KILL"}
 
 
 class FactsError(Exception):
@@ -26,10 +29,11 @@ def command(host: Host, token: str, probe_timeout: float, probes: list[str],
             dns: str | None = None, command_timeout: float = 60) -> tuple[str, bytes]:
     """The shell command line for `host`, and what to send on its standard input."""
     args = " ".join(shlex.quote(a) for a in (token, f"{probe_timeout:g}", dns or "-", *probes))
-    # The node ends the script itself at the command timeout (and KILLs it 5 s later): a
-    # command hung on the node, or a runner gone (Ctrl-C, a dead connection), leaves nothing
-    # running there. Without a terminal, sshd does not signal a session's command.
-    limit = max(1, math.ceil(command_timeout))
+    # The node ends the script itself shortly after the command timeout (and KILLs it 5 s
+    # later): a command hung on the node, or a runner gone (Ctrl-C, a dead connection), leaves
+    # nothing running there. Without a terminal, sshd does not signal a session's command.
+    # The margin lets the runner's own deadline speak first: same cause, one message.
+    limit = max(1, math.ceil(command_timeout)) + BACKSTOP_MARGIN
     return as_root(host, f"timeout -k 5 {limit} sh -c {shlex.quote(SCRIPT)} kubeaccept-facts "
                    f"{args}")
 
@@ -53,7 +57,12 @@ def parse(host: str, token: str, stdout: str, stderr: str, exit_status: int) -> 
     if name is not None:
         sections[name] = "\n".join(body)
     if "end" not in sections:
-        detail = (stderr.strip().splitlines() or [f"exit status {exit_status}"])[-1]
+        if exit_status in TIMED_OUT:
+            sent = TIMED_OUT[exit_status]
+            detail = (f"the node stopped it at its time limit (timeout sent {sent}, "
+                      f"exit status {exit_status}): a command on {host} hangs")
+        else:
+            detail = (stderr.strip().splitlines() or [f"exit status {exit_status}"])[-1]
         raise FactsError(f"facts command did not complete on {host}: {detail}")
     return NodeFacts(host, sections)
 

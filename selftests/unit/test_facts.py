@@ -18,14 +18,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def test_command_runs_as_is_for_root_and_through_sudo_otherwise():
     line, stdin = facts.command(host(), "tok", 3, ["10.0.0.1:6443"])
-    # bounded on the node too: coreutils' timeout ends it (and KILLs it 5 s later)
-    assert line.startswith("timeout -k 5 60 sh -c ")
+    # bounded on the node too: coreutils' timeout ends it 3 s after the runner's own deadline
+    # (and KILLs it 5 s later)
+    assert line.startswith("timeout -k 5 63 sh -c ")
     assert line.endswith("kubeaccept-facts tok 3 - 10.0.0.1:6443")
     assert facts.command(host(), "tok", 3, [], command_timeout=7.2)[0].startswith(
-        "timeout -k 5 8 sh -c ")
+        "timeout -k 5 11 sh -c ")
     assert stdin == b""
     user = host().__class__(name="n", address="a", user="ops", become=True)
-    assert facts.command(user, "t", 3, [])[0].startswith("sudo -n -- timeout -k 5 60 sh -c ")
+    assert facts.command(user, "t", 3, [])[0].startswith("sudo -n -- timeout -k 5 63 sh -c ")
     pw = host().__class__(name="n", address="a", user="ops", become=True, become_password="s3")
     line, stdin = facts.command(pw, "t", 3, [])
     assert line.startswith("sudo -S -p '' -- ") and stdin == b"s3\n"
@@ -79,8 +80,23 @@ def test_gather_script_without_probe_targets_starts_no_prober(tmp_path):
 def test_parse_rejects_a_truncated_document_with_the_cause():
     with pytest.raises(FactsError, match="did not complete on n1: sudo: a password is required"):
         parse("n1", "t", "", "sudo: a password is required\n", 1)
-    with pytest.raises(FactsError, match="exit status 137"):
-        parse("n1", "t", "\n@@t hostname\nn1\n", "", 137)
+    with pytest.raises(FactsError, match="exit status 3$"):
+        parse("n1", "t", "\n@@t hostname\nn1\n", "", 3)
+
+
+def test_a_command_the_node_stopped_says_so():
+    """GNU coreutils' timeout exits 124 when it sent TERM to the command, 137 (128 + 9) when it
+    had to KILL it after -k; the diagnosis names the hang, not a bare exit status."""
+    term = subprocess.run(["timeout", "-k", "5", "0.2", "sleep", "5"], capture_output=True)
+    # timeout KILLs itself to pass the status on; a shell reports that as 128 + 9
+    kill = subprocess.run("timeout -s CONT -k 0.2 0.1 sleep 5; exit $?", shell=True,
+                          capture_output=True)
+    assert (term.returncode, kill.returncode) == (124, 137)
+    for status, sent in ((term.returncode, "TERM"), (kill.returncode, "KILL")):
+        with pytest.raises(FactsError, match=f"did not complete on n1: the node stopped it at "
+                           f"its time limit \\(timeout sent {sent}, exit status {status}\\): "
+                           "a command on n1 hangs"):
+            parse("n1", "t", "\n@@t hostname\nn1\n", "", status)
 
 
 def test_files_listeners_and_versions():
