@@ -20,6 +20,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from benchmarks import profile, targets
 from kubeaccept.lab.lab import Lab
 from kubeaccept.lab.plan import DEFAULT_STATE_DIR
 from kubeaccept.lab.system import LabError, entered
@@ -115,7 +116,7 @@ def median_run(lab: Lab, name: str, argv: list[str], junit: Path, runs: int) -> 
 
 
 def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path,
-             runs: int) -> list[dict]:
+             runs: int, perf: bool) -> list[dict]:
     workers = max(1, size - 3)  # size = node hosts: 3 control planes + workers
     took = lab.up(workers, control_plane=control_plane)
     load = settle()
@@ -150,7 +151,7 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path,
         # baseline's are 10x longer (one run)
         r = median_run(lab, name, argv, junit, 1 if name == "baseline" else runs)
         r.update(hosts=len(nodes), lab_up_s=round(took, 1), lab_busy_pct=load,
-                 xdist="auto" if name == "kubeaccept-auto" else n)
+                 xdist="auto" if name == "kubeaccept-auto" else n, argv=argv)
         out.append(r)
         print(f"{len(nodes):4} hosts {name:15} wall {r['wall_s']:7.2f}s cpu {r['cpu_s']:7.2f}s "
               f"+ node side {r['node_cpu_s']:6.2f}s "
@@ -161,6 +162,21 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path,
     startup = measure([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "tests",
                        "-k", "node_", "-q", "--collect-only", *NO_DEV_PLUGINS])
     out[0]["startup_s"] = round(startup["wall_s"], 2)  # interpreter, ansible, collection
+    if perf:
+        # one more run of each kubeaccept form, under a system-wide perf record: where the
+        # CPU of both cores went (not timed: perf's sampling costs a little)
+        for r in (out[0], out[2]):
+            try:
+                r["profile"] = profile.record(r.pop("argv"), tmp / "perf.data", ROOT, ENV)
+            except profile.ProfileError as exc:
+                print(f"no CPU profile: {exc}", flush=True)
+                break
+            g = r["profile"]["cpu_s"]
+            print(f"{len(nodes):4} hosts {r['suite']:15} under perf "
+                  f"{r['profile']['wall_s']:.2f}s, CPU of both cores: "
+                  + ", ".join(f"{k} {v:.2f}s" for k, v in g.items()), flush=True)
+    for r in out:
+        r.pop("argv", None)
     k, b = out[:2]
     print(f"{len(nodes):4} hosts kubeaccept start-up + collection {startup['wall_s']:.2f}s; "
           f"floor on 2 cores (runner + node CPU) / 2 = "
@@ -202,6 +218,8 @@ def main() -> int:
                    help="stand-in listeners instead of the real control plane and kwok nodes "
                    "(the API checks then wait for answers that never come)")
     p.add_argument("--runs", type=int, default=3, help="kubeaccept runs per size (median)")
+    p.add_argument("--no-profile", action="store_true",
+                   help="skip the system-wide perf profile of one more kubeaccept run")
     args = p.parse_args()
     lab = Lab(DEFAULT_STATE_DIR)
     reports = ROOT / "reports"
@@ -212,12 +230,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             start = time.monotonic()
-            rows = run_size(lab, size, args.n, not args.stand_ins, Path(tmp), args.runs)
+            rows = run_size(lab, size, args.n, not args.stand_ins, Path(tmp), args.runs,
+                            not args.no_profile)
             results = [r for r in results if r["hosts"] != rows[0]["hosts"]] + rows
             results.sort(key=lambda r: (r["hosts"], r["suite"]))
             out.write_text(json.dumps(results, indent=1) + "\n")  # each size as it is done
             plot(results, reports / "bench.png")
             print(f"size {size} done in {time.monotonic() - start:.0f}s", flush=True)
+    print(targets.show(targets.check(results, int(args.n))))
     print(f"wrote {out} and {reports / 'bench.png'}")
     return 0
 
