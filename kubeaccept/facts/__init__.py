@@ -17,8 +17,13 @@ from ..transport import as_root
 
 SCRIPT = (files(__package__) / "gather.sh").read_text()
 BACKSTOP_MARGIN = 3  # seconds the node waits past the runner's command timeout
-# GNU timeout's exit status when it stopped the command (TERM), or KILLed it after -k
-TIMED_OUT = {124: "TERM", 137: "KILL"}
+# GNU timeout's exit status when it stopped the command (TERM); 137 (KILL) is timeout's after
+# -k too, but also any other SIGKILL (the OOM killer): said as such
+TIMED_OUT = {124: "the node stopped it at its time limit (timeout sent TERM, exit status "
+                  "124): a command on {host} hangs",
+             137: "it was killed (exit status 137: SIGKILL, from timeout 5 s past its time "
+                  "limit or from the kernel's OOM killer): a command on {host} hangs or ran "
+                  "out of memory"}
 
 
 class FactsError(Exception):
@@ -58,9 +63,7 @@ def parse(host: str, token: str, stdout: str, stderr: str, exit_status: int) -> 
         sections[name] = "\n".join(body)
     if "end" not in sections:
         if exit_status in TIMED_OUT:
-            sent = TIMED_OUT[exit_status]
-            detail = (f"the node stopped it at its time limit (timeout sent {sent}, "
-                      f"exit status {exit_status}): a command on {host} hangs")
+            detail = TIMED_OUT[exit_status].format(host=host)
         else:
             detail = (stderr.strip().splitlines() or [f"exit status {exit_status}"])[-1]
         raise FactsError(f"facts command did not complete on {host}: {detail}")
