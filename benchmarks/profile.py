@@ -18,8 +18,10 @@ LOGINS = {"sshd", "sshd-session", "sshd-auth"}  # the accept, fork, re-exec, key
 # The lab's stand-ins for a real cluster's control plane and kubelets: not the run's work,
 # but on the same cores (a real cluster's run them on its own machines).
 # (comm is cut at 15 characters: kube-controller-manager is "kube-controller")
+# Each lab node's kubelet is kwok under that name (its lease and status updates); the facts
+# command's `kubelet --version` shares the name and is counted here too (a few ms).
 LAB = {"kube-apiserver", "etcd", "kwok", "kube-controller", "kube-scheduler", "coredns",
-       "haproxy"}
+       "haproxy", "kubelet"}
 IDLE = {"swapper"}
 KERNEL = re.compile(r"^(kworker|ksoftirqd|migration|rcu_|kthreadd|cpuhp|idle_inject|"
                     r"watchdog|jbd2|kcompactd|khugepaged|kswapd)")
