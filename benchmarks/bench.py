@@ -134,7 +134,7 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path,
     for argv in ([f"--hosts={lab.inventory}", "tests"], [*baseline, f"--hosts={specs}"]):
         # warm-up, not measured: writes the bytecode caches a first run would compile
         measure([sys.executable, "-m", "pytest", *argv, "-q", "--collect-only", *NO_DEV_PLUGINS])
-    out = []
+    out, argvs = [], {}
     for name, argv, junit in (
             ("kubeaccept", [sys.executable, "-m", "pytest", f"--hosts={lab.inventory}",
                             "tests", "-k", "node_", "-q", *xdist, *NO_DEV_PLUGINS,
@@ -151,8 +151,9 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path,
         # baseline's are 10x longer (one run)
         r = median_run(lab, name, argv, junit, 1 if name == "baseline" else runs)
         r.update(hosts=len(nodes), lab_up_s=round(took, 1), lab_busy_pct=load,
-                 xdist="auto" if name == "kubeaccept-auto" else n, argv=argv)
+                 xdist="auto" if name == "kubeaccept-auto" else n)
         out.append(r)
+        argvs[name] = argv
         print(f"{len(nodes):4} hosts {name:15} wall {r['wall_s']:7.2f}s cpu {r['cpu_s']:7.2f}s "
               f"+ node side {r['node_cpu_s']:6.2f}s "
               f"peak {r['peak_rss_mib']:6.0f} MiB  tests {r['tests']:5} "
@@ -167,7 +168,7 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path,
         # CPU of both cores went (not timed: perf's sampling costs a little)
         for r in (out[0], out[2]):
             try:
-                r["profile"] = profile.record(r.pop("argv"), tmp / "perf.data", ROOT, ENV)
+                r["profile"] = profile.record(argvs[r["suite"]], tmp / "perf.data", ROOT, ENV)
             except profile.ProfileError as exc:
                 print(f"no CPU profile: {exc}", flush=True)
                 break
@@ -175,8 +176,6 @@ def run_size(lab: Lab, size: int, n: str, control_plane: bool, tmp: Path,
             print(f"{len(nodes):4} hosts {r['suite']:15} under perf "
                   f"{r['profile']['wall_s']:.2f}s, CPU of both cores: "
                   + ", ".join(f"{k} {v:.2f}s" for k, v in g.items()), flush=True)
-    for r in out:
-        r.pop("argv", None)
     k, b = out[:2]
     print(f"{len(nodes):4} hosts kubeaccept start-up + collection {startup['wall_s']:.2f}s; "
           f"floor on 2 cores (runner + node CPU) / 2 = "

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from itertools import pairwise
 
-from kubeaccept.plugin import HOSTS_PER_WORKER
+from kubeaccept.plugin import auto_workers
 
 RATIO, RATIO_HOSTS = 20, 50
 WALL, WALL_HOSTS = 15.0, 200
@@ -28,12 +28,6 @@ def _row(results: list[dict], suite: str, hosts: int) -> dict | None:
 
 def _missing(name: str, hosts: int) -> Target:
     return Target(name, None, f"not measured (run with --sizes including {hosts})")
-
-
-def _auto_workers(hosts: int) -> int:
-    # what -n auto picks (kubeaccept.plugin); the lab's inventory also holds its LB
-    n = min(os.cpu_count() or 1, (hosts + 1) // HOSTS_PER_WORKER)
-    return n if n >= 2 else 1
 
 
 def check(results: list[dict], workers: int) -> list[Target]:
@@ -59,7 +53,9 @@ def check(results: list[dict], workers: int) -> list[Target]:
     logins = []
     for r in results:
         if r["suite"].startswith("kubeaccept"):
-            allowed = _auto_workers(r["hosts"]) if r["xdist"] == "auto" else max(1, workers)
+            # -n auto: what kubeaccept picks (the lab's inventory also holds its LB)
+            allowed = max(1, auto_workers(r["hosts"] + 1, os.cpu_count() or 1)
+                          if r["xdist"] == "auto" else workers)
             logins.append((r["logins_per_host"] <= allowed,
                            f"{r['hosts']} hosts -n {r['xdist']}: {r['logins_per_host']} "
                            f"(≤ {allowed})"))

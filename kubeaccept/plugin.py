@@ -205,6 +205,12 @@ AUTO = pytest.StashKey[str]()
 LOADED = pytest.StashKey[Inventory]()  # -n auto read it already: pytest_configure reuses it
 
 
+def auto_workers(hosts: int, cpus: int) -> int:
+    """The xdist workers -n auto runs `hosts` with; 0: serial."""
+    workers = min(cpus, hosts // HOSTS_PER_WORKER)
+    return workers if workers >= 2 else 0
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's CPU count
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """-n auto / -n logical: pick the workers from the inventory's size, never slower than
@@ -218,8 +224,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
         return 0  # pytest_configure says what is wrong with it
     hosts = len(config.stash[LOADED].hosts)
     cpus = os.cpu_count() or 1
-    workers = min(cpus, hosts // HOSTS_PER_WORKER)
-    if workers < 2:
+    workers = auto_workers(hosts, cpus)
+    if not workers:
         config.stash[AUTO] = (f"-n auto: serial: {hosts} hosts (a worker per "
                               f"{HOSTS_PER_WORKER} hosts pays for its start-up)")
         return 0
