@@ -21,9 +21,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from benchmarks import profile, targets
-from kubeaccept.lab.lab import Lab
-from kubeaccept.lab.plan import DEFAULT_STATE_DIR
-from kubeaccept.lab.system import LabError, entered
+from lab.lab import Lab
+from lab.plan import DEFAULT_STATE_DIR
+from lab.system import LabError, entered
 
 ROOT = Path(__file__).resolve().parents[1]
 # Runs a command and prints, as JSON on its last line, the resources of its process tree.

@@ -11,8 +11,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from kubeaccept.lab.lab import Lab
-from kubeaccept.lab.plan import DEFAULT_STATE_DIR
+from lab.lab import Lab
+from lab.plan import DEFAULT_STATE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("budget_s", "vip_longest_outage_s", "vip_last_failure_s", "etcd_new_leader_s",

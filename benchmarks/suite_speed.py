@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubeaccept.lab.lab import Lab
-from kubeaccept.lab.plan import DEFAULT_STATE_DIR
+from lab.lab import Lab
+from lab.plan import DEFAULT_STATE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from itertools import pairwise
 
-from kubeaccept.plugin import auto_workers
+from kubeaccept.suite.xdist import auto_workers
 
 RATIO, RATIO_HOSTS = 20, 50
 WALL, WALL_HOSTS = 15.0, 200

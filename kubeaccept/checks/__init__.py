@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..facts import NodeFacts
-from ..inventory import Host, Inventory, node_ip  # noqa: F401 - checks use it from here
-from ..settings import Settings
+from kubeaccept.facts import NodeFacts
+from kubeaccept.model.hosts import Host, Inventory, node_ip  # noqa: F401 - checks use it from here
+from kubeaccept.model.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """Every check module, imported so that each registers its checks; then the registry."""
 
-from ..registry import Check, ordered
-from . import (  # noqa: F401 - imported to register their checks
+from kubeaccept.checks import (  # noqa: F401 - imported to register their checks
     baseline,
     certs,
     cgroup,
     controlplane,
     dns,
     etcd,
+    failover,
     firewall,
     kubeadm_certs,
     lb,
@@ -18,10 +18,9 @@ from . import (  # noqa: F401 - imported to register their checks
     swap,
     sysctl,
 )
+from kubeaccept.model.registry import Check, ordered
 
 
 def load() -> dict[str, Check]:
-    """Every check (the failover gate's too), in the order of the reports."""
-    from ..failover import registration  # noqa: F401 - the gate lives above the checks
-
+    """Every check (the failover gate's declaration too), in the order of the reports."""
     return ordered()

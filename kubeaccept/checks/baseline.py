@@ -12,13 +12,13 @@ import re
 
 from cryptography import x509
 
-from ..findings import Finding, passed
-from ..registry import Context, check
-from ..roles import ETCD, LB, NODE
-from . import NodeContext
-from .cgroup import detect_runtime, kubelet_driver, read_runtime
-from .etcd import member_list
-from .parse import KUBELET_CONFIG, ConfigError, load
+from kubeaccept.checks import NodeContext
+from kubeaccept.checks.cgroup import detect_runtime, kubelet_driver, read_runtime
+from kubeaccept.checks.etcd import member_list
+from kubeaccept.facts.config import KUBELET_CONFIG, ConfigError, load
+from kubeaccept.model.findings import Finding, passed
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import ETCD, LB, NODE
 
 FORMAT = "kubeaccept-baseline/1"
 # keys whose change is expected from an upgrade: shown, never failed

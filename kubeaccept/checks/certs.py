@@ -10,11 +10,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from ..facts import NodeFacts
-from ..findings import Finding, passed
-from ..registry import Context, check
-from ..roles import CONTROL_PLANE, NODE
-from . import NodeContext
+from kubeaccept.checks import NodeContext
+from kubeaccept.facts import NodeFacts
+from kubeaccept.model.findings import Finding, passed
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import CONTROL_PLANE, NODE
 
 CA = "/etc/kubernetes/pki/ca.crt"
 EXPIRED_WHY = {

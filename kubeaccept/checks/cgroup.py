@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..findings import Finding
-from ..registry import Context, check
-from ..roles import NODE
-from . import NodeContext, containerd, dockerd
-from .parse import KUBELET_CONFIG, ConfigError, load
+from kubeaccept.checks import NodeContext
+from kubeaccept.facts import containerd, dockerd
+from kubeaccept.facts.config import KUBELET_CONFIG, ConfigError, load
+from kubeaccept.model.findings import Finding
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import NODE
 
 DAEMON_JSON = dockerd.DAEMON_JSON
 CONTAINERD_TOML = containerd.MAIN

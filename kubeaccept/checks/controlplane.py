@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 
-from ..apiprobe import Answer
-from ..facts import NodeFacts
-from ..findings import Finding, not_checked, passed
-from ..registry import CannotCheck, Context, check
-from ..roles import CONTROL_PLANE, LB
-from . import ClusterContext, node_ip
+from kubeaccept.checks import ClusterContext
+from kubeaccept.facts import NodeFacts
+from kubeaccept.model.apistate import Answer
+from kubeaccept.model.findings import Finding, not_checked, passed
+from kubeaccept.model.hosts import node_ip
+from kubeaccept.model.registry import CannotCheck, Context, check
+from kubeaccept.model.roles import CONTROL_PLANE, LB
 
 COMPONENTS = {6443: "kube-apiserver", 10257: "kube-controller", 10259: "kube-scheduler",
               2379: "etcd"}  # ss shows 15-character process names

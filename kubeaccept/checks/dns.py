@@ -7,12 +7,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ..apistate import ApiState
-from ..findings import Finding, needs_tool, passed
-from ..registry import Context, check
-from ..roles import NODE
-from ..settings import Settings
-from .nodes import condition
+from kubeaccept.checks.nodes import condition
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.findings import Finding, needs_tool, passed
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import NODE
+from kubeaccept.model.settings import Settings
 
 UNREACHABLE_WHY = (
     "pods cannot resolve Service names. Field report 03: cross-node pod DNS over VXLAN failed "

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from ..facts import NodeFacts
-from ..findings import Finding, needs_tool, not_checked, passed
-from ..inventory import Host
-from ..registry import CannotCheck, Context, check
-from ..roles import CONTROL_PLANE, ETCD
-from . import node_ip
+from kubeaccept.facts import NodeFacts
+from kubeaccept.model.findings import Finding, needs_tool, not_checked, passed
+from kubeaccept.model.hosts import Host, node_ip
+from kubeaccept.model.registry import CannotCheck, Context, check
+from kubeaccept.model.roles import CONTROL_PLANE, ETCD
 
 NO_ETCDCTL = "neither etcdctl nor crictl on the node"
 QUORUM_WHY = ("etcd refuses writes: kube-apiserver fails /readyz (\"etcdserver: request timed "

@@ -7,9 +7,11 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .. import nftables
-from ..findings import Finding, needs_tool, passed
-from ..firewall import (
+from kubeaccept.checks import NodeContext
+from kubeaccept.facts import nftables
+from kubeaccept.facts.firewalld import parse_zones
+from kubeaccept.facts.firewalld import zone_for as firewalld_zone_for
+from kubeaccept.facts.iptables import (
     Packet,
     ParseError,
     Verdict,
@@ -17,13 +19,12 @@ from ..firewall import (
     parse_iptables_save,
     source_networks,
 )
-from ..ports import NODEPORT_RANGE, reachable_from
-from ..registry import Context, check
-from ..roles import NODE
-from ..settings import Settings
-from . import NodeContext, node_ip
-from .firewalld import parse_zones
-from .firewalld import zone_for as firewalld_zone_for
+from kubeaccept.model.findings import Finding, needs_tool, passed
+from kubeaccept.model.hosts import node_ip
+from kubeaccept.model.ports import NODEPORT_RANGE, reachable_from
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import NODE
+from kubeaccept.model.settings import Settings
 
 FORWARD_WHY = (
     "cross-node pod traffic is refused before anything accepts it: pods see "

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..apistate import ApiState
-from ..findings import Finding
-from ..registry import Context, check
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.findings import Finding
+from kubeaccept.model.registry import Context, check
 
 REUPLOAD = ("to join another control plane, re-upload the certificates first: kubeadm init "
             "phase upload-certs --upload-certs (prints the --certificate-key)")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..findings import Finding, needs_tool, passed
-from ..registry import Context, check
-from ..roles import LB
-from . import NodeContext
+from kubeaccept.checks import NodeContext
+from kubeaccept.model.findings import Finding, needs_tool, passed
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import LB
 
 
 def lb_listening(ctx: NodeContext) -> list[Finding]:

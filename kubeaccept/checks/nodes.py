@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from ..apistate import ApiState, parse_time
-from ..findings import Finding, passed
-from ..registry import Context, check
-from ..roles import NODE
-from ..settings import Settings
-from . import node_ip
+from kubeaccept.model.apistate import ApiState, parse_time
+from kubeaccept.model.findings import Finding, passed
+from kubeaccept.model.hosts import node_ip
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import NODE
+from kubeaccept.model.settings import Settings
 
 PLEG_WHY = (
     "the kubelet's PLEG (pod lifecycle event generator) relists the containers every second; "

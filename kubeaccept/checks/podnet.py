@@ -9,11 +9,11 @@ from itertools import combinations
 
 import yaml
 
-from ..apistate import ApiState
-from ..findings import Finding, passed
-from ..registry import Context, check
-from . import node_ip
-from .nodes import internal_ips
+from kubeaccept.checks.nodes import internal_ips
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.findings import Finding, passed
+from kubeaccept.model.hosts import node_ip
+from kubeaccept.model.registry import Context, check
 
 CID = "cluster_pod_network"
 KUBEADM_CM = "kube-system/kubeadm-config"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..apistate import ApiState
-from ..findings import Finding, passed
-from ..registry import Context, check
-from ..settings import Settings
-from .nodes import condition, event_last, event_summary
+from kubeaccept.checks.nodes import condition, event_last, event_summary
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.findings import Finding, passed
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.settings import Settings
 
 BAD_WAITING = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerError",
                "RunContainerError", "ContainerCannotRun"}

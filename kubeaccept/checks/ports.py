@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..findings import Finding, needs_tool, passed
-from ..ports import Port, probers, served
-from ..registry import Context, check
-from ..roles import ETCD, NODE
-from . import NodeContext
+from kubeaccept.checks import NodeContext
+from kubeaccept.model.findings import Finding, needs_tool, passed
+from kubeaccept.model.ports import Port, probers, served
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import ETCD, NODE
 
 DOWN_WHY = {
     "kube-apiserver": "kubectl and kubelets using this control plane get \"The connection to the "

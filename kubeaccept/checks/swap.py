@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 
-from ..facts.swapboot import SwapBoot, escape_path, source_path, unit_field, zram_config
-from ..findings import Finding, passed
-from ..registry import Context, check
-from ..roles import NODE
-from . import NodeContext
-from .parse import KUBELET_CONFIG, ConfigError, load
+from kubeaccept.checks import NodeContext
+from kubeaccept.facts.config import KUBELET_CONFIG, ConfigError, load
+from kubeaccept.facts.swapboot import SwapBoot, escape_path, source_path, unit_field, zram_config
+from kubeaccept.model.findings import Finding, passed
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import NODE
 
 CID = "node_swap"
 FLAGS = "/var/lib/kubelet/kubeadm-flags.env"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..apistate import ApiState
-from ..facts import number
-from ..findings import Finding, passed
-from ..registry import Context, check
-from ..roles import NODE
-from . import NodeContext
+from kubeaccept.checks import NodeContext
+from kubeaccept.facts import number
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.findings import Finding, passed
+from kubeaccept.model.registry import Context, check
+from kubeaccept.model.roles import NODE
 
 # Only conf/all: Calico's Felix reads /proc/sys/net/ipv4/conf/all/rp_filter alone and exits
 # when it is above 1; it sets conf/default to 1 itself (felix/dataplane/linux/int_dataplane.go).

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib.resources import files
 
-from .. import dnswire
-from ..inventory import Host
-from ..transport import as_root
+from kubeaccept.facts import dnswire
+from kubeaccept.model.hosts import Host, as_root
 
 SCRIPT = (files(__package__) / "gather.sh").read_text()
 BACKSTOP_MARGIN = 3  # seconds the node waits past the runner's command timeout
@@ -335,5 +334,5 @@ class NodeFacts:
     def swap_boot(self):
         """What systemd will do about swap at boot (kubeaccept.facts.swapboot); None when the
         node's facts predate the `swap-boot` section."""
-        from .swapboot import parse as parse_swap_boot
+        from kubeaccept.facts.swapboot import parse as parse_swap_boot
         return parse_swap_boot(self.section("swap-boot"))

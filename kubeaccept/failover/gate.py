@@ -7,22 +7,21 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from .. import apiprobe, dnsutils, kubeapi
-from ..checks import ClusterContext, controlplane, node_ip
-from ..checks.certs import CA
-from ..facts import NodeFacts
-from ..factstore import FactStore
-from ..findings import Finding
-from ..inventory import Host, Inventory
-from ..redact import redact
-from ..roles import CONTROL_PLANE, LB, WORKER
-from ..settings import Settings
-from ..transport import Unreachable, connect
-from . import budget as budgets
-from . import power, preflight, probes
-from .journal import Journal
-from .timeline import Sampler
-from .verdict import CID, Observation, judge
+from kubeaccept.api import apiprobe, dnsutils, kubeapi
+from kubeaccept.checks import ClusterContext, controlplane
+from kubeaccept.facts import NodeFacts
+from kubeaccept.failover import budget as budgets
+from kubeaccept.failover import power, preflight, probes
+from kubeaccept.failover.journal import Journal
+from kubeaccept.failover.timeline import Sampler
+from kubeaccept.failover.verdict import CID, Observation, judge
+from kubeaccept.model.findings import Finding
+from kubeaccept.model.hosts import Host, Inventory, node_ip
+from kubeaccept.model.redact import redact
+from kubeaccept.model.roles import CONTROL_PLANE, LB, WORKER
+from kubeaccept.model.settings import Settings
+from kubeaccept.remote.transport import Unreachable, connect
+from kubeaccept.session import Session, cluster_ca
 
 
 @dataclass(frozen=True)
@@ -64,29 +63,17 @@ class Gate:
 
     # --- facts and pre-flight -------------------------------------------------------------
     def snapshot(self) -> tuple[ClusterContext, dict, object, bytes | None]:
-        store = FactStore(self.inventory, self.settings)
+        session = Session.open(self.inventory, self.settings)
+        session.creds = (self.kubeconfig, self.source)
         try:
-            store.prefetch(self.inventory.hosts)
-            facts = {h.name: store.get(h) for h in self.inventory.hosts}
-            ctx = ClusterContext(self.inventory, self.settings, facts)
-            ca = next((f.certificates.get(CA) for f in facts.values()
-                       if isinstance(f, NodeFacts) and f.certificates.get(CA)), None)
-            readyz = apiprobe.readyz_all(controlplane.readyz_urls(ctx), ca,
-                                         self.settings.connect_timeout)
-            try:
-                api = kubeapi.connect(self.kubeconfig, self.source,
-                                      list(self.inventory.by_role(CONTROL_PLANE)),
-                                      self.settings.connect_timeout,
-                                      self.settings.command_timeout)
-                try:
-                    state = kubeapi.read_state(api)
-                finally:
-                    api.close()
-            except kubeapi.ApiUnavailable as exc:
-                state = str(exc)
-            return ctx, readyz, state, ca
+            ctx = session.cluster()
+            readyz = session.readyz(ctx)
+            api, state = session.open_api()
+            if not isinstance(api, str):
+                api.close()
+            return ctx, readyz, state, cluster_ca(ctx.facts.values())
         finally:
-            store.close()
+            session.close()
 
     def resolve(self, spec: str, ctx: ClusterContext) -> Host | str:
         cps = self.inventory.by_role(CONTROL_PLANE)

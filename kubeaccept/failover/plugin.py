@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from .. import kubeapi
-from ..plugin import STATE
-from ..roles import CONTROL_PLANE
-from .gate import Gate, Options
-from .journal import DEFAULT, Journal
-from .restore import restore
+from kubeaccept.api import kubeapi
+from kubeaccept.failover.gate import Gate, Options
+from kubeaccept.failover.journal import DEFAULT, Journal
+from kubeaccept.failover.restore import restore
+from kubeaccept.model.roles import CONTROL_PLANE
+from kubeaccept.suite.state import STATE
+from kubeaccept.suite.verdict import failure_message
 
 RESULTS = pytest.StashKey[list]()
 
@@ -97,11 +98,7 @@ def failover_gate(request: pytest.FixtureRequest) -> Gate:
     state = request.config.stash[STATE]
     opt = request.config.option
     try:
-        if opt.kubeconfig:
-            conf, source = kubeapi.kubeconfig_file(Path(opt.kubeconfig))
-        else:
-            conf, source = kubeapi.admin_conf_over_ssh(
-                state.store, list(state.inventory.by_role(CONTROL_PLANE)))
+        conf, source = state.credentials()
     except kubeapi.ApiUnavailable as exc:
         pytest.fail(f"failover gate: {exc}", pytrace=False)
     options = Options(budget=opt.failover_budget,
@@ -143,7 +140,6 @@ def failover(request: pytest.FixtureRequest, failover_gate: Gate):
             lines.append(f"RESTORE FAILED: {out.restore_error}")
         failed = [f for f in out.findings if not f.ok]
         if failed:
-            from ..plugin import failure_message
             lines.append(failure_message(out.findings, failed))
             fixes = sorted({f.fix for f in failed if f.fix})
             if fixes:

@@ -15,9 +15,9 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ..inventory import Host
-from ..redact import redact
-from ..transport import CommandTimeout, Unreachable, connect
+from kubeaccept.model.hosts import Host
+from kubeaccept.model.redact import redact
+from kubeaccept.remote.transport import CommandTimeout, Unreachable, connect
 
 OFF_VAR, ON_VAR = "kubeaccept_power_off", "kubeaccept_power_on"
 RUNTIMES = "containerd docker cri-docker crio kubelet"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from ..apistate import ApiState
-from ..checks import ClusterContext, controlplane, etcd, node_ip, nodes
-from ..facts import NodeFacts
-from ..findings import Finding
-from ..inventory import Host
-from ..roles import CONTROL_PLANE, ETCD, NODE
+from kubeaccept.checks import ClusterContext, controlplane, etcd, nodes
+from kubeaccept.facts import NodeFacts
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.findings import Finding
+from kubeaccept.model.hosts import Host, node_ip
+from kubeaccept.model.roles import CONTROL_PLANE, ETCD, NODE
 
 
 def _failed(findings: list[Finding]) -> list[str]:

@@ -9,11 +9,11 @@ import json
 import shlex
 import time
 
-from .. import apiprobe, dnsutils
-from ..checks.dns import parse_lookup
-from ..inventory import Host
-from ..kubeapi import Api, HttpError, raw_call
-from ..transport import Connection
+from kubeaccept.api import apiprobe, dnsutils
+from kubeaccept.api.kubeapi import Api, HttpError, raw_call
+from kubeaccept.checks.dns import parse_lookup
+from kubeaccept.model.hosts import Host
+from kubeaccept.remote.transport import Connection
 
 NAMESPACE = "kubeaccept-failover"  # the namespace the gate owns: made and removed by it
 ETCD_PKI = "/etc/kubernetes/pki/etcd"

@@ -8,14 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from .. import kubeapi
-from ..factstore import FactStore
-from ..inventory import InventoryError, load_hosts
-from ..roles import CONTROL_PLANE
-from ..settings import Settings
-from . import power, preflight
-from .gate import Gate, Options, verify_restore
-from .journal import DEFAULT, Journal
+from kubeaccept.api import kubeapi
+from kubeaccept.failover import power, preflight
+from kubeaccept.failover.gate import Gate, Options, verify_restore
+from kubeaccept.failover.journal import DEFAULT, Journal
+from kubeaccept.inventory import load_hosts
+from kubeaccept.model.hosts import InventoryError
+from kubeaccept.model.settings import Settings
+from kubeaccept.session import Session
 
 
 def restore(journal_path: Path, kubeconfig: str | None = None,
@@ -47,19 +47,14 @@ def restore(journal_path: Path, kubeconfig: str | None = None,
     except power.PowerError as exc:
         say(f"kubeaccept-restore: power-on failed: {exc}; {host.name} is still off")
         return 1
-    store = FactStore(inventory, settings)
+    session = Session.open(inventory, settings, kubeconfig)
     try:
-        cps = list(inventory.by_role(CONTROL_PLANE))
-        if kubeconfig:
-            conf, source = kubeapi.kubeconfig_file(Path(kubeconfig))
-        else:
-            conf, source = kubeapi.admin_conf_over_ssh(store, [c for c in cps
-                                                               if c.name != host.name])
+        conf, source = session.credentials(skip=[host.name])
     except kubeapi.ApiUnavailable as exc:
         say(f"kubeaccept-restore: {host.name} powered on, but it cannot be verified: {exc}")
         return 1
     finally:
-        store.close()
+        session.close()
     gate = Gate(inventory, settings, conf, source, options, journal, say)
     ctx, _, _, _ = gate.snapshot()
     missing = verify_restore(gate, host, preflight.etcd_view(ctx), start)

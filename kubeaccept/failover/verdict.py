@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..findings import Finding, passed
-from .budget import Budget
-from .timeline import Sample, after, first_success, last_failure, longest_failure, max_gap
+from kubeaccept.failover.budget import Budget
+from kubeaccept.failover.timeline import (
+    Sample,
+    after,
+    first_success,
+    last_failure,
+    longest_failure,
+    max_gap,
+)
+from kubeaccept.model.findings import Finding, passed
 
 CID = "cluster_failover"
 MIN_RATE_GAP = 1.5  # ≥ 1 Hz with jitter: a longer hole in the /readyz samples is a blind spot

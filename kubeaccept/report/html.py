@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from html import escape
 
-from ..registry import AREAS
-from .results import Result, Run, first_line, subject_host
+from kubeaccept.model.registry import AREAS
+from kubeaccept.report.results import Result, Run, first_line, subject_host
 
 SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "–", "": "·"}
 

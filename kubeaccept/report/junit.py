@@ -16,7 +16,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .results import Run, first_line
+from kubeaccept.report.results import Run, first_line
 
 
 def classname(host: str | None, area: str) -> str:

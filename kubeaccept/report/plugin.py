@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from .. import __version__
-from ..checks import baseline
-from ..checks.all import load
-from ..plugin import SNAPSHOT, STATE
-from ..roles import ALL_ROLES
-from . import html, junit, summary
-from .results import Result, Run, finding_from_json
+from kubeaccept import __version__
+from kubeaccept.checks import baseline
+from kubeaccept.checks.all import load
+from kubeaccept.model.findings import finding_from_json
+from kubeaccept.model.roles import ALL_ROLES
+from kubeaccept.report import html, junit, summary
+from kubeaccept.report.results import Result, Run
+from kubeaccept.suite.fixtures import PREVIOUS
+from kubeaccept.suite.state import STATE
 
 RUN = pytest.StashKey[Run]()
 
@@ -36,27 +38,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--compare-baseline", default=None, metavar="FILE",
                     help="compare with a --save-baseline FILE: what changed fails "
                     "node_unchanged/cluster_unchanged and is listed in the reports")
-
-
-class BaselineRecorder:
-    """ctx.baseline of the baseline checks: the saved baseline (or None), and where the
-    check's snapshot goes (the test's report carries it to the controller)."""
-
-    def __init__(self, previous: dict | None, item: pytest.Item):
-        self.previous = previous
-        self.item = item
-
-    def record(self, part: str, where: str, snapshot: dict, changes: list[dict]) -> None:
-        self.item.stash[SNAPSHOT] = {"part": part, "where": where, "snapshot": snapshot,
-                                     "changes": changes}
-
-
-PREVIOUS = pytest.StashKey[dict]()
-
-
-@pytest.fixture
-def kubeaccept_baseline(request: pytest.FixtureRequest) -> BaselineRecorder:
-    return BaselineRecorder(request.config.stash.get(PREVIOUS, None), request.node)
 
 
 def pytest_collection_modifyitems(session, config: pytest.Config, items) -> None:

@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..findings import Finding
-from ..registry import AREAS
+from kubeaccept.model.findings import Finding, finding_from_json, finding_json
+from kubeaccept.model.registry import AREAS
 
 FORMAT = "kubeaccept-findings/1"
 OUTCOMES = ("failed", "error", "passed", "skipped")  # worst first
@@ -42,16 +42,6 @@ class Result:
 
     def fixes(self) -> list[str]:
         return list(dict.fromkeys(f.fix for f in self.findings if not f.ok and f.fix))
-
-
-def finding_json(f: Finding) -> dict:
-    d = {k.name: getattr(f, k.name) for k in dataclasses.fields(f)}
-    d["evidence"] = list(f.evidence)
-    return d
-
-
-def finding_from_json(d: dict) -> Finding:
-    return Finding(**{**d, "evidence": tuple(d.get("evidence", ()))})
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..registry import AREAS
-from .results import Result, Run, first_line
+from kubeaccept.model.registry import AREAS
+from kubeaccept.report.results import Result, Run, first_line
 
 LINE = 160  # a fix line longer than this is cut
 MARK = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}

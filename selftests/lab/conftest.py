@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from kubeaccept.lab.lab import Lab
-from kubeaccept.lab.plan import DEFAULT_STATE_DIR
+from lab.lab import Lab
+from lab.plan import DEFAULT_STATE_DIR
 
 WORKERS = 2
 MATRIX: list[tuple[str, str, str, str]] = []  # (mode, fault, host, failing tests)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from kubeaccept.lab import cluster
+from lab import cluster
 
 from .suite import run_suite
 

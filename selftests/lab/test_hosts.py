@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kubeaccept.lab.lab import Lab
+from lab.lab import Lab
 
 from .suite import ROOT, run_suite
 
@@ -23,7 +23,7 @@ def test_up_is_idempotent(lab):
     assert lab.up(workers, control_plane=True) == 0.0
     assert lab.state["pids"] == pids and not lab.problems()
     # And from the command line, a new process reading lab.json:
-    out = subprocess.run([sys.executable, "-m", "kubeaccept.lab", "up", "--control-plane",
+    out = subprocess.run([sys.executable, "-m", "lab", "up", "--control-plane",
                           "--workers", str(workers)], capture_output=True, text=True,
                          timeout=120, cwd=ROOT).stdout
     assert out.startswith("lab already up"), out

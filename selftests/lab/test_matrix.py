@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kubeaccept.checks.all import load as load_checks
-from kubeaccept.lab.faults import FAULTS
+from lab.faults import FAULTS
 
 from .suite import run_suite
 

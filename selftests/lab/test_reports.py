@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import xmlschema
 
-from kubeaccept.lab.faults import FAULTS
 from kubeaccept.report.results import Run
+from lab.faults import FAULTS
 from selftests.browser import Dom, dump_dom, screenshot
 
 from .suite import ROOT, run_suite

@@ -1,12 +1,12 @@
 """Read-only by default, proven on the lab: every program the suite starts on a host (traced
-under sshd, sessions included) is on kubeaccept.allowlist, and no file on any host changes.
+under sshd, sessions included) is on kubeaccept.facts.allowlist, and no file on any host changes.
 The audit itself catches a write."""
 
 from __future__ import annotations
 
 import subprocess
 
-from kubeaccept.lab import audit, faults
+from lab import audit, faults
 
 from .suite import run_suite
 

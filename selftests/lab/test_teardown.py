@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from kubeaccept.lab.plan import BRIDGE, NETNS_PREFIX
+from lab.plan import BRIDGE, NETNS_PREFIX
 
 
 def leftovers(state_dir: Path) -> list[str]:

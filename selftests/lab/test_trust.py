@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeaccept.lab import power
-from kubeaccept.lab.faults import HANG_SECONDS as HANG
-from kubeaccept.lab.faults import SUDO_PASSWORD, SUDO_USER
-from kubeaccept.lab.plan import BRIDGE, DEFAULT_STATE_DIR, NETNS_PREFIX
+from lab import power
+from lab.faults import HANG_SECONDS as HANG
+from lab.faults import SUDO_PASSWORD, SUDO_USER
+from lab.plan import BRIDGE, DEFAULT_STATE_DIR, NETNS_PREFIX
 
 from .suite import ROOT, SuiteRun, run_suite
 
@@ -370,7 +370,7 @@ def test_ctrl_c_during_lab_up_leaves_no_lab_behind(_session_lab, after):
     removes what it made and exits 130; no namespace, link, bridge or process of the lab is
     left. The next test's `lab` fixture builds it again."""
     _session_lab.down()
-    proc = subprocess.Popen([sys.executable, "-m", "kubeaccept.lab", "up", "--control-plane"],
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "up", "--control-plane"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     time.sleep(after)

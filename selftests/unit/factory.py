@@ -6,8 +6,8 @@ import base64
 
 from kubeaccept.checks import NodeContext
 from kubeaccept.facts import NodeFacts
-from kubeaccept.inventory import Host, Inventory
-from kubeaccept.roles import CONTROL_PLANE, WORKER
+from kubeaccept.model.hosts import Host, Inventory
+from kubeaccept.model.roles import CONTROL_PLANE, WORKER
 
 HEALTHY_SYSCTL = """\
 net.ipv4.conf.all.rp_filter 1

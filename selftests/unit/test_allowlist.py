@@ -3,9 +3,10 @@ and without sudo), and writers are not."""
 
 from __future__ import annotations
 
-from kubeaccept import allowlist, facts
-from kubeaccept.inventory import Host
-from kubeaccept.lab.audit import parse, violations
+from kubeaccept import facts
+from kubeaccept.facts import allowlist
+from kubeaccept.model.hosts import Host
+from lab.audit import parse, violations
 
 
 def test_the_facts_line_in_each_form_the_suite_sends_it():

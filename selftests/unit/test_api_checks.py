@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kubeaccept.apistate import ApiState
 from kubeaccept.checks import dns, kubeadm_certs, nodes, podnet, pods, sysctl
-from kubeaccept.settings import Settings
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.settings import Settings
 
 from .factory import context, facts
 

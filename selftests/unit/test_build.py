@@ -1,4 +1,4 @@
-"""kubeaccept.lab.build without network or a real Go toolchain."""
+"""lab.build without network or a real Go toolchain."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeaccept.lab import build
+from lab import build
 
 UPSTREAM_MOD = """\
 // This is a generated file. Do not edit directly.

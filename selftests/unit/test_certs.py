@@ -6,9 +6,9 @@ import base64
 import datetime as dt
 
 from kubeaccept.checks import certs
-from kubeaccept.lab import pki
-from kubeaccept.roles import CONTROL_PLANE
-from kubeaccept.settings import Settings
+from kubeaccept.model.roles import CONTROL_PLANE
+from kubeaccept.model.settings import Settings
+from lab import pki
 
 from .factory import context, facts, host
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from kubeaccept import facts as facts_module
 from kubeaccept.checks import cgroup
 from kubeaccept.facts import parse
-from kubeaccept.lab.nodefiles import DAEMON_JSON
-from kubeaccept.settings import Settings
+from kubeaccept.model.settings import Settings
+from lab.nodefiles import DAEMON_JSON
 
 from .factory import context, facts, host, runtime_files, runtime_versions
 

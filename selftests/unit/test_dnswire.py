@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kubeaccept import dnswire
 from kubeaccept.checks import dns
-from kubeaccept.facts import parse
-from kubeaccept.settings import Settings
+from kubeaccept.facts import dnswire, parse
+from kubeaccept.model.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dns"
 SETTINGS = Settings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from kubeaccept.checks.etcd import etcd_cluster
-from kubeaccept.roles import CONTROL_PLANE
+from kubeaccept.model.roles import CONTROL_PLANE
 
 from .factory import facts, host
 
@@ -89,7 +89,7 @@ def test_nobody_could_be_asked_is_not_judged():
 
 
 def test_apiserver_readyz_is_a_second_opinion():
-    from kubeaccept.apiprobe import Answer
+    from kubeaccept.api.apiprobe import Answer
     url = "https://10.0.0.2:6443/readyz?verbose"
     readyz = {url: Answer(url, 500, "[+]ping ok\n[-]etcd failed: reason withheld\n[+]log ok")}
     out = failed(etcd_cluster(CPS, {h.name: view(h.name) for h in CPS}, readyz))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubeaccept import dnswire, facts
-from kubeaccept.facts import FactsError, NodeFacts, parse
+from kubeaccept import facts
+from kubeaccept.facts import FactsError, NodeFacts, dnswire, parse
 
 from .factory import host
 

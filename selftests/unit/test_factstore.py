@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from kubeaccept.factstore import FactStore
-from kubeaccept.inventory import Inventory
-from kubeaccept.settings import Settings
+from kubeaccept.model.hosts import Inventory
+from kubeaccept.model.settings import Settings
+from kubeaccept.remote.factstore import FactStore
 
 from .factory import facts, host
 
@@ -70,7 +70,7 @@ def test_a_host_is_logged_into_once_when_two_threads_ask_at_once(monkeypatch):
     """The API's opening reads admin.conf from a control plane while its gathering logs in."""
     import time
 
-    from kubeaccept import factstore
+    from kubeaccept.remote import factstore
 
     logins = []
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from kubeaccept.apistate import ApiState
 from kubeaccept.failover import budget, power, preflight, probes
 from kubeaccept.failover.journal import Journal
 from kubeaccept.failover.restore import restore
 from kubeaccept.failover.timeline import Sample, failure_runs, longest_failure, max_gap
 from kubeaccept.failover.verdict import Observation, judge
-from kubeaccept.inventory import Host
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.hosts import Host
 
 FIX = Path(__file__).parent / "fixtures" / "failover"
 LAB_CFG = Path(__file__).resolve().parents[2] / "kubeaccept" / "lab" / "nodefiles.py"
@@ -80,8 +80,8 @@ def test_etcd_election_timeout_from_the_static_pod():
 
 
 def test_the_lab_haproxy_budget():
-    from kubeaccept.lab.nodefiles import haproxy_cfg
-    from kubeaccept.lab.plan import plan
+    from lab.nodefiles import haproxy_cfg
+    from lab.plan import plan
     cfg = haproxy_cfg([h for h in plan(2) if "control_plane" in h.roles])
     checks = budget.haproxy_checks(cfg)
     assert {c.detection for c in checks} == {8.0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubeaccept.firewall import Packet, ParseError, Rule, evaluate, parse_iptables_save
+from kubeaccept.facts.iptables import Packet, ParseError, Rule, evaluate, parse_iptables_save
 
 POD_A = "10.244.1.2"  # a pod on another node
 POD_B = "10.244.0.2"  # a pod on this node
@@ -486,7 +486,7 @@ def test_plain_rules_split_as_shlex_does(monkeypatch):
     import re
     from pathlib import Path
 
-    import kubeaccept.firewall as fw
+    import kubeaccept.facts.iptables as fw
 
     dump = (Path(__file__).parent / "fixtures/firewall/calico-ipip.iptables-save").read_text()
     kube = f"*filter\n:INPUT ACCEPT [0:0]\n{KUBE_PROXY_CHAINS}{KUBE_PROXY_RULES}COMMIT\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubeaccept.checks import firewall
-from kubeaccept.checks.firewalld import parse_zones, zone_for
-from kubeaccept.roles import CONTROL_PLANE
+from kubeaccept.facts.firewalld import parse_zones, zone_for
+from kubeaccept.model.roles import CONTROL_PLANE
 
 from .factory import context, facts, host
 
@@ -174,7 +174,7 @@ def test_firewalld_zone_by_source_then_rich_rules():
 
 
 def test_forward_with_a_tiny_pod_subnet_says_it_was_not_checked():
-    from kubeaccept.settings import Settings
+    from kubeaccept.model.settings import Settings
     ctx = cluster({"iptables_save": REPORT03})
     ctx = type(ctx)(ctx.host, ctx.facts, ctx.inventory, Settings(pod_subnet="10.244.0.0/24"),
                     ctx.peers)

@@ -21,18 +21,20 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kubeaccept import firewall, nftables
-from kubeaccept.checks import containerd, dockerd, ports, swap, sysctl
+from kubeaccept.checks import ports, swap, sysctl
 from kubeaccept.checks.cgroup import cgroup_driver
 from kubeaccept.checks.etcd import _json, etcd_cluster
-from kubeaccept.checks.parse import ConfigError, load, parse_text
-from kubeaccept.facts import FactsError, FileFact, NodeFacts, parse
+from kubeaccept.facts import FactsError, FileFact, NodeFacts, containerd, dockerd, nftables, parse
+from kubeaccept.facts import iptables as firewall
+from kubeaccept.facts.config import ConfigError, load, parse_text
 from kubeaccept.facts.swapboot import parse as parse_swap_boot
 from kubeaccept.facts.swapboot import zram_config
-from kubeaccept.findings import Finding
-from kubeaccept.inventory import InventoryError, load_inventory, parse_host_specs
-from kubeaccept.roles import CONTROL_PLANE, WORKER
-from kubeaccept.settings import Settings
+from kubeaccept.inventory.ansible import load_inventory
+from kubeaccept.inventory.specs import parse_host_specs
+from kubeaccept.model.findings import Finding
+from kubeaccept.model.hosts import InventoryError
+from kubeaccept.model.roles import CONTROL_PLANE, WORKER
+from kubeaccept.model.settings import Settings
 
 from .factory import context, facts, host, runtime_files, runtime_versions
 
@@ -281,7 +283,7 @@ exec_start = st.lists(st.sampled_from(("--exec-opt", "native.cgroupdriver=system
                    "dockerd --exec-opt native.cgroupdriver=systemd ")], env=None,
          versions=(DOCKER_VERSIONS[0], "cri-dockerd 0.3.16 (x)"), cgroup2=False)
 def test_dockerd_read(daemon, bom, main_dir, unit, dropins, env, versions, cgroup2):
-    """kubeaccept.checks.dockerd.read(facts, cgroup2): daemon.json (any bytes, byte order
+    """kubeaccept.facts.dockerd.read(facts, cgroup2): daemon.json (any bytes, byte order
     marks) and dockerd's unit, drop-ins and environment file (any text) are a Docker (its
     problem, driver or notes) or parse.ConfigError for a daemon.json that is not JSON; the
     cgroup check turns every outcome into a finding."""
@@ -380,7 +382,7 @@ CTD_VERSIONS = ("containerd github.com/containerd/containerd 1.7.2",
 @example(main="disabled_plugins = 1\n", imported=[], truncated=False, version=CTD_VERSIONS[0])
 @example(main="a = " + "[" * 2000, imported=[], truncated=False, version="")
 def test_containerd_read(main, imported, truncated, version):
-    """kubeaccept.checks.containerd.read(facts): containerd's config.toml and the files it
+    """kubeaccept.facts.containerd.read(facts): containerd's config.toml and the files it
     imports (any text, or any TOML document with containerd's keys and any value types) are a
     Containerd (driver, problem or notes) or parse.ConfigError for TOML containerd cannot
     parse; the cgroup check turns every outcome into a finding."""
@@ -423,7 +425,7 @@ kubelet_text = st.one_of(
 @example(text="memorySwap: x\nfailSwapOn: false\n", path="/var/lib/kubelet/config.yaml",
          flags=None)
 def test_kubelet_config(text, path, flags):
-    """kubeaccept.checks.parse.parse_text / load: any text is a mapping or ConfigError (the
+    """kubeaccept.facts.config.parse_text / load: any text is a mapping or ConfigError (the
     file, and the line where the parser knows it); the cgroup-driver and swap checks reading
     kubelet's config turn every outcome into findings."""
     try:
@@ -467,7 +469,7 @@ PACKETS = (firewall.Packet("tcp", "10.0.0.2", "10.0.0.1", 6443, "eth0"),
 @fuzz(400)
 @given(text=iptables_text)
 def test_iptables_save(text):
-    """kubeaccept.firewall.parse_iptables_save: any text is a Ruleset or ParseError naming
+    """kubeaccept.facts.iptables.parse_iptables_save: any text is a Ruleset or ParseError naming
     the line; firewall.evaluate on every chain of what parsed gives a Verdict for any packet."""
     try:
         rs = firewall.parse_iptables_save(text)
@@ -506,7 +508,7 @@ NFT_PACKETS = PACKETS + (firewall.Packet("tcp", "198.18.0.5", "198.18.0.1", 1025
 @example(text='{"nftables": [{"chain": {"hook": "input"}}, {"rule": {"expr": [{"match": {"op": null}}]}}]}')
 @example(text="[" * 2000)
 def test_nftables(text):
-    """kubeaccept.nftables.parse(`nft -j list ruleset`): any text is an NftRuleset or
+    """kubeaccept.facts.nftables.parse(`nft -j list ruleset`): any text is an NftRuleset or
     NftError; nftables.evaluate on what parsed gives a Verdict (or None: no base chain) for
     any packet, what it cannot decide listed as uncertain."""
     try:
@@ -609,7 +611,7 @@ INVENTORIES = {name: fixture(f"inventories/{path}") for name, path in (
                                     "ansible_become", "ansible_user",
                                     "ansible_ssh_common_args")).map(json.dumps))
 def test_inventory_files(name_text, yaml_doc):
-    """kubeaccept.inventory.load_inventory(path): any YAML or INI text in an inventory file
+    """kubeaccept.inventory.ansible.load_inventory(path): any YAML or INI text in an inventory file
     is an Inventory or InventoryError, whose message is the one usage line."""
     name, text = name_text
     with tempfile.TemporaryDirectory() as tmp:
@@ -633,7 +635,7 @@ def test_inventory_files(name_text, yaml_doc):
                       max_size=6).map("".join))
 @example(value="[")
 def test_host_specs(value):
-    """kubeaccept.inventory.parse_host_specs: any --hosts value that is not an inventory path
+    """kubeaccept.inventory.ansible.parse_host_specs: any --hosts value that is not an inventory path
     is an Inventory or InventoryError (one usage line)."""
     try:
         inv = parse_host_specs(value)

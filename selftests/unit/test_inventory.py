@@ -4,16 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from kubeaccept.inventory import (
-    Host,
-    InventoryError,
-    load_hosts,
-    load_inventory,
-    parse_host_specs,
-    resolve_inventory_path,
-    unchecked_host_keys,
-)
-from kubeaccept.roles import CONTROL_PLANE, ETCD, LB, WORKER
+from kubeaccept.inventory import load_hosts
+from kubeaccept.inventory.ansible import load_inventory, resolve_inventory_path
+from kubeaccept.inventory.specs import parse_host_specs
+from kubeaccept.model.hosts import Host, InventoryError, unchecked_host_keys
+from kubeaccept.model.roles import CONTROL_PLANE, ETCD, LB, WORKER
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
 
@@ -359,7 +354,7 @@ Host 10.0.0.*
 
 @pytest.fixture
 def ssh_config(tmp_path, monkeypatch):
-    from kubeaccept import sshargs
+    from kubeaccept.inventory import sshargs
 
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".ssh").mkdir()

@@ -10,10 +10,12 @@ from types import SimpleNamespace
 import pytest
 
 from kubeaccept import checks
-from kubeaccept.inventory import InventoryError, load_inventory, unassigned
-from kubeaccept.plugin import _settings, _testinfra_spec
-from kubeaccept.roles import CONTROL_PLANE, ETCD, LB, WORKER
-from kubeaccept.transport import LocalConnection, connect, plan
+from kubeaccept.inventory.ansible import load_inventory
+from kubeaccept.model.hosts import InventoryError, unassigned
+from kubeaccept.model.roles import CONTROL_PLANE, ETCD, LB, WORKER
+from kubeaccept.remote.transport import LocalConnection, connect, plan
+from kubeaccept.session import settings_for
+from kubeaccept.suite.plugin import testinfra_spec
 
 from .ansible_reference import ansible_inventory_host, ansible_ssh_view
 
@@ -34,7 +36,7 @@ def settings_of(inv):
                 service_subnet=None, vxlan_port=None, kube_version=None, cert_expiry_days=30,
                 restart_threshold=10, flap_window=60, flap_threshold=4,
                 dnsutils_image="x", cluster_dns=None)
-    return _settings(SimpleNamespace(option=SimpleNamespace(**opts)), inv)
+    return settings_for(SimpleNamespace(**opts), inv)
 
 
 # --- 1. connection variables: Ansible's precedence --------------------------------------
@@ -121,7 +123,7 @@ def test_kubespray_local_inventory_runs_on_this_machine():
     # {{ansible_env.HOME}} is a fact Ansible gathers at run time: left as written
     assert node1.vars["local_release_dir"] == "{{ansible_env.HOME}}/releases"
     assert isinstance(connect(node1, 1), LocalConnection)
-    assert _testinfra_spec(node1) == "local://"
+    assert testinfra_spec(node1) == "local://"
     assert connect(node1, 1).run("echo $((6*7))", timeout=10).stdout == "42\n"
 
 

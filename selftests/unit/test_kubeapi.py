@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kubeaccept import dnsutils, kubeapi
-from kubeaccept.inventory import Host
-from kubeaccept.settings import Settings
-from kubeaccept.transport import Result, Unreachable
+from kubeaccept.api import dnsutils, kubeapi
+from kubeaccept.model.hosts import Host
+from kubeaccept.model.settings import Settings
+from kubeaccept.remote.transport import Result, Unreachable
 
 
 class FakeConn:
@@ -102,9 +102,9 @@ def test_dnsutils_pod_is_the_documented_one_with_the_chosen_image():
 def test_admin_conf_from_the_control_plane_this_worker_gathers_first():
     """The API opens as the run starts, before any login: each xdist worker reads admin.conf
     from the control plane it logs into first anyway (worker 2 of 2 starts at the middle)."""
-    from kubeaccept.factstore import FactStore
-    from kubeaccept.inventory import Inventory
-    from kubeaccept.settings import Settings
+    from kubeaccept.model.hosts import Inventory
+    from kubeaccept.model.settings import Settings
+    from kubeaccept.remote.factstore import FactStore
 
     hosts = (cp("cp1"), cp("cp2"), cp("cp3"),
              Host(name="w1", address="192.0.2.21", roles=("worker",)),

@@ -9,12 +9,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from kubeaccept import plugin
-from kubeaccept.apistate import ApiState
 from kubeaccept.checks import dns, firewall
-from kubeaccept.inventory import load_inventory
-from kubeaccept.roles import CONTROL_PLANE
-from kubeaccept.settings import Settings, choose_cluster_dns, choose_vxlan_port
+from kubeaccept.inventory.ansible import load_inventory
+from kubeaccept.inventory.kubespray import choose_cluster_dns, choose_vxlan_port
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.roles import CONTROL_PLANE
+from kubeaccept.model.settings import Settings
+from kubeaccept.session import settings_for
 
 from .factory import context, facts, host
 from .test_api_checks import healthy, lookup, service
@@ -41,7 +42,7 @@ def options(**given) -> SimpleNamespace:
                restart_threshold=10, flap_window=60.0, flap_threshold=4,
                dnsutils_image=Settings.dnsutils_image, cluster_dns=None)
     opt.update(given)
-    return SimpleNamespace(option=SimpleNamespace(**opt))
+    return SimpleNamespace(**opt)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_kubespray_sample_inventory_gives_its_dns_and_calico_vxlan(kubespray_inv
     default (roles/network_plugin/calico_defaults)."""
     cv = kubespray_inventory.cluster_vars
     assert "{{" in cv["skydns_server"]  # a template kubespray renders with its role defaults
-    s = plugin._settings(options(), kubespray_inventory)
+    s = settings_for(options(), kubespray_inventory)
     assert (s.service_subnet, s.dns_ip, s.node_local_dns_ip, s.dns_service) == (
         "10.233.0.0/18", "10.233.0.3", "169.254.25.10", "coredns")
     assert s.dns_source == "kubespray's skydns_server: 3rd address of 10.233.0.0/18"
@@ -73,7 +74,7 @@ def test_kubespray_sample_inventory_gives_its_dns_and_calico_vxlan(kubespray_inv
 
 
 def test_flags_override_the_inventory(kubespray_inventory):
-    s = plugin._settings(options(cluster_dns="10.233.0.10", vxlan_port=8472), kubespray_inventory)
+    s = settings_for(options(cluster_dns="10.233.0.10", vxlan_port=8472), kubespray_inventory)
     assert (s.dns_ip, s.dns_source) == ("10.233.0.10", "--cluster-dns")
     assert (s.vxlan_port, s.vxlan_source) == (8472, "--vxlan-port")
     assert s.node_local_dns_ip == "169.254.25.10"  # pods still ask NodeLocal DNSCache

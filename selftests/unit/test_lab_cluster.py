@@ -6,9 +6,9 @@ import json
 
 import yaml
 
-from kubeaccept.lab import cluster, podnet
-from kubeaccept.lab.faults import FAULTS
-from kubeaccept.lab.plan import plan
+from lab import cluster, podnet
+from lab.faults import FAULTS
+from lab.plan import plan
 
 
 def test_kubeadm_config_and_flannel_agree_and_dns_service_is_on_its_address():
@@ -94,7 +94,7 @@ def test_every_fault_names_tests_or_says_nothing_must_fail():
 def test_a_pod_ip_from_kwoks_default_range_is_told_apart():
     """kwok hands out its own range (its --cidr, default 10.0.0.1/24) to a pod scheduled
     before its node has a podCIDR; no sandbox can route that, so the lab replaces such pods."""
-    from kubeaccept.lab.inside import _outside_pod_cidr
+    from lab.inside import _outside_pod_cidr
 
     cidrs = {"w2": "10.244.4.0/24", "w3": None}
     pod = {"spec": {"nodeName": "w2"}, "status": {"podIP": "10.0.0.3"}}
@@ -111,8 +111,8 @@ def test_more_nodes_than_the_pod_subnet_holds_are_refused_before_anything_is_bui
 
     import pytest
 
-    from kubeaccept.lab.lab import Lab
-    from kubeaccept.lab.system import LabError
+    from lab.lab import Lab
+    from lab.system import LabError
 
     if os.geteuid() != 0:
         pytest.skip("the lab's machine check wants root")
@@ -128,7 +128,7 @@ def test_a_recorded_sandbox_pid_is_trusted_only_while_it_is_a_pause():
     import subprocess
     import time
 
-    from kubeaccept.lab.podexec import _is_pause
+    from lab.podexec import _is_pause
 
     pause = subprocess.Popen(["sleep", "infinity"])
     try:

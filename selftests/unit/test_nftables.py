@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kubeaccept import nftables
 from kubeaccept.checks import firewall
-from kubeaccept.firewall import Packet
+from kubeaccept.facts import nftables
+from kubeaccept.facts.iptables import Packet
 
 from .factory import context, facts, host
 

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from kubeaccept import ports as port_matrix
 from kubeaccept.checks import NodeContext, cgroup, firewall, lb, ports, swap, sysctl
 from kubeaccept.facts import NodeFacts, parse
-from kubeaccept.inventory import Inventory, load_inventory
-from kubeaccept.lab.faults import FAULTS
-from kubeaccept.plugin import failure_message
-from kubeaccept.roles import CONTROL_PLANE, ETCD, LB
-from kubeaccept.settings import Settings
+from kubeaccept.inventory.ansible import load_inventory
+from kubeaccept.model import ports as port_matrix
+from kubeaccept.model.hosts import Inventory
+from kubeaccept.model.roles import CONTROL_PLANE, ETCD, LB
+from kubeaccept.model.settings import Settings
+from kubeaccept.suite.verdict import failure_message
+from lab.faults import FAULTS
 
 from .factory import CP, context, facts, host
 

@@ -11,17 +11,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "kubeaccept"
-# Below the checks in the data flow: gathering, parsing, Kubernetes access, the model.
-LOWER = ["allowlist", "apiprobe", "apistate", "dnsutils", "factstore", "facts", "findings",
-         "firewall", "inventory", "kubeapi", "nftables", "ports", "redact", "registry",
-         "roles", "settings", "sshargs", "transport"]
-ABOVE_CHECKS = ("checks", "report", "plugin", "suite", "catalog", "failover", "lab")
+# Each folder of the package is a layer; it may import its own modules and those of the
+# layers named here, nothing else of the project (docs/architecture.md draws it).
+LAYERS = {
+    "model": set(),
+    "facts": {"model"},
+    "inventory": {"model"},
+    "remote": {"model", "facts", "inventory"},
+    "api": {"model", "facts", "inventory", "remote"},
+    "checks": {"model", "facts"},
+    "session": {"model", "facts", "inventory", "remote", "api", "checks"},
+    "suite": {"model", "facts", "inventory", "remote", "api", "checks", "session"},
+    "report": {"model", "facts", "checks", "suite"},
+    "failover": {"model", "facts", "inventory", "remote", "api", "checks", "session", "suite"},
+}
+PYTEST_LAYERS = {"suite", "report", "failover"}  # the only ones that import pytest
 
 
 def imports_of(path: Path) -> set[str]:
     """Absolute module names a file imports (relative imports resolved)."""
     parts = path.relative_to(ROOT).with_suffix("").parts
-    package = parts[:-1] if path.name != "__init__.py" else parts[:-1]
+    package = parts[:-1]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -34,32 +44,111 @@ def imports_of(path: Path) -> set[str]:
     return out
 
 
-def files(name: str) -> list[Path]:
-    p = PKG / name
-    return sorted(p.rglob("*.py")) if p.is_dir() else [p.with_suffix(".py")]
+def layer_of(module: str) -> str | None:
+    """The layer a kubeaccept module belongs to: its folder (session.py is its own)."""
+    parts = module.split(".")
+    if parts[0] != "kubeaccept" or len(parts) < 2:
+        return None
+    return parts[1]
 
 
-def test_nothing_below_the_checks_imports_them_or_what_is_above():
-    for name in LOWER:
-        for f in files(name):
-            bad = {m for m in imports_of(f) for up in ABOVE_CHECKS
-                   if m == f"kubeaccept.{up}" or m.startswith(f"kubeaccept.{up}.")}
-            assert not bad, f"{f.relative_to(ROOT)} imports {sorted(bad)}"
+def project_modules() -> set[str]:
+    return {".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            for f in PKG.rglob("*.py")}
 
 
-def test_checks_import_neither_pytest_nor_the_reports_nor_the_lab():
-    for f in files("checks"):
+def test_every_module_is_in_a_layer():
+    for f in PKG.rglob("*.py"):
+        rel = f.relative_to(PKG)
+        if rel.parts == ("__init__.py",):
+            continue
+        assert layer_of("kubeaccept." + rel.with_suffix("").parts[0]) in LAYERS, (
+            f"{rel}: not in a layer folder (one of {sorted(LAYERS)})")
+
+
+def upward(own: str, imported: set[str], known: set[str]) -> list[str]:
+    """The imports of a module of layer `own` that its layer may not make."""
+    bad = []
+    for mod in sorted(imported):
+        other = layer_of(mod)
+        if other is None or other == own or mod == "kubeaccept":
+            continue
+        if mod not in known and (mod.rpartition(".")[0] not in known
+                                 or mod.rpartition(".")[0] == "kubeaccept"):
+            continue  # a name, not a module (a name inside a module is checked with it)
+        if other not in LAYERS[own]:
+            bad.append(f"{mod} ({other}): {own} may import only "
+                       f"{sorted(LAYERS[own]) or 'nothing of the project'}")
+    return bad
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    known = project_modules()
+    for f in PKG.rglob("*.py"):
+        own = layer_of(".".join(f.relative_to(ROOT).with_suffix("").parts))
+        if own is not None:
+            assert not upward(own, imports_of(f), known), (f.relative_to(ROOT), own)
+
+
+def test_the_layer_rule_itself_has_no_cycle():
+    def reach(layer, seen=()):
+        for below in LAYERS[layer]:
+            assert below not in (*seen, layer), f"{layer} -> {below} closes a cycle"
+            reach(below, (*seen, layer))
+    for layer in LAYERS:
+        reach(layer)
+
+
+def test_the_checker_catches_an_upward_import():
+    """The rule can fail: a model module importing a check, or a check importing the API
+    layer, is named; a check importing facts is not."""
+    known = project_modules()
+    assert "kubeaccept.checks (checks): model may import only nothing of the project" in upward(
+        "model", {"kubeaccept.checks", "kubeaccept.checks.NodeContext"}, known)
+    assert upward("checks", {"kubeaccept.api.kubeapi"}, known)
+    assert not upward("checks", {"kubeaccept.facts.iptables", "kubeaccept.model.hosts"}, known)
+
+
+def test_only_the_pytest_layers_import_pytest():
+    for f in PKG.rglob("*.py"):
+        layer = layer_of(".".join(f.relative_to(ROOT).with_suffix("").parts))
+        if layer in PYTEST_LAYERS:
+            continue
         mods = imports_of(f)
-        assert "pytest" not in mods, f
-        assert not {m for m in mods if m.startswith(("kubeaccept.report", "kubeaccept.plugin",
-                                                     "kubeaccept.suite", "kubeaccept.lab"))}, f
+        assert not {m for m in mods if m == "pytest" or m.startswith(("pytest.", "_pytest"))}, f
 
 
 def test_the_product_never_imports_the_lab():
     for f in PKG.rglob("*.py"):
-        if "lab" in f.relative_to(PKG).parts[:1]:
-            continue
-        assert not {m for m in imports_of(f) if m.startswith("kubeaccept.lab")}, f
+        assert not {m for m in imports_of(f) if m == "lab" or m.startswith("lab.")}, f
+
+
+def test_no_import_cycle_between_modules():
+    """Module level imports (not those inside functions) form no cycle."""
+    graph = {}
+    for f in PKG.rglob("*.py"):
+        name = ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(f.read_text())
+        deps = set()
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module and \
+                    node.module.startswith("kubeaccept"):
+                deps.add(node.module)
+                deps |= {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {d for d in deps if d in project_modules()} - {name}
+    state = {}
+
+    def visit(n, path):
+        if state.get(n) == "done":
+            return
+        assert state.get(n) != "open", "import cycle: " + " -> ".join([*path, n])
+        state[n] = "open"
+        for d in graph.get(n, ()):
+            if d != n and not n.startswith(d + "."):  # a package's own __init__
+                visit(d, [*path, n])
+        state[n] = "done"
+    for n in graph:
+        visit(n, [])
 
 
 def test_the_wheel_ships_the_plugins_and_the_facts_script_not_the_lab(tmp_path):
@@ -72,9 +161,9 @@ def test_the_wheel_ships_the_plugins_and_the_facts_script_not_the_lab(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = zipfile.ZipFile(next(tmp_path.glob("kubeaccept-*.whl")))
     names = wheel.namelist()
-    assert not [n for n in names if n.startswith("kubeaccept/lab/")]
+    assert not [n for n in names if n.startswith("lab/")]
     assert "kubeaccept/facts/gather.sh" in names and "kubeaccept/report/html.py" in names
     entry = wheel.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    for plugin in ("kubeaccept.plugin", "kubeaccept.report.plugin",
+    for plugin in ("kubeaccept.suite.plugin", "kubeaccept.report.plugin",
                    "kubeaccept.failover.plugin"):
         assert f"{plugin} = {plugin}" in entry

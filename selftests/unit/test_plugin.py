@@ -143,18 +143,18 @@ def test_n_auto_runs_a_small_inventory_serially(tmp_path):
 def test_n_auto_starts_a_worker_per_150_hosts_up_to_the_cpus(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from kubeaccept import plugin
+    from kubeaccept.suite import state, xdist
 
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     for workers, expect in ((5, 0), (199, 0), (298, 0), (299, 2), (449, 3), (1000, 4)):
         config = SimpleNamespace(option=SimpleNamespace(hosts=str(_inventory(tmp_path,
                                                                                workers))),
                                  stash=pytest.Stash())
-        assert plugin.pytest_xdist_auto_num_workers(config) == expect, workers
-        assert config.stash[plugin.AUTO].startswith(
+        assert xdist.pytest_xdist_auto_num_workers(config) == expect, workers
+        assert config.stash[state.AUTO].startswith(
             "-n auto: serial: " if not expect else f"-n auto: {expect} workers for ")
     config = SimpleNamespace(option=SimpleNamespace(hosts=None), stash=pytest.Stash())
-    assert plugin.pytest_xdist_auto_num_workers(config) is None  # not ours to choose
+    assert xdist.pytest_xdist_auto_num_workers(config) is None  # not ours to choose
 
 
 def test_heap_alive_at_collection_and_at_the_end_is_frozen_out_of_full_collections():
@@ -163,10 +163,10 @@ def test_heap_alive_at_collection_and_at_the_end_is_frozen_out_of_full_collectio
     import gc
     from types import SimpleNamespace
 
-    from kubeaccept import plugin
+    from kubeaccept.suite import plugin
 
     closed = []
-    state = SimpleNamespace(store=SimpleNamespace(close=lambda: closed.append(1)))
+    state = SimpleNamespace(close=lambda: closed.append(1))
     config = SimpleNamespace(stash={plugin.STATE: state})
     gc.unfreeze()
     try:
@@ -189,14 +189,15 @@ def test_run_order_runs_each_wave_of_gathered_hosts_before_the_next():
     tests of the whole cluster last."""
     from types import SimpleNamespace
 
-    from kubeaccept import plugin
-    from kubeaccept.inventory import Inventory
-    from kubeaccept.roles import CONTROL_PLANE, WORKER
-    from kubeaccept.settings import Settings
+    from kubeaccept.model.hosts import Inventory
+    from kubeaccept.model.roles import CONTROL_PLANE, WORKER
+    from kubeaccept.model.settings import Settings
+    from kubeaccept.remote.factstore import GATHER_AT_ONCE
+    from kubeaccept.suite.order import run_order
 
     from .factory import host
 
-    n = plugin.GATHER_AT_ONCE
+    n = GATHER_AT_ONCE
     cps = [host(f"cp{i}", f"192.0.2.{i}", (CONTROL_PLANE,)) for i in (1, 2, 3)]
     workers = [host(f"w{i}", f"198.51.100.{i}", (WORKER,)) for i in range(1, 2 * n + 1)]
     inv = Inventory("t", (*cps, *workers))
@@ -211,7 +212,7 @@ def test_run_order_runs_each_wave_of_gathered_hosts_before_the_next():
     for check in ("node_cluster_ca", "node_ports_reachable", "node_swap"):
         items += [item(check, h) for h in inv.hosts
                   if check != "node_cluster_ca" or h in cps]
-    order = [i.name for i in plugin.run_order(items, list(inv.hosts), inv, settings)]
+    order = [i.name for i in run_order(items, list(inv.hosts), inv, settings)]
     assert order[0] == "api_nodes_ready[]" and order[-1] == "cluster_etcd[]"
     pos = {name: i for i, name in enumerate(order)}
     first_wave = [h.name for h in inv.hosts[3:n]]  # w1..: cps are moved to the last wave
@@ -234,10 +235,10 @@ def test_every_check_that_reads_other_hosts_facts_declares_them(tmp_path):
     whose peers mapping records what is read."""
     from kubeaccept.checks import NodeContext
     from kubeaccept.checks.all import load
-    from kubeaccept.inventory import Inventory
-    from kubeaccept.registry import Context
-    from kubeaccept.roles import CONTROL_PLANE, ETCD, WORKER
-    from kubeaccept.settings import Settings
+    from kubeaccept.model.hosts import Inventory
+    from kubeaccept.model.registry import Context
+    from kubeaccept.model.roles import CONTROL_PLANE, ETCD, WORKER
+    from kubeaccept.model.settings import Settings
 
     from .factory import facts, host
 
@@ -279,12 +280,16 @@ def test_every_check_that_reads_other_hosts_facts_declares_them(tmp_path):
 def test_the_api_opening_hands_its_failure_to_the_tests():
     """Opened in a daemon thread as the run starts: whatever it raises is raised again in each
     test that uses the API, not lost with the thread."""
-    from concurrent.futures import Future
-    from types import SimpleNamespace
+    from kubeaccept.model.hosts import Inventory
+    from kubeaccept.model.settings import Settings
+    from kubeaccept.session import Session
 
-    from kubeaccept import plugin
+    session = Session.open(Inventory("x", ()), Settings())
 
-    future = Future()
-    plugin._opening(SimpleNamespace(stash={}), future)  # no kubeaccept state: KeyError
-    with pytest.raises(KeyError):
-        future.result(timeout=1)
+    def broken():
+        raise KeyError("no kubeconfig")
+    session.open_api = broken
+    session.start_api()
+    with pytest.raises(KeyError, match="no kubeconfig"):
+        session.api_result()
+    session.close()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kubeaccept.redact import redact
+from kubeaccept.model.redact import redact
 
 FIX = Path(__file__).parent / "fixtures" / "secrets"
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def test_reports_are_redacted_in_junit_and_terminal(tmp_path):
         f"    pytest.fail({JOIN!r}, pytrace=False)\n")
     junit = tmp_path / "j.xml"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-p", "kubeaccept.plugin", "-o", "junit_logging=all",
+                           "-p", "kubeaccept.suite.plugin", "-o", "junit_logging=all",
                            f"--junitxml={junit}", "-rA", str(test)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     out = proc.stdout + proc.stderr + junit.read_text()

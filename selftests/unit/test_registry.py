@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kubeaccept import catalog, registry
 from kubeaccept.checks.all import load as load_checks
-from kubeaccept.registry import AREAS, Context, check
-from kubeaccept.suite import make_test
+from kubeaccept.model import registry
+from kubeaccept.model.registry import AREAS, Context, check
+from kubeaccept.suite import catalog
+from kubeaccept.suite.tests import make_test
 
 from .factory import HEALTHY_SYSCTL, context, facts
 from .test_plugin import pytest_run
@@ -79,7 +80,7 @@ def test_a_registered_check_runs_through_its_ctx():
 
 
 def test_readme_and_docs_tables_match_the_registry():
-    assert catalog.stale() == [], "run: python -m kubeaccept.catalog"
+    assert catalog.stale() == [], "run: python -m kubeaccept.suite.catalog"
     readme = (ROOT / "README.md").read_text()
     for c in CHECKS.values():
         assert f"| `{c.id}` | {c.area} |" in readme

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import xmlschema
 
-from kubeaccept.apistate import ApiState
 from kubeaccept.checks import baseline
-from kubeaccept.findings import Finding, passed
+from kubeaccept.model.apistate import ApiState
+from kubeaccept.model.findings import Finding, passed
 from kubeaccept.report import html, junit, summary
 from kubeaccept.report.results import Result, Run
 
@@ -191,7 +191,7 @@ def test_cluster_snapshot_conditions_and_restarts():
 
 
 def test_baseline_snapshots_are_masked_before_they_leave_the_worker():
-    from kubeaccept.plugin import _redacted
+    from kubeaccept.suite.verdict import _redacted
 
     snap = {"part": "nodes", "snapshot": {"kubelet x": "password=hunter2"},
             "changes": [{"now": "token: abc"}]}

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from kubeaccept import sshargs
+from kubeaccept.inventory import sshargs
 
 # kubespray roles/kubespray_defaults (host named bastion), contrib/terraform/openstack's
 # ansible_bastion_template.txt, Ansible's FAQ jump host forms, a first-wins pair, -p/-l flags.

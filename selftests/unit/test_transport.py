@@ -16,8 +16,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from kubeaccept.inventory import Host
-from kubeaccept.transport import (
+from kubeaccept.model.hosts import Host, as_root
+from kubeaccept.remote.transport import (
     CommandTimeout,
     Connection,
     LocalConnection,
@@ -25,7 +25,6 @@ from kubeaccept.transport import (
     _cause,
     _client,
     _parsed_known_hosts,
-    as_root,
     connect,
     plan,
     sudo_refused,
