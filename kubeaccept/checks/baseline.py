@@ -118,12 +118,12 @@ WHY = {
 }
 
 
-def diff(check_id: str, where: str, before: dict[str, str] | None,
+def diff(where: str, before: dict[str, str] | None,
          now: dict[str, str]) -> tuple[list[Finding], list[dict]]:
     """Findings (one per change; upgrade-expected ones pass with a note) and the changes
     for the report's section."""
     if before is None:
-        return [Finding(check_id, where, False, "not in the baseline",
+        return [Finding(where, False, "not in the baseline",
                         f"{where} recorded by --save-baseline",
                         "a host or cluster missing from the baseline cannot be compared",
                         "save a baseline with this inventory first (--save-baseline)")], []
@@ -147,18 +147,18 @@ def diff(check_id: str, where: str, before: dict[str, str] | None,
                         "failed": not info})
         subject = f"{where}:{key}"
         if info:
-            findings.append(Finding(check_id, subject, True, shown_new, shown_old,
+            findings.append(Finding(subject, True, shown_new, shown_old,
                                     note=f"{subject}: {shown_old} → {shown_new}"))
         else:
             findings.append(Finding(
-                check_id, subject, False, f"{key}: {shown_old} → {shown_new}",
+                subject, False, f"{key}: {shown_old} → {shown_new}",
                 f"{key}: {shown_old} (as in the baseline)", WHY.get(kind, "changed since the "
                                                                     "baseline"),
                 f"on {where}: {key} was {shown_old} in the baseline, now {shown_new}: "
                 "restore it, or save a new baseline if the change is intended",
                 (f"baseline: {shown_old}", f"now: {shown_new}")))
     if not findings or all(f.ok for f in findings):
-        findings.insert(0, passed(check_id, where, f"{len(now)} facts, no change that matters",
+        findings.insert(0, passed(where, f"{len(now)} facts, no change that matters",
                                   "as in the baseline", f"{len(now)} facts compared"))
     return findings, changes
 
@@ -168,12 +168,12 @@ def _per_interface(key: str) -> bool:
     return bool(m) and m.group(1) not in ("all", "default")
 
 
-def _judge(base, check_id: str, where: str, part: str, now: dict) -> list[Finding]:
+def _judge(base, where: str, part: str, now: dict) -> list[Finding]:
     if base.previous is None:  # --save-baseline only
         base.record(part, where, now, [])
-        return [passed(check_id, where, f"{len(now)} facts recorded", "a baseline",
+        return [passed(where, f"{len(now)} facts recorded", "a baseline",
                        f"{len(now)} facts")]
-    findings, changes = diff(check_id, where, base.previous.get(part, {}).get(where), now)
+    findings, changes = diff(where, base.previous.get(part, {}).get(where), now)
     base.record(part, where, now, changes)
     return findings
 
@@ -190,9 +190,8 @@ def _judge(base, check_id: str, where: str, part: str, now: dict) -> list[Findin
        "versions, images, certificate dates and new listeners are shown, not failed",
        prevents="an upgrade that silently changed a node (the cgroup driver, a port, a "
        "sysctl) found only when pods break", only_with=("save_baseline", "compare_baseline"))
-def _node_unchanged(ctx: Context) -> list[Finding]:
-    return _judge(ctx.baseline, "node_unchanged", ctx.node.host.name, "nodes",
-                  node_snapshot(ctx.node))
+def node_unchanged(ctx: Context) -> list[Finding]:
+    return _judge(ctx.baseline, ctx.node.host.name, "nodes", node_snapshot(ctx.node))
 
 
 @check("cluster_unchanged", "no Node condition changed and no container restarted since the "
@@ -203,9 +202,8 @@ def _node_unchanged(ctx: Context) -> list[Finding]:
        "baseline fails (new pods with no restarts and deleted pods are not changes)",
        prevents="an upgrade that leaves pods crash-looping or a Node not Ready",
        only_with=("save_baseline", "compare_baseline"))
-def _cluster_unchanged(ctx: Context) -> list[Finding]:
-    return _judge(ctx.baseline, "cluster_unchanged", "cluster", "cluster",
-                  cluster_snapshot(ctx.api))
+def cluster_unchanged(ctx: Context) -> list[Finding]:
+    return _judge(ctx.baseline, "cluster", "cluster", cluster_snapshot(ctx.api))
 
 
 def document(inventory: str, nodes: dict, cluster: dict) -> dict:

@@ -10,7 +10,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from kubeaccept.checks import NodeContext
 from kubeaccept.facts import NodeFacts
 from kubeaccept.model.findings import Finding, passed
 from kubeaccept.model.registry import Context, check
@@ -63,93 +62,6 @@ def _load(pem: bytes) -> x509.Certificate | str:
         return f"unreadable certificate: {exc}"
 
 
-def certificates(ctx: NodeContext, now: dt.datetime | None = None) -> list[Finding]:
-    cid = "node_certificates"
-    now = now or dt.datetime.now(dt.UTC)
-    window = dt.timedelta(days=ctx.settings.cert_expiry_days)
-    certs = ctx.facts.certificates
-    findings = []
-    if CONTROL_PLANE in ctx.host.roles and CA not in certs:
-        findings.append(Finding(cid, f"{ctx.host.name}:{CA}", False, f"{CA} not found",
-                                "kubeadm's PKI under /etc/kubernetes/pki",
-                                "a control plane without the cluster CA cannot serve or join",
-                                "kubeadm join --control-plane with --certificate-key, or copy "
-                                "the PKI from another control plane"))
-    for path, pem in sorted(certs.items()):
-        cert = _load(pem)
-        subject = f"{ctx.host.name}:{path}"
-        if isinstance(cert, str):
-            findings.append(Finding(cid, subject, False, cert, "a valid certificate",
-                                    EXPIRED_WHY["default"], _fix(path)))
-            continue
-        left = cert.not_valid_after_utc - now
-        observed = (f"expires {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, in "
-                    f"{left.days} days" if left.total_seconds() > 0 else
-                    f"EXPIRED {-left.days} days ago ({cert.not_valid_after_utc:%Y-%m-%d})")
-        if cert.not_valid_before_utc > now:
-            observed = f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
-        evidence = (f"{path}: subject {cert.subject.rfc4514_string()}, "
-                    f"issuer {cert.issuer.rfc4514_string()}",)
-        expected = f"valid for more than {ctx.settings.cert_expiry_days:g} days"
-        ok = cert.not_valid_before_utc <= now and left > window
-        why, fix = EXPIRED_WHY["kubelet" if "kubelet" in path else "default"], _fix(path)
-        ca_path = issuer_path(path)
-        if ok and _signed_by(cert, certs.get(ca_path)) is False:
-            ok, observed = False, f"not signed by {ca_path} (issuer {cert.issuer.rfc4514_string()})"
-            expected = f"signed by {ca_path}"
-            why = ("peers and clients that trust the cluster's CA reject it: \"x509: "
-                   "certificate signed by unknown authority\" / \"remote error: tls: bad "
-                   "certificate\"")
-            fix = (f"re-issue it from {ca_path}: kubeadm certs renew <name>, or kubeadm init "
-                   "phase certs <name> after moving the bad one away")
-        findings.append(Finding(cid, subject, ok, observed, expected,
-                                "" if ok else why, "" if ok else fix, evidence))
-    if not findings:
-        findings.append(passed(cid, ctx.host.name, "no kubeadm certificates on this node", ""))
-    return findings
-
-
-def _ca_fingerprint(facts: NodeFacts) -> str | None:
-    cert = _load(facts.certificates.get(CA, b""))
-    if isinstance(cert, str):
-        return None
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
-def cluster_ca(ctx: NodeContext) -> list[Finding]:
-    """Every control plane holds the same CA; the majority's is taken as the cluster's."""
-    cid = "node_cluster_ca"
-    prints = {ctx.host.name: _ca_fingerprint(ctx.facts)}
-    for peer in ctx.inventory.by_role(CONTROL_PLANE):
-        facts = ctx.peers.get(peer.name)
-        if peer.name != ctx.host.name and isinstance(facts, NodeFacts):
-            prints[peer.name] = _ca_fingerprint(facts)
-    mine = prints[ctx.host.name]
-    counts = Counter(p for p in prints.values() if p)
-    majority = counts.most_common(1)[0][0] if counts else None
-    tie = len(counts) > 1 and len(set(counts.values())) == 1
-    evidence = tuple(f"{h}: {CA} sha256 {p[:16] if p else 'missing'}"
-                     for h, p in sorted(prints.items()))
-    if mine is None:
-        return [Finding(cid, ctx.host.name, False, f"{CA} missing or unreadable",
-                        "the cluster CA", "this control plane cannot verify the others",
-                        "copy the cluster's PKI (kubeadm join --control-plane)", evidence)]
-    others = [h for h, p in prints.items() if p == mine and h != ctx.host.name]
-    if mine == majority and not tie:
-        return [passed(cid, ctx.host.name, f"same CA as {len(others)} other control plane(s)",
-                       "the CA the other control planes have", *evidence)]
-    differ = ", ".join(h for h, p in sorted(prints.items()) if p != mine)
-    return [Finding(
-        cid, ctx.host.name, False, f"{CA} differs from the CA of {differ}",
-        "the CA the other control planes have",
-        "certificates issued on this control plane are not trusted by the others: kubelets "
-        "and clients fail with \"x509: certificate signed by unknown authority\" when the LB "
-        "sends them here",
-        "copy /etc/kubernetes/pki/{ca,front-proxy-ca,sa}.* and etcd/ca.* from a healthy control "
-        "plane (kubeadm init phase upload-certs --upload-certs; kubeadm join --control-plane), "
-        "then regenerate this node's certificates", evidence)]
-
-
 @check("node_certificates",
        ("kubeadm's and kubelet's certificates valid > 30 days and signed by the right kubeadm"
         " CA"),
@@ -165,8 +77,57 @@ def cluster_ca(ctx: NodeContext) -> list[Finding]:
                 "leave the node, never keys"),
        prevents=("`x509: certificate has expired or is not yet valid`; `signed by unknown "
                  "authority`"))
-def _node_certificates(ctx: Context) -> list[Finding]:
-    return certificates(ctx.node)
+def node_certificates(ctx: Context) -> list[Finding]:
+    node = ctx.node
+    now = dt.datetime.now(dt.UTC)
+    window = dt.timedelta(days=node.settings.cert_expiry_days)
+    certs = node.facts.certificates
+    findings = []
+    if CONTROL_PLANE in node.host.roles and CA not in certs:
+        findings.append(Finding(f"{node.host.name}:{CA}", False, f"{CA} not found",
+                                "kubeadm's PKI under /etc/kubernetes/pki",
+                                "a control plane without the cluster CA cannot serve or join",
+                                "kubeadm join --control-plane with --certificate-key, or copy "
+                                "the PKI from another control plane"))
+    for path, pem in sorted(certs.items()):
+        cert = _load(pem)
+        subject = f"{node.host.name}:{path}"
+        if isinstance(cert, str):
+            findings.append(Finding(subject, False, cert, "a valid certificate",
+                                    EXPIRED_WHY["default"], _fix(path)))
+            continue
+        left = cert.not_valid_after_utc - now
+        observed = (f"expires {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, in "
+                    f"{left.days} days" if left.total_seconds() > 0 else
+                    f"EXPIRED {-left.days} days ago ({cert.not_valid_after_utc:%Y-%m-%d})")
+        if cert.not_valid_before_utc > now:
+            observed = f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        evidence = (f"{path}: subject {cert.subject.rfc4514_string()}, "
+                    f"issuer {cert.issuer.rfc4514_string()}",)
+        expected = f"valid for more than {node.settings.cert_expiry_days:g} days"
+        ok = cert.not_valid_before_utc <= now and left > window
+        why, fix = EXPIRED_WHY["kubelet" if "kubelet" in path else "default"], _fix(path)
+        ca_path = issuer_path(path)
+        if ok and _signed_by(cert, certs.get(ca_path)) is False:
+            ok, observed = False, f"not signed by {ca_path} (issuer {cert.issuer.rfc4514_string()})"
+            expected = f"signed by {ca_path}"
+            why = ("peers and clients that trust the cluster's CA reject it: \"x509: "
+                   "certificate signed by unknown authority\" / \"remote error: tls: bad "
+                   "certificate\"")
+            fix = (f"re-issue it from {ca_path}: kubeadm certs renew <name>, or kubeadm init "
+                   "phase certs <name> after moving the bad one away")
+        findings.append(Finding(subject, ok, observed, expected,
+                                "" if ok else why, "" if ok else fix, evidence))
+    if not findings:
+        findings.append(passed(node.host.name, "no kubeadm certificates on this node", ""))
+    return findings
+
+
+def _ca_fingerprint(facts: NodeFacts) -> str | None:
+    cert = _load(facts.certificates.get(CA, b""))
+    if isinstance(cert, str):
+        return None
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 @check("node_cluster_ca",
@@ -179,5 +140,35 @@ def _node_certificates(ctx: Context) -> list[Finding]:
        asserts=("`/etc/kubernetes/pki/ca.crt` is the same on every control plane (the "
                 "majority's is the cluster's; a tie fails all)"),
        prevents="clients sent to the odd master by the LB fail TLS")
-def _node_cluster_ca(ctx: Context) -> list[Finding]:
-    return cluster_ca(ctx.node)
+def node_cluster_ca(ctx: Context) -> list[Finding]:
+    """Every control plane holds the same CA; the majority's is taken as the cluster's."""
+    node = ctx.node
+    prints = {node.host.name: _ca_fingerprint(node.facts)}
+    for peer in node.inventory.by_role(CONTROL_PLANE):
+        facts = node.peers.get(peer.name)
+        if peer.name != node.host.name and isinstance(facts, NodeFacts):
+            prints[peer.name] = _ca_fingerprint(facts)
+    mine = prints[node.host.name]
+    counts = Counter(p for p in prints.values() if p)
+    majority = counts.most_common(1)[0][0] if counts else None
+    tie = len(counts) > 1 and len(set(counts.values())) == 1
+    evidence = tuple(f"{h}: {CA} sha256 {p[:16] if p else 'missing'}"
+                     for h, p in sorted(prints.items()))
+    if mine is None:
+        return [Finding(node.host.name, False, f"{CA} missing or unreadable",
+                        "the cluster CA", "this control plane cannot verify the others",
+                        "copy the cluster's PKI (kubeadm join --control-plane)", evidence)]
+    others = [h for h, p in prints.items() if p == mine and h != node.host.name]
+    if mine == majority and not tie:
+        return [passed(node.host.name, f"same CA as {len(others)} other control plane(s)",
+                       "the CA the other control planes have", *evidence)]
+    differ = ", ".join(h for h, p in sorted(prints.items()) if p != mine)
+    return [Finding(
+        node.host.name, False, f"{CA} differs from the CA of {differ}",
+        "the CA the other control planes have",
+        "certificates issued on this control plane are not trusted by the others: kubelets "
+        "and clients fail with \"x509: certificate signed by unknown authority\" when the LB "
+        "sends them here",
+        "copy /etc/kubernetes/pki/{ca,front-proxy-ca,sa}.* and etcd/ca.* from a healthy control "
+        "plane (kubeadm init phase upload-certs --upload-certs; kubeadm join --control-plane), "
+        "then regenerate this node's certificates", evidence)]

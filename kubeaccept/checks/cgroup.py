@@ -77,7 +77,7 @@ def _words(version) -> str:
 def read_runtime(ctx: NodeContext, runtime: str) -> Runtime | Finding:
     """The runtime's driver, or the failing finding when the runtime cannot serve kubelet.
     Raises ConfigError on a malformed file."""
-    cid, name, facts = "node_cgroup_driver", ctx.host.name, ctx.facts
+    name, facts = ctx.host.name, ctx.facts
     expected = "runtime driver systemd, equal to kubelet's cgroupDriver"
     if runtime == "docker":
         dock = dockerd.read(facts, facts.section("cgroupfs") == "cgroup2fs")
@@ -106,7 +106,7 @@ def read_runtime(ctx: NodeContext, runtime: str) -> Runtime | Finding:
                        None if crio is None else crio >= (1, 28, 0),
                        "set cgroup_manager = \"systemd\" in /etc/crio/crio.conf", [])
     if problem:
-        return Finding(cid, name, False, problem.observed, expected, problem.why, problem.fix,
+        return Finding(name, False, problem.observed, expected, problem.why, problem.fix,
                        (found.version, *evidence, *notes))
     return found
 
@@ -165,66 +165,6 @@ def mechanism(version, gate: bool | None, runtime: Runtime) -> tuple[bool | None
                   "cgroupDriver is taken as the one it uses")
 
 
-def cgroup_driver(ctx: NodeContext) -> list[Finding]:
-    cid, name = "node_cgroup_driver", ctx.host.name
-    expected = "runtime driver systemd, equal to kubelet's cgroupDriver"
-    try:
-        kubelet = load(ctx.facts.file(KUBELET_CONFIG))
-        if kubelet is None:
-            return [Finding(cid, name, False, f"{KUBELET_CONFIG} not found", expected,
-                            "without it kubelet runs with defaults (cgroupfs) or does not start",
-                            "run `kubeadm join`/`kubeadm init phase kubelet-start`")]
-        runtime_name, how = detect_runtime(ctx, kubelet)
-        if runtime_name is None:
-            return [Finding(cid, name, False, f"container runtime not found ({how})", expected,
-                            "kubelet cannot run pods without a container runtime",
-                            "install containerd (or Docker + cri-dockerd) and point kubelet at it")]
-        runtime = read_runtime(ctx, runtime_name)
-    except ConfigError as exc:
-        return [Finding(cid, name, False, f"malformed config: {exc}", expected,
-                        "the runtime or kubelet refuses to start with a config it cannot parse",
-                        "repair the file at the line shown", (str(exc),))]
-    if isinstance(runtime, Finding):
-        return [runtime]
-    configured, kubelet_where, gate = kubelet_driver(ctx, kubelet)
-    if gate is False and ctx.version and ctx.version >= (1, 34):
-        return [Finding(cid, name, False, f"kubelet does not start: {GATE}=false", expected,
-                        f"the gate is GA and locked on since Kubernetes 1.34 (\"cannot set "
-                        f"feature gate {GATE} to false, feature is locked to true\")",
-                        f"remove {GATE} from featureGates in {KUBELET_CONFIG} (and from "
-                        f"--feature-gates in {FLAGS_ENV}); restart kubelet", (kubelet_where,))]
-    from_cri, sentence = mechanism(ctx.version, gate, runtime)
-    evidence = (f"runtime {runtime.name}: {how}", runtime.version,
-                *([runtime.files] if runtime.files else []), runtime.source, kubelet_where,
-                sentence, *runtime.notes)
-    if runtime.driver is None:
-        return [Finding(cid, name, True, f"{runtime.name}'s cgroup driver not checked", expected,
-                        evidence=evidence, note="; ".join(runtime.notes))]
-    used = runtime.driver if from_cri else configured
-    observed = f"{runtime.name} uses {runtime.driver}, kubelet uses {used}"
-    if from_cri:
-        observed += f" (told by {runtime.name} over CRI)"
-    if runtime.driver == used == "systemd":
-        # Worth a note: what only holds thanks to CRI, and what was not read.
-        said = [sentence] if from_cri and configured != used else []
-        return [Finding(cid, name, True, observed, expected, evidence=evidence,
-                        note="; ".join(said + runtime.notes))]
-    why = (MISMATCH_WHY.format(kubelet=used, runtime=runtime.name, driver=runtime.driver)
-           if runtime.driver != used else CGROUPFS_WHY)
-    why += f". {runtime.source}; {kubelet_where}; {sentence}"
-    if runtime.notes:
-        why += "; " + "; ".join(runtime.notes)
-    fixes = []
-    if runtime.driver != "systemd":
-        fixes += [runtime.fix, f"restart {runtime.name}"]
-    if used != "systemd" and not from_cri:
-        fixes.append("set cgroupDriver: systemd in " + (
-            f"{KUBELET_CONFIG} and drop --cgroup-driver from {FLAGS_ENV}"
-            if kubelet_where.startswith(FLAGS_ENV) else KUBELET_CONFIG))
-    fixes.append("restart kubelet")
-    return [Finding(cid, name, False, observed, expected, why, "; ".join(fixes), evidence)]
-
-
 @check("node_cgroup_driver",
        ("the runtime's cgroup driver (containerd with its imports and config version, Docker "
         "from daemon.json or dockerd's systemd unit) is systemd and equals the one kubelet "
@@ -271,5 +211,62 @@ def cgroup_driver(ctx: NodeContext) -> list[Finding]:
        prevents=("pod sandboxes fail (`kubelet cgroup driver … is different from docker "
                  "cgroup driver`), `[WARNING IsDockerSystemdCheck]` instability (report 03), "
                  "`unknown service runtime.v1.RuntimeService`"))
-def _node_cgroup_driver(ctx: Context) -> list[Finding]:
-    return cgroup_driver(ctx.node)
+def node_cgroup_driver(ctx: Context) -> list[Finding]:
+    node = ctx.node
+    name = node.host.name
+    expected = "runtime driver systemd, equal to kubelet's cgroupDriver"
+    try:
+        kubelet = load(node.facts.file(KUBELET_CONFIG))
+        if kubelet is None:
+            return [Finding(name, False, f"{KUBELET_CONFIG} not found", expected,
+                            "without it kubelet runs with defaults (cgroupfs) or does not start",
+                            "run `kubeadm join`/`kubeadm init phase kubelet-start`")]
+        runtime_name, how = detect_runtime(node, kubelet)
+        if runtime_name is None:
+            return [Finding(name, False, f"container runtime not found ({how})", expected,
+                            "kubelet cannot run pods without a container runtime",
+                            "install containerd (or Docker + cri-dockerd) and point kubelet at it")]
+        runtime = read_runtime(node, runtime_name)
+    except ConfigError as exc:
+        return [Finding(name, False, f"malformed config: {exc}", expected,
+                        "the runtime or kubelet refuses to start with a config it cannot parse",
+                        "repair the file at the line shown", (str(exc),))]
+    if isinstance(runtime, Finding):
+        return [runtime]
+    configured, kubelet_where, gate = kubelet_driver(node, kubelet)
+    if gate is False and node.version and node.version >= (1, 34):
+        return [Finding(name, False, f"kubelet does not start: {GATE}=false", expected,
+                        f"the gate is GA and locked on since Kubernetes 1.34 (\"cannot set "
+                        f"feature gate {GATE} to false, feature is locked to true\")",
+                        f"remove {GATE} from featureGates in {KUBELET_CONFIG} (and from "
+                        f"--feature-gates in {FLAGS_ENV}); restart kubelet", (kubelet_where,))]
+    from_cri, sentence = mechanism(node.version, gate, runtime)
+    evidence = (f"runtime {runtime.name}: {how}", runtime.version,
+                *([runtime.files] if runtime.files else []), runtime.source, kubelet_where,
+                sentence, *runtime.notes)
+    if runtime.driver is None:
+        return [Finding(name, True, f"{runtime.name}'s cgroup driver not checked", expected,
+                        evidence=evidence, note="; ".join(runtime.notes))]
+    used = runtime.driver if from_cri else configured
+    observed = f"{runtime.name} uses {runtime.driver}, kubelet uses {used}"
+    if from_cri:
+        observed += f" (told by {runtime.name} over CRI)"
+    if runtime.driver == used == "systemd":
+        # Worth a note: what only holds thanks to CRI, and what was not read.
+        said = [sentence] if from_cri and configured != used else []
+        return [Finding(name, True, observed, expected, evidence=evidence,
+                        note="; ".join(said + runtime.notes))]
+    why = (MISMATCH_WHY.format(kubelet=used, runtime=runtime.name, driver=runtime.driver)
+           if runtime.driver != used else CGROUPFS_WHY)
+    why += f". {runtime.source}; {kubelet_where}; {sentence}"
+    if runtime.notes:
+        why += "; " + "; ".join(runtime.notes)
+    fixes = []
+    if runtime.driver != "systemd":
+        fixes += [runtime.fix, f"restart {runtime.name}"]
+    if used != "systemd" and not from_cri:
+        fixes.append("set cgroupDriver: systemd in " + (
+            f"{KUBELET_CONFIG} and drop --cgroup-driver from {FLAGS_ENV}"
+            if kubelet_where.startswith(FLAGS_ENV) else KUBELET_CONFIG))
+    fixes.append("restart kubelet")
+    return [Finding(name, False, observed, expected, why, "; ".join(fixes), evidence)]

@@ -63,82 +63,6 @@ def _failed_checks(body: str) -> list[str]:
     return [ln.strip() for ln in body.splitlines() if ln.startswith("[-]")]
 
 
-def control_plane(ctx: ClusterContext, answers: dict[str, Answer]) -> list[Finding]:
-    cid = "cluster_control_plane"
-    findings = []
-    cps = ctx.inventory.by_role(CONTROL_PLANE)
-    for h in cps:
-        facts = ctx.facts.get(h.name)
-        if isinstance(facts, NodeFacts):
-            names = {ln.process for ln in facts.listeners if ln.port in COMPONENTS}
-            missing = [c for p, c in COMPONENTS.items()
-                       if not any(ln.port == p and ln.process == c for ln in facts.listeners)]
-            subject = f"{h.name}:components"
-            if missing:
-                findings.append(Finding(
-                    cid, subject, False, f"not running: {', '.join(missing)}",
-                    "kube-apiserver, kube-controller-manager, kube-scheduler and etcd",
-                    "a control plane without all four is not a control plane: the LB may send "
-                    "clients to a broken apiserver, leader election has fewer candidates",
-                    f"crictl ps -a on {h.name}; check /etc/kubernetes/manifests/*.yaml and "
-                    "journalctl -u kubelet", tuple(f"listening: {n}" for n in sorted(names))))
-            else:
-                findings.append(passed(cid, subject, "all four components listening", ""))
-        elif isinstance(facts, str):
-            findings.append(not_checked(cid, f"{h.name}:components", h.name, facts))
-        url = f"https://{node_ip(h)}:6443/readyz?verbose"
-        findings.append(_ready(cid, f"{h.name}:readyz", answers.get(url), url))
-    ep = endpoint(ctx)
-    if ep:
-        url = f"https://{ep[0]}:{ep[1]}/readyz?verbose"
-        findings.append(_ready(cid, f"endpoint {ep[0]}:{ep[1]}", answers.get(url), url))
-    for lb in ctx.inventory.by_role(LB):
-        facts = ctx.facts.get(lb.name)
-        if isinstance(facts, str):
-            findings.append(not_checked(cid, f"{lb.name}:backends", lb.name, facts))
-            continue
-        cfg = facts.file("/etc/haproxy/haproxy.cfg") if isinstance(facts, NodeFacts) else None
-        if not cfg or not cfg.exists:
-            continue
-        servers = haproxy_backends(cfg.text or "", ep[1] if ep else 6443)
-        ips = {a for _, a in servers}
-        cp_ips = {node_ip(h): h.name for h in cps}
-        missing = sorted(n for ip, n in cp_ips.items() if ip not in ips)
-        strangers = sorted(f"{n} ({a})" for n, a in servers if a not in cp_ips)
-        subject = f"{lb.name}:backends"
-        observed = "backends " + ", ".join(f"{n} {a}" for n, a in servers)
-        if missing or strangers:
-            findings.append(Finding(
-                cid, subject, False, observed + (f"; missing {', '.join(missing)}" if missing
-                                                 else "") +
-                (f"; not control planes: {', '.join(strangers)}" if strangers else ""),
-                "exactly the control planes", "a control plane missing from the LB takes no "
-                "load and is not there when another fails; a stranger gets API traffic",
-                "edit /etc/haproxy/haproxy.cfg (server lines of the apiserver backend) and "
-                "reload haproxy", (f"/etc/haproxy/haproxy.cfg on {lb.name}",)))
-        else:
-            findings.append(passed(cid, subject, observed, "exactly the control planes"))
-    return findings
-
-
-def _ready(cid: str, subject: str, answer: Answer | None, url: str) -> Finding:
-    if answer is not None and answer.status == 200:
-        return passed(cid, subject, "readyz ok", "200 ok", f"GET {url}: 200")
-    if answer is None:
-        observed = "not probed"
-    elif answer.status is None:
-        observed = f"no answer: {answer.body}"
-    else:
-        bad = _failed_checks(answer.body)
-        observed = f"HTTP {answer.status}" + (f": {'; '.join(bad)}" if bad else "")
-    return Finding(cid, subject, False, observed, "200 ok",
-                   "clients sent here fail; through the LB, requests fail whenever it picks "
-                   "this apiserver (\"The connection to the server … was refused\" / "
-                   "\"etcdserver: request timed out\")",
-                   "crictl logs <kube-apiserver container>; the [-] lines name the failing "
-                   "check (etcd: see cluster_etcd)", (f"GET {url}",))
-
-
 @check("cluster_control_plane",
        ("every control plane runs its 4 components and is ready; the endpoint answers through"
         " the LB; LB backends = control planes"),
@@ -154,8 +78,81 @@ def _ready(cid: str, subject: str, answer: Answer | None, url: str) -> Finding:
                 " LB; the LB's HAProxy backends are exactly the control planes"),
        prevents=("`The connection to the server …:6443 was refused` whenever the LB picks the"
                  " broken one"))
-def _cluster_control_plane(ctx: Context) -> list[Finding]:
+def cluster_control_plane(ctx: Context) -> list[Finding]:
     if not ctx.cluster.inventory.by_role(CONTROL_PLANE):
         raise CannotCheck(f"{ctx.cluster.inventory.source} has no control-plane host: put the "
                           "control planes in kube_control_plane (or masters)")
-    return control_plane(ctx.cluster, ctx.readyz)
+    cluster = ctx.cluster
+    answers = ctx.readyz
+    findings = []
+    cps = cluster.inventory.by_role(CONTROL_PLANE)
+    for h in cps:
+        facts = cluster.facts.get(h.name)
+        if isinstance(facts, NodeFacts):
+            names = {ln.process for ln in facts.listeners if ln.port in COMPONENTS}
+            missing = [c for p, c in COMPONENTS.items()
+                       if not any(ln.port == p and ln.process == c for ln in facts.listeners)]
+            subject = f"{h.name}:components"
+            if missing:
+                findings.append(Finding(
+                    subject, False, f"not running: {', '.join(missing)}",
+                    "kube-apiserver, kube-controller-manager, kube-scheduler and etcd",
+                    "a control plane without all four is not a control plane: the LB may send "
+                    "clients to a broken apiserver, leader election has fewer candidates",
+                    f"crictl ps -a on {h.name}; check /etc/kubernetes/manifests/*.yaml and "
+                    "journalctl -u kubelet", tuple(f"listening: {n}" for n in sorted(names))))
+            else:
+                findings.append(passed(subject, "all four components listening", ""))
+        elif isinstance(facts, str):
+            findings.append(not_checked(f"{h.name}:components", h.name, facts))
+        url = f"https://{node_ip(h)}:6443/readyz?verbose"
+        findings.append(_ready(f"{h.name}:readyz", answers.get(url), url))
+    ep = endpoint(cluster)
+    if ep:
+        url = f"https://{ep[0]}:{ep[1]}/readyz?verbose"
+        findings.append(_ready(f"endpoint {ep[0]}:{ep[1]}", answers.get(url), url))
+    for lb in cluster.inventory.by_role(LB):
+        facts = cluster.facts.get(lb.name)
+        if isinstance(facts, str):
+            findings.append(not_checked(f"{lb.name}:backends", lb.name, facts))
+            continue
+        cfg = facts.file("/etc/haproxy/haproxy.cfg") if isinstance(facts, NodeFacts) else None
+        if not cfg or not cfg.exists:
+            continue
+        servers = haproxy_backends(cfg.text or "", ep[1] if ep else 6443)
+        ips = {a for _, a in servers}
+        cp_ips = {node_ip(h): h.name for h in cps}
+        missing = sorted(n for ip, n in cp_ips.items() if ip not in ips)
+        strangers = sorted(f"{n} ({a})" for n, a in servers if a not in cp_ips)
+        subject = f"{lb.name}:backends"
+        observed = "backends " + ", ".join(f"{n} {a}" for n, a in servers)
+        if missing or strangers:
+            findings.append(Finding(
+                subject, False, observed + (f"; missing {', '.join(missing)}" if missing
+                                                 else "") +
+                (f"; not control planes: {', '.join(strangers)}" if strangers else ""),
+                "exactly the control planes", "a control plane missing from the LB takes no "
+                "load and is not there when another fails; a stranger gets API traffic",
+                "edit /etc/haproxy/haproxy.cfg (server lines of the apiserver backend) and "
+                "reload haproxy", (f"/etc/haproxy/haproxy.cfg on {lb.name}",)))
+        else:
+            findings.append(passed(subject, observed, "exactly the control planes"))
+    return findings
+
+
+def _ready(subject: str, answer: Answer | None, url: str) -> Finding:
+    if answer is not None and answer.status == 200:
+        return passed(subject, "readyz ok", "200 ok", f"GET {url}: 200")
+    if answer is None:
+        observed = "not probed"
+    elif answer.status is None:
+        observed = f"no answer: {answer.body}"
+    else:
+        bad = _failed_checks(answer.body)
+        observed = f"HTTP {answer.status}" + (f": {'; '.join(bad)}" if bad else "")
+    return Finding(subject, False, observed, "200 ok",
+                   "clients sent here fail; through the LB, requests fail whenever it picks "
+                   "this apiserver (\"The connection to the server … was refused\" / "
+                   "\"etcdserver: request timed out\")",
+                   "crictl logs <kube-apiserver container>; the [-] lines name the failing "
+                   "check (etcd: see cluster_etcd)", (f"GET {url}",))

@@ -112,12 +112,11 @@ def _failure_kind(answers: list[str], error: str | None, rc: int) -> str:
 
 
 def _coredns(state: ApiState) -> tuple[Finding, list[str]]:
-    cid = "cluster_dns"
     pods = [p for p in state.pods if p.get("metadata", {}).get("namespace") == "kube-system"
             and (p.get("metadata", {}).get("labels") or {}).get("k8s-app") == "kube-dns"]
     nodes = sorted({p.get("spec", {}).get("nodeName") for p in pods} - {None, ""})
     if not pods:
-        return Finding(cid, "coredns", False, "no CoreDNS pod (kube-system, k8s-app=kube-dns)",
+        return Finding("coredns", False, "no CoreDNS pod (kube-system, k8s-app=kube-dns)",
                        "at least 1 CoreDNS pod, all Ready", "nothing answers cluster DNS: "
                        "no pod can resolve a Service name",
                        "`kubectl -n kube-system get deploy coredns`; re-create it with "
@@ -128,14 +127,14 @@ def _coredns(state: ApiState) -> tuple[Finding, list[str]]:
         observed += "; not ready: " + ", ".join(
             f"{p['metadata'].get('name')} on {p.get('spec', {}).get('nodeName') or '(unscheduled)'}"
             f" ({p.get('status', {}).get('phase', '?')})" for p in bad)
-        return Finding(cid, "coredns", False, observed, "all CoreDNS pods Ready",
+        return Finding("coredns", False, observed, "all CoreDNS pods Ready",
                        "lookups sent to a not-ready CoreDNS pod fail or stall; report 03: "
                        "CoreDNS stays Pending until the pod network add-on is installed",
                        "`kubectl -n kube-system describe pod -l k8s-app=kube-dns`; "
                        "`kubectl -n kube-system logs -l k8s-app=kube-dns`"), nodes
-    f = passed(cid, "coredns", observed, "all CoreDNS pods Ready")
+    f = passed("coredns", observed, "all CoreDNS pods Ready")
     if len(pods) > 1 and len(nodes) == 1:
-        f = Finding(cid, "coredns", True, observed, f.expected, note=(
+        f = Finding("coredns", True, observed, f.expected, note=(
             f"all CoreDNS pods run on {nodes[0]}: losing that node stops DNS until they are "
             "rescheduled"))
     return f, nodes
@@ -146,13 +145,12 @@ DNS_SERVICES = ("kube-dns", "coredns")  # kubeadm's name, kubespray's name (core
 
 def _dns_service(state: ApiState, settings: Settings) -> Finding:
     """The cluster DNS Service in kube-system under either name, on the cluster DNS address."""
-    cid = "cluster_dns"
     names = tuple(dict.fromkeys((settings.dns_service, *DNS_SERVICES)))
     found = [s for s in state.services if s.get("metadata", {}).get("namespace") == "kube-system"
              and s.get("metadata", {}).get("name") in names]
     source = f"cluster DNS address {settings.dns_ip}: {settings.dns_source}"
     if not found:
-        return Finding(cid, f"kube-system/{settings.dns_service}", False,
+        return Finding(f"kube-system/{settings.dns_service}", False,
                        f"no Service {' or '.join(f'kube-system/{n}' for n in names)}",
                        f"clusterIP {settings.dns_ip}", "pods' resolv.conf points at "
                        f"{' or '.join(settings.pod_dns_servers)} and nothing answers there",
@@ -165,10 +163,10 @@ def _dns_service(state: ApiState, settings: Settings) -> Finding:
     ip = svc.get("spec", {}).get("clusterIP")
     evidence = (f"Service {subject} (looked for {', '.join(names)}): clusterIP {ip}", source)
     if ip == settings.dns_ip:
-        return passed(cid, subject, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}", *evidence)
+        return passed(subject, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}", *evidence)
     resolver = (f"NodeLocal DNSCache {settings.node_local_dns_ip}, which forwards to "
                 f"{settings.dns_ip}" if settings.node_local_dns_ip else settings.dns_ip)
-    return Finding(cid, subject, False, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}",
+    return Finding(subject, False, f"clusterIP {ip}", f"clusterIP {settings.dns_ip}",
                    f"every pod's resolv.conf names {resolver} (the kubelet's clusterDNS); "
                    f"{subject} elsewhere means every pod lookup goes unanswered",
                    "make clusterDNS in the kubelet configuration (kube-system/kubelet-config) and "
@@ -189,7 +187,7 @@ def _unreachable_fix(settings: Settings, nodes: str) -> str:
             f"check {settings.overlay} passes between the nodes")
 
 
-def _verdict(cid: str, subject: str, server: str | None, answers: list[str], error: str | None,
+def _verdict(subject: str, server: str | None, answers: list[str], error: str | None,
              rc: int, settings: Settings, want: str, fix_nodes: str,
              evidence: tuple[str, ...], servers: tuple[str, ...]) -> Finding:
     """servers: the nameservers that count as the cluster DNS for this lookup."""
@@ -200,9 +198,9 @@ def _verdict(cid: str, subject: str, server: str | None, answers: list[str], err
         evidence += (f"NodeLocal DNSCache {settings.node_local_dns_ip}: kubespray's "
                      "enable_nodelocaldns",)
     if want in answers and server in (None, *servers):
-        return passed(cid, subject, f"kubernetes.default -> {got}", expected, *evidence)
+        return passed(subject, f"kubernetes.default -> {got}", expected, *evidence)
     if server and server not in servers:
-        return Finding(cid, subject, False, f"asked {server}, not the cluster DNS "
+        return Finding(subject, False, f"asked {server}, not the cluster DNS "
                        f"{' or '.join(servers)}; answer {', '.join(answers) or error}", expected,
                        f"the pod's resolv.conf does not point at the cluster DNS "
                        f"(kube-system/{settings.dns_service}): it resolves no Service names",
@@ -220,69 +218,7 @@ def _verdict(cid: str, subject: str, server: str | None, answers: list[str], err
                 "nxdomain": (NXDOMAIN_WHY, NXDOMAIN_FIX),
                 "broken": (BROKEN_WHY, BROKEN_FIX),
                 "wrong": (WRONG_WHY, WRONG_FIX)}[kind]
-    return Finding(cid, subject, False, observed, expected, why, fix, evidence)
-
-
-def cluster_dns(state: ApiState, settings: Settings,
-                lookup: DnsLookup | str | None) -> list[Finding]:
-    cid = "cluster_dns"
-    coredns, dns_nodes = _coredns(state)
-    findings = [coredns, _dns_service(state, settings)]
-    if not isinstance(lookup, DnsLookup):
-        findings.append(Finding(
-            cid, "lookup from a pod", False, f"lookup not made: {lookup or 'not attempted'}",
-            "kubernetes.default resolves from a pod", "cluster DNS from pods is untested",
-            "`kubectl -n default describe pod dnsutils`; if its image cannot be pulled, use "
-            "--dnsutils-image with one the nodes can pull"))
-        return findings
-    evidence = (f"{lookup.command} (pod {lookup.pod} on {lookup.node}"
-                f"{', created for this check' if lookup.created else ''})",
-                *_lines(lookup.output))
-    server, answers, error = parse_lookup(lookup.output)
-    nodes = ", ".join(dict.fromkeys([*dns_nodes, lookup.node] if lookup.node else dns_nodes))
-    findings.append(_verdict(cid, f"lookup from {lookup.pod}", server, answers, error, 0,
-                             settings, kubernetes_ip(state, settings),
-                             f"the CoreDNS nodes and the pod's node ({nodes})", evidence,
-                             settings.pod_dns_servers))
-    return findings
-
-
-def node_dns(host_name: str, answer: NodeDnsAnswer | None, settings: Settings) -> list[Finding]:
-    cid = "node_cluster_dns"
-    expected = f"{settings.kubernetes_service_ip} from {settings.dns_ip}"
-    if answer is None:
-        return [Finding(cid, host_name, False, "not gathered", expected,
-                        "cluster DNS from this node is untested",
-                        "run the suite again; check the facts gathering on the node")]
-    if not answer.tool:
-        return [needs_tool(cid, host_name, "dig", "(or nslookup, or bash with dd and od) to "
-                           "ask the cluster DNS Service from the node")]
-    server, answers, error = parse_lookup(answer.output)
-    if answer.rc == 124 and not error:
-        error = "timed out (killed by timeout)"
-    evidence = (f"{answer.command} -> rc {answer.rc}", *_lines(answer.output))
-    return [_verdict(cid, host_name, server, answers, error, answer.rc, settings,
-                     settings.kubernetes_service_ip,
-                     f"{host_name} and the CoreDNS nodes (`kubectl -n kube-system get pods -l "
-                     "k8s-app=kube-dns -o wide`)", evidence, (settings.dns_ip,))]
-
-
-@check("node_cluster_dns",
-       ("from the node, `kubernetes.default.svc.cluster.local` via the cluster DNS "
-        "(10.96.0.10; kubespray 10.233.0.3) answers the `kubernetes` Service address"),
-       area="DNS",
-       roles=NODE,
-       reads=("an A query for kubernetes.default.svc.cluster.local to <cluster DNS>:53/udp",),
-       asserts=("from the node (one UDP query through bash's /dev/udp, decoded by the runner; "
-                "else `dig`, else `nslookup`; 1 try, bounded), "
-                "`kubernetes.default.svc.cluster.local` at the cluster DNS Service address "
-                "(see below) answers the `kubernetes` Service address (the subnet's 1st); "
-                "timeouts/unreachable, refused, NXDOMAIN and wrong answers each get their own"
-                " why and fix"),
-       prevents="pods cannot resolve Services; report 03's cross-node DNS failure")
-def _node_cluster_dns(ctx: Context) -> list[Finding]:
-    answer = ctx.node.facts.dns
-    return node_dns(ctx.node.host.name, answer and NodeDnsAnswer(**answer), ctx.node.settings)
+    return Finding(subject, False, observed, expected, why, fix, evidence)
 
 
 @check("cluster_dns",
@@ -303,5 +239,60 @@ def _node_cluster_dns(ctx: Context) -> list[Finding]:
                 "created with `--dnsutils-image` if absent and deleted afterwards) answers "
                 "the `kubernetes` Service address from the cluster DNS"),
        prevents="report 03: DNS checked with dnsutils; FORWARD REJECT breaking it")
-def _cluster_dns(ctx: Context) -> list[Finding]:
-    return cluster_dns(ctx.api, ctx.cluster.settings, ctx.dns_lookup)
+def cluster_dns(ctx: Context) -> list[Finding]:
+    state = ctx.api
+    settings = ctx.cluster.settings
+    lookup = ctx.dns_lookup
+    coredns, dns_nodes = _coredns(state)
+    findings = [coredns, _dns_service(state, settings)]
+    if not isinstance(lookup, DnsLookup):
+        findings.append(Finding(
+            "lookup from a pod", False, f"lookup not made: {lookup or 'not attempted'}",
+            "kubernetes.default resolves from a pod", "cluster DNS from pods is untested",
+            "`kubectl -n default describe pod dnsutils`; if its image cannot be pulled, use "
+            "--dnsutils-image with one the nodes can pull"))
+        return findings
+    evidence = (f"{lookup.command} (pod {lookup.pod} on {lookup.node}"
+                f"{', created for this check' if lookup.created else ''})",
+                *_lines(lookup.output))
+    server, answers, error = parse_lookup(lookup.output)
+    nodes = ", ".join(dict.fromkeys([*dns_nodes, lookup.node] if lookup.node else dns_nodes))
+    findings.append(_verdict(f"lookup from {lookup.pod}", server, answers, error, 0,
+                             settings, kubernetes_ip(state, settings),
+                             f"the CoreDNS nodes and the pod's node ({nodes})", evidence,
+                             settings.pod_dns_servers))
+    return findings
+
+
+@check("node_cluster_dns",
+       ("from the node, `kubernetes.default.svc.cluster.local` via the cluster DNS "
+        "(10.96.0.10; kubespray 10.233.0.3) answers the `kubernetes` Service address"),
+       area="DNS",
+       roles=NODE,
+       reads=("an A query for kubernetes.default.svc.cluster.local to <cluster DNS>:53/udp",),
+       asserts=("from the node (one UDP query through bash's /dev/udp, decoded by the runner; "
+                "else `dig`, else `nslookup`; 1 try, bounded), "
+                "`kubernetes.default.svc.cluster.local` at the cluster DNS Service address "
+                "(see below) answers the `kubernetes` Service address (the subnet's 1st); "
+                "timeouts/unreachable, refused, NXDOMAIN and wrong answers each get their own"
+                " why and fix"),
+       prevents="pods cannot resolve Services; report 03's cross-node DNS failure")
+def node_cluster_dns(ctx: Context) -> list[Finding]:
+    host_name, settings, gathered = ctx.node.host.name, ctx.node.settings, ctx.node.facts.dns
+    answer = gathered and NodeDnsAnswer(**gathered)
+    expected = f"{settings.kubernetes_service_ip} from {settings.dns_ip}"
+    if answer is None:
+        return [Finding(host_name, False, "not gathered", expected,
+                        "cluster DNS from this node is untested",
+                        "run the suite again; check the facts gathering on the node")]
+    if not answer.tool:
+        return [needs_tool(ctx.check_id, host_name, "dig", "(or nslookup, or bash with dd and "
+                           "od) to ask the cluster DNS Service from the node")]
+    server, answers, error = parse_lookup(answer.output)
+    if answer.rc == 124 and not error:
+        error = "timed out (killed by timeout)"
+    evidence = (f"{answer.command} -> rc {answer.rc}", *_lines(answer.output))
+    return [_verdict(host_name, server, answers, error, answer.rc, settings,
+                     settings.kubernetes_service_ip,
+                     f"{host_name} and the CoreDNS nodes (`kubectl -n kube-system get pods -l "
+                     "k8s-app=kube-dns -o wide`)", evidence, (settings.dns_ip,))]

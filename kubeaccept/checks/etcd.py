@@ -70,20 +70,38 @@ def api_opinion(control_planes: list[Host], readyz: dict) -> list[Finding]:
         bad = [ln for ln in lines if ln.startswith("[-]")]
         subject = f"etcd:api-view:{h.name}"
         if bad:
-            findings.append(Finding("cluster_etcd", subject, False,
+            findings.append(Finding(subject, False,
                                     f"kube-apiserver on {h.name}: {'; '.join(bad)}",
                                     "[+]etcd ok", QUORUM_WHY, FIX_MEMBER,
                                     (f"GET {answer.url}",)))
         elif lines:
-            findings.append(passed("cluster_etcd", subject,
+            findings.append(passed(subject,
                                    f"kube-apiserver on {h.name}: {'; '.join(lines)}",
                                    "[+]etcd ok"))
     return findings
 
 
-def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
-                 readyz: dict | None = None) -> list[Finding]:
-    cid, subj = "cluster_etcd", "etcd"
+@check("cluster_etcd",
+       "etcd members = control planes, all healthy, one leader, one raft term, quorum",
+       area="etcd",
+       needs=('cluster', 'readyz'),
+       reads=("etcdctl member list / endpoint status / health on each control plane",
+              "each apiserver's /readyz?verbose"),
+       asserts=("`etcdctl` on each control plane (on the host, else inside the etcd static "
+                "pod via `crictl exec`) with kubeadm's healthcheck-client certificate: "
+                "members = the etcd/control-plane hosts, every member healthy, exactly one "
+                "leader and one raft term, quorum"),
+       prevents="a member down is one failure from losing quorum; quorum lost = no writes")
+def cluster_etcd(ctx: Context) -> list[Finding]:
+    inventory = ctx.cluster.inventory
+    members = inventory.by_role(ETCD) or inventory.by_role(CONTROL_PLANE)
+    if not members:
+        raise CannotCheck(f"{inventory.source} has no etcd or control-plane host: put the "
+                          "control planes in kube_control_plane (or masters)")
+    control_planes = list(members)
+    facts = ctx.cluster.facts
+    readyz = ctx.readyz
+    subj = "etcd"
     by_ip = {node_ip(h): h.name for h in control_planes}
     members, health, status, errors, evidence = None, {}, {}, {}, []
     for h in control_planes:
@@ -116,16 +134,17 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
                    if isinstance(facts.get(h.name), str)}
     if members is None and unreachable and len(unreachable) == len(errors):
         # nothing answered because nothing could be asked
-        return [not_checked(cid, subj, n, e) for n, e in unreachable.items()] + \
+        return [not_checked(subj, n, e) for n, e in unreachable.items()] + \
             api_opinion(control_planes, readyz or {})
     if members is None and errors and set(errors.values()) <= {NO_ETCDCTL, *unreachable.values()}:
         # nothing answered because no node had a way to ask: not a verdict on etcd
-        return [needs_tool(cid, n, "etcdctl", "(or crictl, to run the etcd container's own) "
-                           "to ask etcd for its members, their health and the leader")
-                if e == NO_ETCDCTL else not_checked(cid, subj, n, e)
+        return [needs_tool(ctx.check_id, n, "etcdctl", "(or crictl, to run the etcd "
+                           "container's own) to ask etcd for its members, their health and "
+                           "the leader")
+                if e == NO_ETCDCTL else not_checked(subj, n, e)
                 for n, e in errors.items()] + api_opinion(control_planes, readyz or {})
     if members is None:
-        return [Finding(cid, subj, False, "no control plane could list the etcd members: " +
+        return [Finding(subj, False, "no control plane could list the etcd members: " +
                         "; ".join(f"{n}: {e}" for n, e in errors.items()),
                         "an answering etcd cluster", QUORUM_WHY, FIX_MEMBER, tuple(evidence))]
     findings = []
@@ -136,7 +155,7 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
     observed = f"{len(members)} members: " + ", ".join(sorted(peer_ips.values()))
     if missing or extra:
         findings.append(Finding(
-            cid, f"{subj}:members", False,
+            f"{subj}:members", False,
             observed + (f"; no member on {', '.join(missing)}" if missing else "")
             + (f"; members on no control plane: {', '.join(extra)}" if extra else ""),
             "one member per control plane", "a member too few or too many moves the quorum "
@@ -144,16 +163,16 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
             "etcdctl member remove <id> for stale members; kubeadm join --control-plane "
             "re-adds a missing one", tuple(evidence)))
     else:
-        findings.append(passed(cid, f"{subj}:members", observed, "one per control plane"))
+        findings.append(passed(f"{subj}:members", observed, "one per control plane"))
     healthy = 0
     for ip, name in sorted(by_ip.items(), key=lambda kv: kv[1]):
         ok, err = health.get(ip, (False, errors.get(name, "no health answer")))
         healthy += bool(ok)
         if ok:
-            findings.append(passed(cid, f"{subj}:{name}", f"member {name} healthy", "healthy"))
+            findings.append(passed(f"{subj}:{name}", f"member {name} healthy", "healthy"))
         else:
             findings.append(Finding(
-                cid, f"{subj}:{name}", False, f"member {name} ({ip}:2379) unhealthy: "
+                f"{subj}:{name}", False, f"member {name} ({ip}:2379) unhealthy: "
                 f"{err or errors.get(name, 'no answer')}", "healthy",
                 "the cluster runs one failure away from losing quorum; the apiserver on "
                 f"{name} loses its local etcd", FIX_MEMBER, tuple(evidence)))
@@ -162,41 +181,21 @@ def etcd_cluster(control_planes: list[Host], facts: dict[str, NodeFacts | str],
     st_evidence = tuple(f"{ip}: leader {s[0]:x} term {s[1]}" for ip, s in sorted(status.items())
                         if s[0])
     if len(leaders) == 1 and len(terms) == 1:
-        findings.append(passed(cid, f"{subj}:leader", f"one leader {next(iter(leaders)):x}, "
+        findings.append(passed(f"{subj}:leader", f"one leader {next(iter(leaders)):x}, "
                                f"raft term {next(iter(terms))}", "one leader, one term",
                                *st_evidence))
     else:
         findings.append(Finding(
-            cid, f"{subj}:leader", False, f"{len(leaders)} leader(s) {sorted(leaders)}, "
+            f"{subj}:leader", False, f"{len(leaders)} leader(s) {sorted(leaders)}, "
             f"raft terms {sorted(terms)}", "exactly one leader and one raft term",
             "members disagree about the leader: a partition or an election storm; writes stall",
             FIX_MEMBER, st_evidence))
     total = len(members)
     if healthy * 2 <= total:
-        findings.append(Finding(cid, f"{subj}:quorum", False,
+        findings.append(Finding(f"{subj}:quorum", False,
                                 f"quorum lost: {healthy} of {total} members healthy",
                                 f"more than {total // 2} healthy", QUORUM_WHY, FIX_MEMBER))
     else:
-        findings.append(passed(cid, f"{subj}:quorum", f"{healthy} of {total} healthy",
+        findings.append(passed(f"{subj}:quorum", f"{healthy} of {total} healthy",
                                f"more than {total // 2} healthy"))
     return findings + api_opinion(control_planes, readyz or {})
-
-
-@check("cluster_etcd",
-       "etcd members = control planes, all healthy, one leader, one raft term, quorum",
-       area="etcd",
-       needs=('cluster', 'readyz'),
-       reads=("etcdctl member list / endpoint status / health on each control plane",
-              "each apiserver's /readyz?verbose"),
-       asserts=("`etcdctl` on each control plane (on the host, else inside the etcd static "
-                "pod via `crictl exec`) with kubeadm's healthcheck-client certificate: "
-                "members = the etcd/control-plane hosts, every member healthy, exactly one "
-                "leader and one raft term, quorum"),
-       prevents="a member down is one failure from losing quorum; quorum lost = no writes")
-def _cluster_etcd(ctx: Context) -> list[Finding]:
-    inventory = ctx.cluster.inventory
-    members = inventory.by_role(ETCD) or inventory.by_role(CONTROL_PLANE)
-    if not members:
-        raise CannotCheck(f"{inventory.source} has no etcd or control-plane host: put the "
-                          "control planes in kube_control_plane (or masters)")
-    return etcd_cluster(list(members), ctx.cluster.facts, ctx.readyz)

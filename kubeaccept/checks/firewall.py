@@ -125,8 +125,8 @@ def _source_class(address: str, nets: tuple, nft: bool) -> tuple:
     return (address if nft else None, *(ip in n for n in nets))
 
 
-def _unreadable(cid: str, ctx: NodeContext, errors: list[str]) -> list[Finding]:
-    return [Finding(cid, ctx.host.name, False, "; ".join(errors), "readable iptables rules",
+def _unreadable(ctx: NodeContext, errors: list[str]) -> list[Finding]:
+    return [Finding(ctx.host.name, False, "; ".join(errors), "readable iptables rules",
                     "the firewall cannot be verified",
                     "run the suite as root or with ansible_become=true", tuple(errors))]
 
@@ -152,20 +152,37 @@ def _no_tool(ctx: NodeContext) -> bool:
     return bool(ctx.facts.missing("iptables-save")) and ctx.facts.section("nft") is None
 
 
-def firewall_input(ctx: NodeContext) -> list[Finding]:
-    cid = "node_firewall_input"
-    if _no_tool(ctx):
-        return [needs_tool(cid, ctx.host.name, "iptables-save", "(or nft) to read the "
+@check("node_firewall_input",
+       ("iptables INPUT (and nftables' own input chains, firewalld zones by source and "
+        "interface, rich rules) accepts the cluster ports, the overlay's UDP port (flannel "
+        "8472, Calico 4789, …) and the NodePort range from the other nodes"),
+       area="network",
+       roles=NODE,
+       reads=("iptables-save (nft and legacy)",
+              "nft -j list ruleset",
+              "firewalld zones"),
+       asserts=("`iptables-save` (nft and legacy backends) and nftables' own input base "
+                "chains evaluated for a NEW packet from each peer to each required port, to "
+                "the overlay's UDP port (below; 8472 by default) and the NodePort range "
+                "(30000 and 32767/tcp); names chain, rule number and rule text of a "
+                "DROP/REJECT (firewalld: the zone of the packet's source address first, then "
+                "of the interface, then the default; ports, services and accepting rich rules"
+                " count)"),
+       prevents="firewalld/iptables closing cluster ports (report 03)")
+def node_firewall_input(ctx: Context) -> list[Finding]:
+    node = ctx.node
+    if _no_tool(node):
+        return [needs_tool(ctx.check_id, node.host.name, "iptables-save", "(or nft) to read the "
                            "firewall rules")]
-    sets, errors = rulesets(ctx)
+    sets, errors = rulesets(node)
     if errors:
-        return _unreadable(cid, ctx, errors)
-    iface = ctx.facts.iface_of(ctx.ip)
-    firewalld = ctx.facts.section("firewalld")
+        return _unreadable(node, errors)
+    iface = node.facts.iface_of(node.ip)
+    firewalld = node.facts.section("firewalld")
     zones = parse_zones(firewalld)[0] if firewalld else []
     findings = []
     key = _source_key(sets, "INPUT")
-    for label, proto, number, sources in _inbound(ctx):
+    for label, proto, number, sources in _inbound(node):
         blocked: dict[str, list[str]] = {}
         uncertain: set[str] = set()
         nft_block = None
@@ -181,7 +198,7 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
             address = node_ip(src)
             cls = key(address)  # cached across nodes by _source_class
             if cls not in verdicts:
-                packet = Packet(proto, address, ctx.ip, number, in_iface=iface)
+                packet = Packet(proto, address, node.ip, number, in_iface=iface)
                 verdicts[cls] = _worst(sets, "INPUT", packet)
             verdict = verdicts[cls]
             if verdict is None:
@@ -192,24 +209,24 @@ def firewall_input(ctx: NodeContext) -> list[Finding]:
                                    []).append(src.name)
                 if verdict.unit == "handle":
                     nft_block = verdict
-        subject = f"{ctx.host.name}:{proto}/{number}"
+        subject = f"{node.host.name}:{proto}/{number}"
         notes = tuple(f"rule not evaluated: {u}" for u in sorted(uncertain))
         if blocked:
             detail = "; ".join(f"from {', '.join(s)}: {v}" for v, s in blocked.items())
             findings.append(Finding(
-                cid, subject, False, f"{label} blocked {detail}", "accepted from the other nodes",
+                subject, False, f"{label} blocked {detail}", "accepted from the other nodes",
                 "the port is closed to the cluster even though it may listen; "
-                f"{_port_why(number, ctx.settings)}",
+                f"{_port_why(number, node.settings)}",
                 _nft_fix(nft_block, "", f"{proto} dport {number}") if nft_block else
                 f"delete that rule or insert an ACCEPT for {proto} dport {number} before it, "
                 "e.g. iptables -I INPUT <n> -p {0} --dport {1} -j ACCEPT (firewalld: "
                 "firewall-cmd --permanent --add-port={1}/{0} && firewall-cmd --reload)"
                 .format(proto, number), tuple(blocked) + notes))
         else:
-            findings.append(passed(cid, subject, f"{label} accepted from {len(sources)} "
+            findings.append(passed(subject, f"{label} accepted from {len(sources)} "
                                    "node(s)", "accepted", *notes))
     if not findings:
-        findings.append(passed(cid, ctx.host.name, "no inbound cluster traffic to check", ""))
+        findings.append(passed(node.host.name, "no inbound cluster traffic to check", ""))
     return findings
 
 
@@ -283,76 +300,6 @@ def pod_interfaces(ctx: NodeContext) -> tuple[str | None, str | None, str]:
     return overlay, local, how
 
 
-def firewall_forward(ctx: NodeContext) -> list[Finding]:
-    cid = "node_firewall_forward"
-    if _no_tool(ctx):
-        return [needs_tool(cid, ctx.host.name, "iptables-save", "(or nft) to read the "
-                           "firewall rules")]
-    sets, errors = rulesets(ctx)
-    if errors:
-        return _unreadable(cid, ctx, errors)
-    overlay, bridge, how = pod_interfaces(ctx)
-    findings = []
-    packets = _pod_packets(ctx, overlay, bridge)
-    if not packets:
-        return [Finding(cid, ctx.host.name, True, "not checked", "pod traffic accepted",
-                        note=f"the pod subnet {ctx.settings.pod_subnet} has fewer than 512 "
-                        "addresses: no per-node /24 to model cross-node pod traffic with; "
-                        "FORWARD was not evaluated")]
-    for what, packet in _pod_packets(ctx, overlay, bridge):
-        verdict = _worst(sets, "FORWARD", packet)
-        if verdict is None:
-            continue
-        subject = f"{ctx.host.name}:{packet.proto}/{packet.dport} {packet.src}->{packet.dst}"
-        notes = tuple(f"rule not evaluated: {u}" for u in verdict.uncertain)
-        evidence = (f"{_source(sets, verdict)}: {verdict.describe()}",
-                    *(f"path: {p}" for p in verdict.path)) + notes
-        if verdict.action == "ACCEPT":
-            findings.append(passed(cid, subject, f"{what}: {verdict.describe()}", "ACCEPT",
-                                   *evidence))
-            continue
-        rule = verdict.rule
-        pods = ctx.settings.pod_subnet
-        if verdict.unit == "handle":
-            fix = _nft_fix(verdict, pods, "pod traffic")
-        elif rule:
-            fix = (f"delete FORWARD-path rule {rule.number} of chain {rule.chain} "
-                   f"(iptables -D {rule.chain} {rule.number}) or accept pod traffic before it: "
-                   f"iptables -I {rule.chain} {rule.number} -s {pods} -j ACCEPT; "
-                   f"iptables -I {rule.chain} {rule.number} -d {pods} -j ACCEPT")
-        else:
-            fix = (f"the FORWARD policy drops pod traffic: iptables -A FORWARD -s {pods} "
-                   f"-j ACCEPT and -d {pods} -j ACCEPT (flannel adds these when it runs)")
-        findings.append(Finding(cid, subject, False, f"{what}: {verdict.describe()}",
-                                "ACCEPT", FORWARD_WHY, fix, evidence + (f"interfaces: {how}",)))
-    if not findings:
-        findings.append(Finding(cid, ctx.host.name, True, "no filter rules were gathered: "
-                                "nothing filters FORWARD", "pod traffic accepted",
-                                note="neither iptables-save nor nft answered on this node"))
-    return findings
-
-
-@check("node_firewall_input",
-       ("iptables INPUT (and nftables' own input chains, firewalld zones by source and "
-        "interface, rich rules) accepts the cluster ports, the overlay's UDP port (flannel "
-        "8472, Calico 4789, …) and the NodePort range from the other nodes"),
-       area="network",
-       roles=NODE,
-       reads=("iptables-save (nft and legacy)",
-              "nft -j list ruleset",
-              "firewalld zones"),
-       asserts=("`iptables-save` (nft and legacy backends) and nftables' own input base "
-                "chains evaluated for a NEW packet from each peer to each required port, to "
-                "the overlay's UDP port (below; 8472 by default) and the NodePort range "
-                "(30000 and 32767/tcp); names chain, rule number and rule text of a "
-                "DROP/REJECT (firewalld: the zone of the packet's source address first, then "
-                "of the interface, then the default; ports, services and accepting rich rules"
-                " count)"),
-       prevents="firewalld/iptables closing cluster ports (report 03)")
-def _node_firewall_input(ctx: Context) -> list[Finding]:
-    return firewall_input(ctx.node)
-
-
 @check("node_firewall_forward",
        ("no FORWARD REJECT/DROP — iptables or nftables' own forward chains — catches "
         "pod-to-pod traffic before it is accepted, judged with the node's real CNI interfaces"
@@ -377,5 +324,50 @@ def _node_firewall_input(ctx: Context) -> list[Finding]:
                 "filters\"; a pod subnet under 512 addresses says FORWARD was not checked"),
        prevents=("`ICMP host 10.244.0.2 unreachable - admin prohibited`; cross-node DNS "
                  "broken (report 03)"))
-def _node_firewall_forward(ctx: Context) -> list[Finding]:
-    return firewall_forward(ctx.node)
+def node_firewall_forward(ctx: Context) -> list[Finding]:
+    node = ctx.node
+    if _no_tool(node):
+        return [needs_tool(ctx.check_id, node.host.name, "iptables-save", "(or nft) to read the "
+                           "firewall rules")]
+    sets, errors = rulesets(node)
+    if errors:
+        return _unreadable(node, errors)
+    overlay, bridge, how = pod_interfaces(node)
+    findings = []
+    packets = _pod_packets(node, overlay, bridge)
+    if not packets:
+        return [Finding(node.host.name, True, "not checked", "pod traffic accepted",
+                        note=f"the pod subnet {node.settings.pod_subnet} has fewer than 512 "
+                        "addresses: no per-node /24 to model cross-node pod traffic with; "
+                        "FORWARD was not evaluated")]
+    for what, packet in _pod_packets(node, overlay, bridge):
+        verdict = _worst(sets, "FORWARD", packet)
+        if verdict is None:
+            continue
+        subject = f"{node.host.name}:{packet.proto}/{packet.dport} {packet.src}->{packet.dst}"
+        notes = tuple(f"rule not evaluated: {u}" for u in verdict.uncertain)
+        evidence = (f"{_source(sets, verdict)}: {verdict.describe()}",
+                    *(f"path: {p}" for p in verdict.path)) + notes
+        if verdict.action == "ACCEPT":
+            findings.append(passed(subject, f"{what}: {verdict.describe()}", "ACCEPT",
+                                   *evidence))
+            continue
+        rule = verdict.rule
+        pods = node.settings.pod_subnet
+        if verdict.unit == "handle":
+            fix = _nft_fix(verdict, pods, "pod traffic")
+        elif rule:
+            fix = (f"delete FORWARD-path rule {rule.number} of chain {rule.chain} "
+                   f"(iptables -D {rule.chain} {rule.number}) or accept pod traffic before it: "
+                   f"iptables -I {rule.chain} {rule.number} -s {pods} -j ACCEPT; "
+                   f"iptables -I {rule.chain} {rule.number} -d {pods} -j ACCEPT")
+        else:
+            fix = (f"the FORWARD policy drops pod traffic: iptables -A FORWARD -s {pods} "
+                   f"-j ACCEPT and -d {pods} -j ACCEPT (flannel adds these when it runs)")
+        findings.append(Finding(subject, False, f"{what}: {verdict.describe()}",
+                                "ACCEPT", FORWARD_WHY, fix, evidence + (f"interfaces: {how}",)))
+    if not findings:
+        findings.append(Finding(node.host.name, True, "no filter rules were gathered: "
+                                "nothing filters FORWARD", "pod traffic accepted",
+                                note="neither iptables-save nor nft answered on this node"))
+    return findings

@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from kubeaccept.model.apistate import ApiState
 from kubeaccept.model.findings import Finding
 from kubeaccept.model.registry import Context, check
 
 REUPLOAD = ("to join another control plane, re-upload the certificates first: kubeadm init "
             "phase upload-certs --upload-certs (prints the --certificate-key)")
-
-
-def kubeadm_certs_secret(state: ApiState) -> list[Finding]:
-    """Never a failure: kubeadm deletes the Secret 2 hours after `kubeadm init --upload-certs`
-    (field report 03), so its absence is the normal state of a cluster older than that."""
-    cid, subject = "cluster_kubeadm_certs", "kube-system/kubeadm-certs"
-    expected = "information only"
-    if "kubeadm-certs" in state.kube_system_secrets:
-        return [Finding(cid, subject, True, "present (a control plane can join with "
-                        "--certificate-key for up to 2 hours after upload)", expected,
-                        evidence=("kubectl -n kube-system get secret kubeadm-certs",))]
-    return [Finding(cid, subject, True, "Secret kube-system/kubeadm-certs absent", expected,
-                    evidence=("kubectl -n kube-system get secret kubeadm-certs -> NotFound",),
-                    note=REUPLOAD)]
 
 
 @check("cluster_kubeadm_certs",
@@ -33,5 +18,16 @@ def kubeadm_certs_secret(state: ApiState) -> list[Finding]:
        asserts=("information only (never fails): whether the `kubeadm-certs` Secret exists; "
                 "when not, the note gives `kubeadm init phase upload-certs --upload-certs`"),
        prevents="joining a control plane after the Secret's 2 hours (report 03)")
-def _cluster_kubeadm_certs(ctx: Context) -> list[Finding]:
-    return kubeadm_certs_secret(ctx.api)
+def cluster_kubeadm_certs(ctx: Context) -> list[Finding]:
+    """Never a failure: kubeadm deletes the Secret 2 hours after `kubeadm init --upload-certs`
+    (field report 03), so its absence is the normal state of a cluster older than that."""
+    state = ctx.api
+    subject = "kube-system/kubeadm-certs"
+    expected = "information only"
+    if "kubeadm-certs" in state.kube_system_secrets:
+        return [Finding(subject, True, "present (a control plane can join with "
+                        "--certificate-key for up to 2 hours after upload)", expected,
+                        evidence=("kubectl -n kube-system get secret kubeadm-certs",))]
+    return [Finding(subject, True, "Secret kube-system/kubeadm-certs absent", expected,
+                    evidence=("kubectl -n kube-system get secret kubeadm-certs -> NotFound",),
+                    note=REUPLOAD)]

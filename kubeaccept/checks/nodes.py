@@ -10,7 +10,6 @@ from kubeaccept.model.findings import Finding, passed
 from kubeaccept.model.hosts import node_ip
 from kubeaccept.model.registry import Context, check
 from kubeaccept.model.roles import NODE
-from kubeaccept.model.settings import Settings
 
 PLEG_WHY = (
     "the kubelet's PLEG (pod lifecycle event generator) relists the containers every second; "
@@ -120,10 +119,22 @@ def _diagnosis(name: str, cond: dict) -> tuple[str, str]:
         f"spec.nodeName={name}`)")
 
 
-def nodes_ready(state: ApiState, hosts: list[tuple[str, str]]) -> list[Finding]:
-    cid = "cluster_nodes_ready"
+@check("cluster_nodes_ready",
+       ("every Node Ready, every inventory node registered; `PLEG is not healthy` recognised "
+        "and explained (field report 02)"),
+       area="node",
+       needs=('api', 'cluster'),
+       reads=("Nodes (API)",),
+       asserts=("every Node's Ready condition is True (status, reason, message and since when"
+                " otherwise); `PLEG is not healthy` explained (runtime calls hanging; report "
+                "02's CNI lock bug) with the commands to find the stuck sandbox; every "
+                "inventory node has a Node (by name or InternalIP)"),
+       prevents="NotReady nodes: pods evicted, nothing scheduled there")
+def cluster_nodes_ready(ctx: Context) -> list[Finding]:
+    hosts = [(h.name, node_ip(h)) for h in ctx.cluster.inventory.by_role(*NODE)]
+    state = ctx.api
     if not state.nodes:
-        return [Finding(cid, "nodes", False, f"the API at {state.endpoint} lists no Node objects",
+        return [Finding("nodes", False, f"the API at {state.endpoint} lists no Node objects",
                         "a Ready Node per kubelet", "no kubelet has registered: nothing can be "
                         "scheduled", "on each node: `systemctl status kubelet`, "
                         "`journalctl -u kubelet`; join it with the command from "
@@ -136,24 +147,24 @@ def nodes_ready(state: ApiState, hosts: list[tuple[str, str]]) -> list[Finding]:
         jsonpath = (f"kubectl get node {name} -o jsonpath="
                     "'{.status.conditions[?(@.type==\"Ready\")]}'")
         if cond is None:
-            findings.append(Finding(cid, name, False, "no Ready condition", "Ready=True",
+            findings.append(Finding(name, False, "no Ready condition", "Ready=True",
                                     UNKNOWN_WHY, _diagnosis(name, {"status": "Unknown"})[1],
                                     (jsonpath + " -> (none)",)))
             continue
         observed = _ready_text(cond, state.now)
         evidence = (f"{jsonpath} -> {json.dumps(cond, sort_keys=True)}",)
         if cond.get("status") == "True":
-            findings.append(passed(cid, name, observed, "Ready=True", *evidence))
+            findings.append(passed(name, observed, "Ready=True", *evidence))
         else:
             why, fix = _diagnosis(name, cond)
-            findings.append(Finding(cid, name, False, observed, "Ready=True", why, fix, evidence))
+            findings.append(Finding(name, False, observed, "Ready=True", why, fix, evidence))
     names = {_name(n) for n in state.nodes}
     ips = {ip for n in state.nodes for ip in internal_ips(n)}
     for host, ip in hosts:
         if host in names or ip in ips:
             continue
         findings.append(Finding(
-            cid, host, False, f"no Node object (name {host} or InternalIP {ip})",
+            host, False, f"no Node object (name {host} or InternalIP {ip})",
             "a Node for every inventory node",
             "its kubelet never registered (kubeadm join not run, or the kubelet cannot reach the "
             "apiserver): no pod is scheduled there",
@@ -179,8 +190,18 @@ def _node_events(state: ApiState, name: str, window: float) -> dict[str, list[di
     return out
 
 
-def nodes_not_flapping(state: ApiState, settings: Settings) -> list[Finding]:
-    cid = "cluster_nodes_not_flapping"
+@check("cluster_nodes_not_flapping",
+       "no NodeReady/NodeNotReady event storm in the window (report 02's x8929/x8932)",
+       area="node",
+       needs=('api', 'cluster'),
+       reads=("NodeReady/NodeNotReady events (API)",),
+       asserts=("per Node, NodeReady/NodeNotReady events seen within `--flap-window` (60 "
+                "min): NotReady at least once and at least `--flap-threshold` (4) occurrences"
+                " in all = flapping, shown kubectl-style (`NodeReady (x8929 over 45d)`)"),
+       prevents="report 02's node flapping for weeks")
+def cluster_nodes_not_flapping(ctx: Context) -> list[Finding]:
+    state = ctx.api
+    settings = ctx.cluster.settings
     window, threshold = settings.flap_window_minutes, settings.flap_threshold
     expected = (f"fewer than {threshold} NodeReady/NodeNotReady occurrences in "
                 f"{window:g} min")
@@ -189,7 +210,7 @@ def nodes_not_flapping(state: ApiState, settings: Settings) -> list[Finding]:
         name = _name(node)
         events = _node_events(state, name, window)
         if not events:
-            findings.append(passed(cid, name, "no NodeReady/NodeNotReady events in the last "
+            findings.append(passed(name, "no NodeReady/NodeNotReady events in the last "
                                    f"{window:g} min", expected))
             continue
         counts = {r: sum(event_count(e) for e in events.get(r, [])) for r in REASONS}
@@ -205,7 +226,7 @@ def nodes_not_flapping(state: ApiState, settings: Settings) -> list[Finding]:
             evidence.append(f"now: {_ready_text(cond, state.now)}")
         if counts["NodeNotReady"] >= 1 and sum(counts.values()) >= threshold:
             findings.append(Finding(
-                cid, name, False, observed, expected, FLAP_WHY,
+                name, False, observed, expected, FLAP_WHY,
                 f"on {name}: `journalctl -u kubelet | grep -i -e pleg -e 'not ready'` (PLEG "
                 "messages mean runtime/CNI calls hang: `crictl pods`, `docker ps -a` for "
                 "sandboxes stuck Created / Removal In Progress); check the kubelet reaches the "
@@ -213,34 +234,5 @@ def nodes_not_flapping(state: ApiState, settings: Settings) -> list[Finding]:
                 "memory/CPU pressure",
                 tuple(evidence)))
         else:
-            findings.append(passed(cid, name, observed, expected, *evidence))
+            findings.append(passed(name, observed, expected, *evidence))
     return findings
-
-
-@check("cluster_nodes_ready",
-       ("every Node Ready, every inventory node registered; `PLEG is not healthy` recognised "
-        "and explained (field report 02)"),
-       area="node",
-       needs=('api', 'cluster'),
-       reads=("Nodes (API)",),
-       asserts=("every Node's Ready condition is True (status, reason, message and since when"
-                " otherwise); `PLEG is not healthy` explained (runtime calls hanging; report "
-                "02's CNI lock bug) with the commands to find the stuck sandbox; every "
-                "inventory node has a Node (by name or InternalIP)"),
-       prevents="NotReady nodes: pods evicted, nothing scheduled there")
-def _cluster_nodes_ready(ctx: Context) -> list[Finding]:
-    hosts = [(h.name, node_ip(h)) for h in ctx.cluster.inventory.by_role(*NODE)]
-    return nodes_ready(ctx.api, hosts)
-
-
-@check("cluster_nodes_not_flapping",
-       "no NodeReady/NodeNotReady event storm in the window (report 02's x8929/x8932)",
-       area="node",
-       needs=('api', 'cluster'),
-       reads=("NodeReady/NodeNotReady events (API)",),
-       asserts=("per Node, NodeReady/NodeNotReady events seen within `--flap-window` (60 "
-                "min): NotReady at least once and at least `--flap-threshold` (4) occurrences"
-                " in all = flapping, shown kubectl-style (`NodeReady (x8929 over 45d)`)"),
-       prevents="report 02's node flapping for weeks")
-def _cluster_nodes_not_flapping(ctx: Context) -> list[Finding]:
-    return nodes_not_flapping(ctx.api, ctx.cluster.settings)

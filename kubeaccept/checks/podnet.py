@@ -15,7 +15,6 @@ from kubeaccept.model.findings import Finding, passed
 from kubeaccept.model.hosts import node_ip
 from kubeaccept.model.registry import Context, check
 
-CID = "cluster_pod_network"
 KUBEADM_CM = "kube-system/kubeadm-config"
 FLANNEL_CMS = ("kube-flannel/kube-flannel-cfg", "kube-system/kube-flannel-cfg")
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"  # kubeadm's default
@@ -84,7 +83,7 @@ def _flannel_findings(key: str, conf: dict | None, problem: str,
                       pod_nets: list[Net]) -> list[Finding]:
     subject = "flannel Network"
     if conf is None:
-        return [Finding(CID, subject, False, problem, "valid net-conf.json",
+        return [Finding(subject, False, problem, "valid net-conf.json",
                         "flannel cannot start: no pod gets an address, nodes stay NotReady",
                         f"fix net-conf.json in `kubectl -n {key.split('/')[0]} edit cm "
                         f"{key.split('/')[1]}`, then restart the flannel DaemonSet")]
@@ -97,12 +96,12 @@ def _flannel_findings(key: str, conf: dict | None, problem: str,
     except ValueError:
         net = None
     if net is not None and (not v4 or net == v4[0]):
-        return [passed(CID, subject, f"flannel Network {network} (backend {backend})"
+        return [passed(subject, f"flannel Network {network} (backend {backend})"
                        + (f" = kubeadm podSubnet {v4[0]}" if v4 else ""),
                        "= kubeadm podSubnet", *evidence)]
     ns, name = key.split("/")
     return [Finding(
-        CID, subject, False, f"flannel Network {network or '(none)'} != kubeadm podSubnet "
+        subject, False, f"flannel Network {network or '(none)'} != kubeadm podSubnet "
         f"{v4[0] if v4 else _fmt(pod_nets)}", "flannel Network = kubeadm podSubnet",
         "pods get addresses (node podCIDRs from podSubnet) that flannel does not route, and "
         "kube-proxy's clusterCIDR masquerading is wrong: cross-node pod traffic and DNS break",
@@ -111,7 +110,19 @@ def _flannel_findings(key: str, conf: dict | None, problem: str,
         "rollout restart ds/kube-flannel-ds`", evidence)]
 
 
-def pod_network(state: ApiState, node_network_ips: list[str]) -> list[Finding]:
+@check("cluster_pod_network",
+       ("kubeadm `podSubnet` = flannel `Network`, every node's podCIDR inside it and "
+        "disjoint, no overlap with Services or node addresses"),
+       area="network",
+       needs=('api', 'cluster'),
+       reads=("kubeadm-config and kube-flannel-cfg ConfigMaps, Nodes' podCIDRs (API)",),
+       asserts=("`kubeadm-config` podSubnet present; flannel's `net-conf.json` Network = "
+                "podSubnet; every Node's podCIDR inside it, no two overlapping, every Node "
+                "has one; podSubnet ∩ serviceSubnet = ∅; no node address inside either"),
+       prevents="pods get addresses flannel does not route; cross-node traffic and DNS break")
+def cluster_pod_network(ctx: Context) -> list[Finding]:
+    state = ctx.api
+    node_network_ips = [node_ip(h) for h in ctx.cluster.inventory.hosts]
     networking, problem = _kubeadm(state)
     flannel_key, flannel_conf, flannel_problem = _flannel(state)
     findings = []
@@ -119,7 +130,7 @@ def pod_network(state: ApiState, node_network_ips: list[str]) -> list[Finding]:
     svc_nets: list[Net] = []
     if networking is None:
         findings.append(Finding(
-            CID, "kubeadm podSubnet", False, problem, "kubeadm's ClusterConfiguration",
+            "kubeadm podSubnet", False, problem, "kubeadm's ClusterConfiguration",
             "kubeadm join and upgrade read the cluster's configuration from it: they fail, and "
             "the pod network plan cannot be checked",
             "kubeadm init phase upload-config kubeadm --config kubeadm.yaml (the configuration "
@@ -136,11 +147,11 @@ def pod_network(state: ApiState, node_network_ips: list[str]) -> list[Finding]:
                     f"{_fmt(svc_nets) or '?'}{flannel_note}")
         evidence = (f"{KUBEADM_CM} ClusterConfiguration networking: {json.dumps(networking)}",)
         if pod_nets and not problem:
-            findings.append(passed(CID, "kubeadm podSubnet", observed, "podSubnet set",
+            findings.append(passed("kubeadm podSubnet", observed, "podSubnet set",
                                    *evidence))
         else:
             findings.append(Finding(
-                CID, "kubeadm podSubnet", False, problem or observed,
+                "kubeadm podSubnet", False, problem or observed,
                 "networking.podSubnet set", "no node gets a podCIDR: " + NO_CIDR_WHY,
                 "kubeadm init --pod-network-cidr=10.244.0.0/16 (flannel's default), or set "
                 f"networking.podSubnet in {KUBEADM_CM} and {ALLOCATE_FIX}", evidence))
@@ -151,12 +162,12 @@ def pod_network(state: ApiState, node_network_ips: list[str]) -> list[Finding]:
         for s in svc_nets:
             if _overlap(p, s):
                 findings.append(Finding(
-                    CID, "podSubnet/serviceSubnet", False, f"podSubnet {p} overlaps "
+                    "podSubnet/serviceSubnet", False, f"podSubnet {p} overlaps "
                     f"serviceSubnet {s}", "disjoint", "Service addresses and pod addresses "
                     "collide: kube-proxy rewrites traffic meant for pods, or pods shadow "
                     "Services", "rebuild with disjoint --pod-network-cidr and --service-cidr"))
     if pod_nets and svc_nets and not any(_overlap(p, s) for p in pod_nets for s in svc_nets):
-        findings.append(passed(CID, "podSubnet/serviceSubnet", f"{_fmt(pod_nets)} and "
+        findings.append(passed("podSubnet/serviceSubnet", f"{_fmt(pod_nets)} and "
                                f"{_fmt(svc_nets)} disjoint", "disjoint"))
     findings += _address_findings(state, node_network_ips, pod_nets, svc_nets)
     return findings
@@ -177,7 +188,7 @@ def _node_cidr_findings(state: ApiState, pod_nets: list[Net]) -> list[Finding]:
         evidence = (f"kubectl get node {name} -o jsonpath='{{.spec.podCIDRs}}' -> "
                     f"{json.dumps(node.get('spec', {}).get('podCIDRs'))}",)
         if bad:
-            findings.append(Finding(CID, subject, False, bad, "a podCIDR inside podSubnet",
+            findings.append(Finding(subject, False, bad, "a podCIDR inside podSubnet",
                                     NO_CIDR_WHY, ALLOCATE_FIX, evidence))
             continue
         cidrs += [(name, c) for c in mine]
@@ -185,7 +196,7 @@ def _node_cidr_findings(state: ApiState, pod_nets: list[Net]) -> list[Finding]:
             c.version == p.version and c.subnet_of(p) for p in pod_nets)]
         if outside:
             findings.append(Finding(
-                CID, subject, False, f"podCIDR {_fmt(outside)} outside podSubnet "
+                subject, False, f"podCIDR {_fmt(outside)} outside podSubnet "
                 f"{_fmt(pod_nets)}", "inside podSubnet",
                 "pods on that node get addresses the pod network does not route: they cannot "
                 "reach pods on other nodes, Services or DNS",
@@ -193,19 +204,19 @@ def _node_cidr_findings(state: ApiState, pod_nets: list[Net]) -> list[Finding]:
                 f"then `kubectl delete node {name}` and rejoin it to get a new podCIDR",
                 evidence))
         else:
-            findings.append(passed(CID, subject, f"podCIDR {_fmt(mine)}", "inside podSubnet",
+            findings.append(passed(subject, f"podCIDR {_fmt(mine)}", "inside podSubnet",
                                    *evidence))
     clashes = [(a, b) for a, b in combinations(cidrs, 2) if a[0] != b[0] and _overlap(a[1], b[1])]
     if clashes:
         findings.append(Finding(
-            CID, "node podCIDRs", False, "; ".join(
+            "node podCIDRs", False, "; ".join(
                 f"{a[0]} {a[1]} overlaps {b[0]} {b[1]}" for a, b in clashes), "disjoint",
             "two nodes hand out the same pod addresses: traffic for one pod reaches the other "
             "node's pod, or flannel routes the range to one node only",
             "podCIDRs are allocated by kube-controller-manager; one set by hand (kubelet "
             "--pod-cidr) or left from an older node: `kubectl delete node NAME` and rejoin it"))
     elif len(cidrs) > 1:
-        findings.append(passed(CID, "node podCIDRs", f"{len(cidrs)} podCIDRs, none overlapping",
+        findings.append(passed("node podCIDRs", f"{len(cidrs)} podCIDRs, none overlapping",
                                "disjoint"))
     return findings
 
@@ -227,7 +238,7 @@ def _address_findings(state: ApiState, node_network_ips: list[str], pod_nets: li
                 for n in nets if addr in n]
         if hits:
             findings.append(Finding(
-                CID, f"address {ip}", False, f"{who} {ip} inside {' and '.join(hits)}",
+                f"address {ip}", False, f"{who} {ip} inside {' and '.join(hits)}",
                 "node addresses outside podSubnet and serviceSubnet",
                 "traffic to that node is routed into the pod network or caught by "
                 "kube-proxy's Service rules: pods and other nodes cannot reach its kubelet, "
@@ -236,20 +247,6 @@ def _address_findings(state: ApiState, node_network_ips: list[str], pod_nets: li
                 "(kubeadm init --pod-network-cidr / --service-cidr); changing them means "
                 "rebuilding the cluster"))
     if not findings and owners and (pod_nets or svc_nets):
-        findings.append(passed(CID, "node addresses", f"{len(owners)} node addresses outside "
+        findings.append(passed("node addresses", f"{len(owners)} node addresses outside "
                                "podSubnet and serviceSubnet", "outside"))
     return findings
-
-
-@check("cluster_pod_network",
-       ("kubeadm `podSubnet` = flannel `Network`, every node's podCIDR inside it and "
-        "disjoint, no overlap with Services or node addresses"),
-       area="network",
-       needs=('api', 'cluster'),
-       reads=("kubeadm-config and kube-flannel-cfg ConfigMaps, Nodes' podCIDRs (API)",),
-       asserts=("`kubeadm-config` podSubnet present; flannel's `net-conf.json` Network = "
-                "podSubnet; every Node's podCIDR inside it, no two overlapping, every Node "
-                "has one; podSubnet ∩ serviceSubnet = ∅; no node address inside either"),
-       prevents="pods get addresses flannel does not route; cross-node traffic and DNS break")
-def _cluster_pod_network(ctx: Context) -> list[Finding]:
-    return pod_network(ctx.api, [node_ip(h) for h in ctx.cluster.inventory.hosts])

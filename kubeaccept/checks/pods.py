@@ -6,7 +6,6 @@ from kubeaccept.checks.nodes import condition, event_last, event_summary
 from kubeaccept.model.apistate import ApiState
 from kubeaccept.model.findings import Finding, passed
 from kubeaccept.model.registry import Context, check
-from kubeaccept.model.settings import Settings
 
 BAD_WAITING = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerError",
                "RunContainerError", "ContainerCannotRun"}
@@ -97,15 +96,30 @@ def _container_finding(state: ApiState, pod: dict, cs: dict, threshold: int) -> 
         fix += f"; on {node}: `crictl pull {cs.get('image', 'IMAGE')}` to see the registry's error"
     else:
         why = GENERIC_WHY
-    return Finding("cluster_pods_healthy", f"{ns}/{name}:{container}", False, observed,
+    return Finding(f"{ns}/{name}:{container}", False, observed,
                    f"not crash-looping, at most {threshold} restarts", why, fix, tuple(evidence))
 
 
-def pods_healthy(state: ApiState, settings: Settings) -> list[Finding]:
-    cid = "cluster_pods_healthy"
+@check("cluster_pods_healthy",
+       ("no container in CrashLoopBackOff or with runaway restarts, with its last termination"
+        " reason, exit code, message and warning events"),
+       area="node",
+       needs=('api', 'cluster'),
+       reads=("pods and their warning events (API)",),
+       asserts=("no container (init containers too) waiting in CrashLoopBackOff, "
+                "ImagePullBackOff, ErrImagePull, CreateContainerError, RunContainerError, "
+                "ContainerCannotRun, or restarted more than `--restart-threshold` (10) times;"
+                " names namespace/pod:container, node, owner, restarts, last termination "
+                "reason, exit code and message, and the pod's warning events; kube-system "
+                "first, then DaemonSet pods"),
+       prevents=("report 02's fluentd: `ContainerCannotRun … OCI runtime create failed`, "
+                 "1,000–3,000 restarts"))
+def cluster_pods_healthy(ctx: Context) -> list[Finding]:
+    state = ctx.api
+    settings = ctx.cluster.settings
     pods = [p for p in state.pods if p.get("status", {}).get("phase") != "Succeeded"]
     if not pods:
-        return [Finding(cid, "pods", False, f"the API at {state.endpoint} lists no pods",
+        return [Finding("pods", False, f"the API at {state.endpoint} lists no pods",
                         "the kube-system pods at least", "a kubeadm cluster always runs "
                         "kube-system pods (control-plane mirrors, kube-proxy, CoreDNS): the "
                         "answer is wrong or the credentials see nothing",
@@ -134,7 +148,7 @@ def pods_healthy(state: ApiState, settings: Settings) -> list[Finding]:
                     most = int(cs["restartCount"])
                     where = f"{ns}/{_meta(pod)[1]}:{cs.get('name', '?')}"
         restarts = f"most restarts {most} ({where})" if most else "no restarts"
-        findings.append(passed(cid, ns, f"{len(group)} pods, none crash-looping, {restarts}",
+        findings.append(passed(ns, f"{len(group)} pods, none crash-looping, {restarts}",
                                f"not crash-looping, at most {settings.restart_threshold} "
                                "restarts"))
     return findings
@@ -149,8 +163,16 @@ def _not_ready(pod: dict) -> str:
     return f"{pod.get('spec', {}).get('nodeName') or '(unscheduled)'} ({name}: {reason})"
 
 
-def daemonsets_ready(state: ApiState) -> list[Finding]:
-    cid = "cluster_daemonsets"
+@check("cluster_daemonsets",
+       "every DaemonSet ready where it is scheduled, naming the nodes where it is not",
+       area="node",
+       needs=('api',),
+       reads=("DaemonSets and their pods (API)",),
+       asserts=("every DaemonSet: desired = ready = updated, none misscheduled; names the "
+                "nodes whose pod is not ready and why"),
+       prevents="a node without its CNI/proxy/log agent")
+def cluster_daemonsets(ctx: Context) -> list[Finding]:
+    state = ctx.api
     findings = []
     for ds in sorted(state.daemonsets, key=_meta):
         ns, name = _meta(ds)
@@ -173,12 +195,12 @@ def daemonsets_ready(state: ApiState) -> list[Finding]:
         evidence = (f"kubectl -n {ns} get ds {name} -> desired {desired}, ready {ready}, "
                     f"updated {updated}, misscheduled {mis}",)
         if ready == desired and not mis and (updated is None or updated == desired):
-            findings.append(passed(cid, subject, observed, "all scheduled pods ready and "
+            findings.append(passed(subject, observed, "all scheduled pods ready and "
                                    "updated", *evidence))
             continue
         pods_named = " ".join(_meta(p)[1] for p in bad)
         findings.append(Finding(
-            cid, subject, False, observed, f"{desired} of {desired} ready and updated, none "
+            subject, False, observed, f"{desired} of {desired} ready and updated, none "
             "misscheduled",
             "a DaemonSet runs a node-level service (pod network, kube-proxy, log shipping like "
             "fluentd in field report 02) on each node: where its pod is not ready, that node "
@@ -188,33 +210,3 @@ def daemonsets_ready(state: ApiState) -> list[Finding]:
                "--previous`" if bad else f"; `kubectl -n {ns} describe ds {name}`"),
             evidence))
     return findings
-
-
-@check("cluster_pods_healthy",
-       ("no container in CrashLoopBackOff or with runaway restarts, with its last termination"
-        " reason, exit code, message and warning events"),
-       area="node",
-       needs=('api', 'cluster'),
-       reads=("pods and their warning events (API)",),
-       asserts=("no container (init containers too) waiting in CrashLoopBackOff, "
-                "ImagePullBackOff, ErrImagePull, CreateContainerError, RunContainerError, "
-                "ContainerCannotRun, or restarted more than `--restart-threshold` (10) times;"
-                " names namespace/pod:container, node, owner, restarts, last termination "
-                "reason, exit code and message, and the pod's warning events; kube-system "
-                "first, then DaemonSet pods"),
-       prevents=("report 02's fluentd: `ContainerCannotRun … OCI runtime create failed`, "
-                 "1,000–3,000 restarts"))
-def _cluster_pods_healthy(ctx: Context) -> list[Finding]:
-    return pods_healthy(ctx.api, ctx.cluster.settings)
-
-
-@check("cluster_daemonsets",
-       "every DaemonSet ready where it is scheduled, naming the nodes where it is not",
-       area="node",
-       needs=('api',),
-       reads=("DaemonSets and their pods (API)",),
-       asserts=("every DaemonSet: desired = ready = updated, none misscheduled; names the "
-                "nodes whose pod is not ready and why"),
-       prevents="a node without its CNI/proxy/log agent")
-def _cluster_daemonsets(ctx: Context) -> list[Finding]:
-    return daemonsets_ready(ctx.api)

@@ -19,7 +19,6 @@ from kubeaccept.model.findings import Finding, passed
 from kubeaccept.model.registry import Context, check
 from kubeaccept.model.roles import NODE
 
-CID = "node_swap"
 FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 WHY = ("kubelet exits at start: \"failed to run Kubelet: running with swap on is not supported, "
        "please disable swap! or set --fail-swap-on flag to false\", and the node goes NotReady")
@@ -56,7 +55,7 @@ class _Judge:
         self.notes: list[str] = []   # sources that will not be on, and why
 
     def source(self, subject: str, observed: str, fix: str, evidence: tuple[str, ...]) -> None:
-        self.on.append(Finding(CID, f"{self.name}:{subject}", False, observed,
+        self.on.append(Finding(f"{self.name}:{subject}", False, observed,
                                "no swap now and none at boot", WHY, fix, evidence))
 
     # --- now ------------------------------------------------------------------------------
@@ -216,46 +215,6 @@ def kubelet_allows(ctx: NodeContext) -> tuple[bool | None, str, str]:
     return True, f"failSwapOn: false, swapBehavior: {behavior}, cgroup v2", src
 
 
-def swap(ctx: NodeContext) -> list[Finding]:
-    name = ctx.host.name
-    boot = ctx.facts.swap_boot
-    judge = _Judge(ctx, boot)
-    judge.active()
-    units = judge.fstab()
-    if boot is not None:
-        judge.units(units)
-        judge.zram()
-        if boot.zswap in ("Y", "1"):
-            judge.notes.append("zswap is on: it compresses pages on their way to swap and is "
-                               "no swap by itself")
-    note = "; ".join(judge.notes)
-    scope = ("/proc/swaps, /etc/fstab, swap units, zram-generator" if boot is not None else
-             "/proc/swaps and /etc/fstab (no swap-boot facts: units and zram not read)")
-    if not judge.on:
-        lines = len(fstab_entries(ctx.facts.file("/etc/fstab").text or ""))
-        evidence = ("/proc/swaps: header only",
-                    f"/etc/fstab: {lines} swap line(s), none activated at boot")
-        return [Finding(CID, name, True, f"no swap now and none at boot ({scope})",
-                        "no swap now and none at boot", evidence=evidence, note=note)]
-    allows, why, src = kubelet_allows(ctx)
-    if allows is None:
-        return [Finding(CID, name, False, f"swap found, and kubelet's config cannot be read: "
-                        f"{why}", "no swap, or swap kubelet allows",
-                        fix=f"repair {KUBELET_CONFIG}")]
-    if allows:
-        sources = "; ".join(f.observed for f in judge.on)
-        return [passed(CID, name, f"swap allowed by kubelet ({why}): {sources}",
-                       "no swap, or swap kubelet allows", src)]
-    out = []
-    for f in judge.on:
-        extra = "" if why == "failSwapOn is true" else f" ({why})"
-        out.append(Finding(f.check_id, f.subject, False, f.observed + extra, f.expected,
-                           f.why if why == "failSwapOn is true" else
-                           f"kubelet allows swap only where it can manage it: {why}",
-                           f.fix, f.evidence + ((src,) if src else ()), note))
-    return out
-
-
 @check("node_swap",
        ("no swap on now and none systemd will start at boot (fstab as systemd-fstab-generator"
         " reads it, enabled `.swap` units, zram-generator), unless kubelet allows swap "
@@ -284,5 +243,42 @@ def swap(ctx: NodeContext) -> list[Finding]:
                 "line, unit and the symlink enabling it, zram config) and the fix"),
        prevents=("kubelet exits: `running with swap on is not supported, please disable "
                  "swap!` — after the next reboot when only the boot configuration has it"))
-def _node_swap(ctx: Context) -> list[Finding]:
-    return swap(ctx.node)
+def node_swap(ctx: Context) -> list[Finding]:
+    node = ctx.node
+    name = node.host.name
+    boot = node.facts.swap_boot
+    judge = _Judge(node, boot)
+    judge.active()
+    units = judge.fstab()
+    if boot is not None:
+        judge.units(units)
+        judge.zram()
+        if boot.zswap in ("Y", "1"):
+            judge.notes.append("zswap is on: it compresses pages on their way to swap and is "
+                               "no swap by itself")
+    note = "; ".join(judge.notes)
+    scope = ("/proc/swaps, /etc/fstab, swap units, zram-generator" if boot is not None else
+             "/proc/swaps and /etc/fstab (no swap-boot facts: units and zram not read)")
+    if not judge.on:
+        lines = len(fstab_entries(node.facts.file("/etc/fstab").text or ""))
+        evidence = ("/proc/swaps: header only",
+                    f"/etc/fstab: {lines} swap line(s), none activated at boot")
+        return [Finding(name, True, f"no swap now and none at boot ({scope})",
+                        "no swap now and none at boot", evidence=evidence, note=note)]
+    allows, why, src = kubelet_allows(node)
+    if allows is None:
+        return [Finding(name, False, f"swap found, and kubelet's config cannot be read: "
+                        f"{why}", "no swap, or swap kubelet allows",
+                        fix=f"repair {KUBELET_CONFIG}")]
+    if allows:
+        sources = "; ".join(f.observed for f in judge.on)
+        return [passed(name, f"swap allowed by kubelet ({why}): {sources}",
+                       "no swap, or swap kubelet allows", src)]
+    out = []
+    for f in judge.on:
+        extra = "" if why == "failSwapOn is true" else f" ({why})"
+        out.append(Finding(f.subject, False, f.observed + extra, f.expected,
+                           f.why if why == "failSwapOn is true" else
+                           f"kubelet allows swap only where it can manage it: {why}",
+                           f.fix, f.evidence + ((src,) if src else ()), note))
+    return out

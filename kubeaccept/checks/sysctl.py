@@ -88,129 +88,6 @@ def _loose_iface_note(iface: str, all_value: int, value: int) -> str:
             f"For strict: sysctl -w {conf_key(iface)}=1")
 
 
-def rp_filter(ctx: NodeContext, calico_exception: str | None = None) -> list[Finding]:
-    """The kernel applies max(conf/all, conf/<iface>); 'default' is what new interfaces get.
-    conf/all above 1 is Calico's fatal case (field report 01) unless Calico is told to accept
-    it (calico_exception: the evidence). An interface's own loose value with conf/all at 0 or 1
-    is the kernel's documented loose mode: shown in a note, not a failure."""
-    cid = "node_rp_filter"
-    values = rp_filters(ctx.facts.sysctls)
-    raw_all = values.pop("all", None)
-    all_value = number(raw_all or "")
-    if all_value is None:
-        return [Finding(cid, ctx.host.name, False,
-                        f"net.ipv4.conf.all.rp_filter unreadable ({raw_all or 'absent'})",
-                        "0 or 1", fix="check /proc/sys/net/ipv4/conf/all/rp_filter on the node")]
-    all_evidence = f"/proc/sys/net/ipv4/conf/all/rp_filter = {all_value}"
-    findings = []
-    for iface, raw in sorted(values.items()):
-        subject = f"{ctx.host.name}:{iface}"
-        evidence = (all_evidence, f"/proc/sys/net/ipv4/conf/{iface}/rp_filter = {raw}")
-        value = number(raw)
-        if value is None:
-            findings.append(Finding(cid, subject, False, f"{iface}: rp_filter unreadable ({raw})",
-                                    "0 or 1", fix=f"check /proc/sys/net/ipv4/conf/{iface}/"
-                                    "rp_filter on the node", evidence=evidence))
-            continue
-        effective = max(all_value, value)
-        observed = f"effective rp_filter {effective} = max(all={all_value}, {iface}={value})"
-        keys = [f"{conf_key(k)}=1" for k, v in (("all", all_value), (iface, value)) if v > 1]
-        if effective in (0, 1):
-            findings.append(passed(cid, subject, observed, "0 or 1", *evidence))
-        elif effective == 2 and all_value < 2:
-            findings.append(Finding(
-                cid, subject, True, f"{observed} (loose on {iface} only)",
-                "0 or 1 on conf/all; 2 on an interface is the kernel's loose mode",
-                evidence=evidence, note=_loose_iface_note(iface, all_value, value)))
-        elif effective == 2 and calico_exception:
-            findings.append(Finding(
-                cid, subject, True, f"{observed} (loose), allowed: {calico_exception}",
-                "0 or 1 (2 with Calico IgnoreLooseRPF)",
-                evidence=(*evidence, calico_exception), note=LOOSE_NOTE))
-        elif effective == 2:
-            findings.append(Finding(cid, subject, False, observed, "0 or 1", RP_FILTER_WHY,
-                                    _persist(keys), evidence))
-        else:
-            why = RP_FILTER_WHY if all_value > 1 and not calico_exception else INVALID_WHY
-            findings.append(Finding(cid, subject, False, f"{observed} (not a defined mode)",
-                                    "0 or 1", why, _persist(keys), evidence))
-    if not findings:
-        findings.append(Finding(
-            cid, ctx.host.name, all_value in (0, 1), f"net.ipv4.conf.all.rp_filter = {all_value};"
-            " no per-interface rp_filter was listed", "0 or 1",
-            "" if all_value in (0, 1) else RP_FILTER_WHY,
-            "" if all_value in (0, 1) else _persist([f"{conf_key('all')}=1"]), (all_evidence,)))
-    return findings
-
-
-def _must_be_one(ctx: NodeContext, cid: str, key: str, why: str, fix: str) -> list[Finding]:
-    value = ctx.facts.sysctls.get(key)
-    evidence = f"/proc/sys/{key.replace('.', '/')} = {value}"
-    if value == "1":
-        return [passed(cid, ctx.host.name, f"{key} = 1", "1", evidence)]
-    return [Finding(cid, ctx.host.name, False, f"{key} = {value}", "1", why, fix, (evidence,))]
-
-
-def ip_forward(ctx: NodeContext) -> list[Finding]:
-    return _must_be_one(
-        ctx, "node_ip_forward", "net.ipv4.ip_forward",
-        "the node stops routing pod traffic: pods lose other nodes, Services and DNS; "
-        "kubeadm preflight fails with [ERROR FileContent--proc-sys-net-ipv4-ip_forward]",
-        "sysctl -w net.ipv4.ip_forward=1 and persist `net.ipv4.ip_forward = 1` in "
-        "/etc/sysctl.d/k8s.conf")
-
-
-BRIDGE_NF_FIX = ("modprobe br_netfilter && sysctl -w net.bridge.bridge-nf-call-iptables=1; "
-                 "persist both: `br_netfilter` in /etc/modules-load.d/k8s.conf and "
-                 "`net.bridge.bridge-nf-call-iptables = 1` in /etc/sysctl.d/k8s.conf (kubeadm's "
-                 "install guide: \"Forwarding IPv4 and letting iptables see bridged traffic\")")
-
-
-def _bridge_nf_why(ctx: NodeContext) -> str:
-    return ("traffic between pods on the same Linux bridge is switched, not routed, so iptables "
-            "never sees it: kube-proxy's Service NAT misses it and pods on the bridge cannot "
-            f"reliably reach Services whose endpoints sit on the same node (e.g. the cluster DNS "
-            f"{ctx.settings.dns_ip}); Kubernetes' network plugin requirements: a plugin that "
-            "connects containers to a Linux bridge must set net/bridge/bridge-nf-call-iptables "
-            "to 1 for kube-proxy to work")
-
-
-def bridge_nf_call_iptables(ctx: NodeContext) -> list[Finding]:
-    """bridge-nf-call-iptables must be 1 where br_netfilter is loaded; where it is not, it
-    matters only if a Linux bridge (cni0, docker0, ...) has ports, i.e. switches traffic."""
-    cid, key = "node_bridge_nf_call_iptables", "net.bridge.bridge-nf-call-iptables"
-    if key in ctx.facts.sysctls:
-        return _must_be_one(ctx, cid, key, _bridge_nf_why(ctx), BRIDGE_NF_FIX)
-    absent = "/proc/sys/net/bridge/bridge-nf-call-iptables absent (br_netfilter not loaded)"
-    expected = "br_netfilter loaded and net.bridge.bridge-nf-call-iptables = 1 where a bridge " \
-               "carries traffic"
-    bridges = ctx.facts.bridges
-    if bridges is None:
-        return [Finding(cid, ctx.host.name, True, "br_netfilter not loaded; the node's bridges "
-                        "were not gathered", expected, evidence=(absent,), note=(
-                            "which interfaces are Linux bridges is unknown (no `bridges` "
-                            "section in the facts): bridged pod traffic would bypass "
-                            "kube-proxy's iptables rules"))]
-    listing = [f"/sys/class/net/{b}/brif: {', '.join(p) or '(no ports)'}"
-               for b, p in sorted(bridges.items())]
-    busy = {b: p for b, p in sorted(bridges.items()) if p}
-    if busy:
-        carrying = "; ".join(f"bridge {b} has {len(p)} port(s): {', '.join(p)}"
-                             for b, p in busy.items())
-        return [Finding(cid, ctx.host.name, False, f"br_netfilter not loaded while {carrying}",
-                        expected, _bridge_nf_why(ctx), BRIDGE_NF_FIX, (absent, *listing))]
-    if bridges:
-        return [Finding(cid, ctx.host.name, True, "br_netfilter not loaded; bridge(s) "
-                        f"{', '.join(sorted(bridges))} have no ports: nothing is bridged now",
-                        expected, evidence=(absent, *listing), note=(
-                            f"bridge(s) {', '.join(sorted(bridges))} without br_netfilter: a pod "
-                            "attached later would bypass kube-proxy's iptables rules; load "
-                            "br_netfilter (/etc/modules-load.d/k8s.conf) if pods use them"))]
-    return [passed(cid, ctx.host.name, "br_netfilter not loaded; no Linux bridge on the node "
-                   "(pod traffic is routed, not bridged)", expected, absent,
-                   "/sys/class/net/*/bridge: none")]
-
-
 @check("node_rp_filter",
        ("`conf/all` rp_filter is 0 or 1 — Calico's requirement (field report 01); an "
         "interface's own loose 2 is shown in a note; fixes use procps' `/` for dotted names "
@@ -237,8 +114,68 @@ def bridge_nf_call_iptables(ctx: NodeContext) -> list[Finding]:
                 "prefix and suffix"),
        prevents=("calico-node crash-loops: `[FATAL] Kernel's RPF check is set to 'loose'…` "
                  "(report 01)"))
-def _node_rp_filter(ctx: Context) -> list[Finding]:
-    return rp_filter(ctx.node, ctx.calico_rpf_exception)
+def node_rp_filter(ctx: Context) -> list[Finding]:
+    """The kernel applies max(conf/all, conf/<iface>); 'default' is what new interfaces get.
+    conf/all above 1 is Calico's fatal case (field report 01) unless Calico is told to accept
+    it (calico_exception: the evidence). An interface's own loose value with conf/all at 0 or 1
+    is the kernel's documented loose mode: shown in a note, not a failure."""
+    node = ctx.node
+    calico_exception = ctx.calico_rpf_exception
+    values = rp_filters(node.facts.sysctls)
+    raw_all = values.pop("all", None)
+    all_value = number(raw_all or "")
+    if all_value is None:
+        return [Finding(node.host.name, False,
+                        f"net.ipv4.conf.all.rp_filter unreadable ({raw_all or 'absent'})",
+                        "0 or 1", fix="check /proc/sys/net/ipv4/conf/all/rp_filter on the node")]
+    all_evidence = f"/proc/sys/net/ipv4/conf/all/rp_filter = {all_value}"
+    findings = []
+    for iface, raw in sorted(values.items()):
+        subject = f"{node.host.name}:{iface}"
+        evidence = (all_evidence, f"/proc/sys/net/ipv4/conf/{iface}/rp_filter = {raw}")
+        value = number(raw)
+        if value is None:
+            findings.append(Finding(subject, False, f"{iface}: rp_filter unreadable ({raw})",
+                                    "0 or 1", fix=f"check /proc/sys/net/ipv4/conf/{iface}/"
+                                    "rp_filter on the node", evidence=evidence))
+            continue
+        effective = max(all_value, value)
+        observed = f"effective rp_filter {effective} = max(all={all_value}, {iface}={value})"
+        keys = [f"{conf_key(k)}=1" for k, v in (("all", all_value), (iface, value)) if v > 1]
+        if effective in (0, 1):
+            findings.append(passed(subject, observed, "0 or 1", *evidence))
+        elif effective == 2 and all_value < 2:
+            findings.append(Finding(
+                subject, True, f"{observed} (loose on {iface} only)",
+                "0 or 1 on conf/all; 2 on an interface is the kernel's loose mode",
+                evidence=evidence, note=_loose_iface_note(iface, all_value, value)))
+        elif effective == 2 and calico_exception:
+            findings.append(Finding(
+                subject, True, f"{observed} (loose), allowed: {calico_exception}",
+                "0 or 1 (2 with Calico IgnoreLooseRPF)",
+                evidence=(*evidence, calico_exception), note=LOOSE_NOTE))
+        elif effective == 2:
+            findings.append(Finding(subject, False, observed, "0 or 1", RP_FILTER_WHY,
+                                    _persist(keys), evidence))
+        else:
+            why = RP_FILTER_WHY if all_value > 1 and not calico_exception else INVALID_WHY
+            findings.append(Finding(subject, False, f"{observed} (not a defined mode)",
+                                    "0 or 1", why, _persist(keys), evidence))
+    if not findings:
+        findings.append(Finding(
+            node.host.name, all_value in (0, 1), f"net.ipv4.conf.all.rp_filter = {all_value};"
+            " no per-interface rp_filter was listed", "0 or 1",
+            "" if all_value in (0, 1) else RP_FILTER_WHY,
+            "" if all_value in (0, 1) else _persist([f"{conf_key('all')}=1"]), (all_evidence,)))
+    return findings
+
+
+def _must_be_one(ctx: NodeContext, key: str, why: str, fix: str) -> list[Finding]:
+    value = ctx.facts.sysctls.get(key)
+    evidence = f"/proc/sys/{key.replace('.', '/')} = {value}"
+    if value == "1":
+        return [passed(ctx.host.name, f"{key} = 1", "1", evidence)]
+    return [Finding(ctx.host.name, False, f"{key} = {value}", "1", why, fix, (evidence,))]
 
 
 @check("node_ip_forward",
@@ -248,8 +185,29 @@ def _node_rp_filter(ctx: Context) -> list[Finding]:
        reads=("sysctl net.ipv4.ip_forward",),
        asserts="`net.ipv4.ip_forward = 1`",
        prevents="pods lose other nodes, Services, DNS; kubeadm preflight error")
-def _node_ip_forward(ctx: Context) -> list[Finding]:
-    return ip_forward(ctx.node)
+def node_ip_forward(ctx: Context) -> list[Finding]:
+    node = ctx.node
+    return _must_be_one(
+        node, "net.ipv4.ip_forward",
+        "the node stops routing pod traffic: pods lose other nodes, Services and DNS; "
+        "kubeadm preflight fails with [ERROR FileContent--proc-sys-net-ipv4-ip_forward]",
+        "sysctl -w net.ipv4.ip_forward=1 and persist `net.ipv4.ip_forward = 1` in "
+        "/etc/sysctl.d/k8s.conf")
+
+
+BRIDGE_NF_FIX = ("modprobe br_netfilter && sysctl -w net.bridge.bridge-nf-call-iptables=1; "
+                 "persist both: `br_netfilter` in /etc/modules-load.d/k8s.conf and "
+                 "`net.bridge.bridge-nf-call-iptables = 1` in /etc/sysctl.d/k8s.conf (kubeadm's "
+                 "install guide: \"Forwarding IPv4 and letting iptables see bridged traffic\")")
+
+
+def _bridge_nf_why(ctx: NodeContext) -> str:
+    return ("traffic between pods on the same Linux bridge is switched, not routed, so iptables "
+            "never sees it: kube-proxy's Service NAT misses it and pods on the bridge cannot "
+            f"reliably reach Services whose endpoints sit on the same node (e.g. the cluster DNS "
+            f"{ctx.settings.dns_ip}); Kubernetes' network plugin requirements: a plugin that "
+            "connects containers to a Linux bridge must set net/bridge/bridge-nf-call-iptables "
+            "to 1 for kube-proxy to work")
 
 
 @check("node_bridge_nf_call_iptables",
@@ -268,5 +226,38 @@ def _node_ip_forward(ctx: Context) -> list[Finding]:
        prevents=("bridged pod traffic skips kube-proxy's rules: Services unreachable from "
                  "pods (Kubernetes' network plugin requirements; kubeadm's \"Forwarding IPv4 "
                  "and letting iptables see bridged traffic\")"))
-def _node_bridge_nf_call_iptables(ctx: Context) -> list[Finding]:
-    return bridge_nf_call_iptables(ctx.node)
+def node_bridge_nf_call_iptables(ctx: Context) -> list[Finding]:
+    """bridge-nf-call-iptables must be 1 where br_netfilter is loaded; where it is not, it
+    matters only if a Linux bridge (cni0, docker0, ...) has ports, i.e. switches traffic."""
+    node = ctx.node
+    key = "net.bridge.bridge-nf-call-iptables"
+    if key in node.facts.sysctls:
+        return _must_be_one(node, key, _bridge_nf_why(node), BRIDGE_NF_FIX)
+    absent = "/proc/sys/net/bridge/bridge-nf-call-iptables absent (br_netfilter not loaded)"
+    expected = "br_netfilter loaded and net.bridge.bridge-nf-call-iptables = 1 where a bridge " \
+               "carries traffic"
+    bridges = node.facts.bridges
+    if bridges is None:
+        return [Finding(node.host.name, True, "br_netfilter not loaded; the node's bridges "
+                        "were not gathered", expected, evidence=(absent,), note=(
+                            "which interfaces are Linux bridges is unknown (no `bridges` "
+                            "section in the facts): bridged pod traffic would bypass "
+                            "kube-proxy's iptables rules"))]
+    listing = [f"/sys/class/net/{b}/brif: {', '.join(p) or '(no ports)'}"
+               for b, p in sorted(bridges.items())]
+    busy = {b: p for b, p in sorted(bridges.items()) if p}
+    if busy:
+        carrying = "; ".join(f"bridge {b} has {len(p)} port(s): {', '.join(p)}"
+                             for b, p in busy.items())
+        return [Finding(node.host.name, False, f"br_netfilter not loaded while {carrying}",
+                        expected, _bridge_nf_why(node), BRIDGE_NF_FIX, (absent, *listing))]
+    if bridges:
+        return [Finding(node.host.name, True, "br_netfilter not loaded; bridge(s) "
+                        f"{', '.join(sorted(bridges))} have no ports: nothing is bridged now",
+                        expected, evidence=(absent, *listing), note=(
+                            f"bridge(s) {', '.join(sorted(bridges))} without br_netfilter: a pod "
+                            "attached later would bypass kube-proxy's iptables rules; load "
+                            "br_netfilter (/etc/modules-load.d/k8s.conf) if pods use them"))]
+    return [passed(node.host.name, "br_netfilter not loaded; no Linux bridge on the node "
+                   "(pod traffic is routed, not bridged)", expected, absent,
+                   "/sys/class/net/*/bridge: none")]

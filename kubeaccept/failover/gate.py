@@ -189,9 +189,9 @@ class Gate:
             out.interrupted = (f"{'SIGINT' if isinstance(exc, KeyboardInterrupt) else 'SIGTERM'}"
                                f" {elapsed}")
         except power.PowerError as exc:
-            out.findings.append(Finding(CID, f"{target.name}:power-off", False, str(exc),
+            out.findings.append(Finding(f"{target.name}:power-off", False, str(exc),
                                         "the host powered off", fix="check the power-off "
-                                        "command by hand"))
+                                        "command by hand", check_id=CID))
         finally:
             for s in samplers:
                 s.stop()

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
-from kubeaccept.checks import ClusterContext, controlplane, etcd, nodes
+from kubeaccept.checks import ClusterContext
+from kubeaccept.checks.all import load
 from kubeaccept.facts import NodeFacts
 from kubeaccept.model.apistate import ApiState
 from kubeaccept.model.findings import Finding
-from kubeaccept.model.hosts import Host, node_ip
-from kubeaccept.model.roles import CONTROL_PLANE, ETCD, NODE
+from kubeaccept.model.hosts import Host
+from kubeaccept.model.registry import run
+
+load()  # the checks the interlock reuses are registered
 
 
 def _failed(findings: list[Finding]) -> list[str]:
@@ -66,21 +69,19 @@ def coredns_survives(state: ApiState, target: str) -> str | None:
 def check(ctx: ClusterContext, readyz: dict, state: ApiState | str, target: Host) -> list[str]:
     """Every condition that refuses the failover, each naming what is wrong."""
     refusals = []
-    cps = list(ctx.inventory.by_role(CONTROL_PLANE))
-    members = list(ctx.inventory.by_role(ETCD) or cps)
     view = etcd_view(ctx)
     if len(view["members"]) < 3:
         names = ", ".join(sorted(view["members"].values())) or "none listed"
         refusals.append(f"etcd has {len(view['members'])} member(s) ({names}): with fewer "
                         "than 3, losing one member loses quorum and every write stops")
-    refusals += [f"etcd: {r}" for r in _failed(etcd.etcd_cluster(members, ctx.facts, readyz))]
-    refusals += [f"control plane: {r}"
-                 for r in _failed(controlplane.control_plane(ctx, readyz))]
+    refusals += [f"etcd: {r}" for r in _failed(run("cluster_etcd", cluster=ctx, readyz=readyz))]
+    refusals += [f"control plane: {r}" for r in _failed(run("cluster_control_plane",
+                                                            cluster=ctx, readyz=readyz))]
     if isinstance(state, str):
         refusals.append(f"Kubernetes API: {state}")
     else:
-        hosts = [(h.name, node_ip(h)) for h in ctx.inventory.by_role(*NODE)]
-        refusals += [f"nodes: {r}" for r in _failed(nodes.nodes_ready(state, hosts))]
+        refusals += [f"nodes: {r}" for r in _failed(run("cluster_nodes_ready", cluster=ctx,
+                                                        api=state))]
         dns = coredns_survives(state, target.name)
         if dns:
             refusals.append(dns)

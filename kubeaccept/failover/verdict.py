@@ -45,13 +45,14 @@ def sampling(obs: Observation, budget: Budget) -> Finding:
     subject = f"{obs.target}:sampling"
     observed = f"/readyz sampled {rate:.1f}/s, longest gap {gap:.1f} s"
     if gap > need:
-        return Finding(CID, subject, False, f"INCONCLUSIVE: {observed}",
+        return Finding(subject, False, f"INCONCLUSIVE: {observed}",
                        f"a sample at least every {need:.1f} s (budget {budget.seconds:g} s)",
                        "an outage shorter than the gap could pass unseen: the gate cannot "
                        "say the cluster met its budget",
                        "run the gate from a machine that is not overloaded, close to the "
-                       "cluster (every sample is one HTTPS request with a 1.5 s timeout)")
-    return passed(CID, subject, observed, f"a sample at least every {need:.1f} s")
+                       "cluster (every sample is one HTTPS request with a 1.5 s timeout)",
+                       check_id=CID)
+    return passed(subject, observed, f"a sample at least every {need:.1f} s", check_id=CID)
 
 
 def vip(obs: Observation, budget: Budget) -> tuple[Finding, dict]:
@@ -78,9 +79,9 @@ def vip(obs: Observation, budget: Budget) -> tuple[Finding, dict]:
                "does (HAProxy: option httpchk GET /readyz, http-check expect status 200, "
                "`check check-ssl verify none inter 2s fall 2 rise 2` on each server)")
         notes = "; ".join(budget.notes)
-        return Finding(CID, subject, False, observed + (f" ({notes})" if notes else ""),
-                       expected, why, fix), timings
-    return passed(CID, subject, observed, expected), timings
+        return Finding(subject, False, observed + (f" ({notes})" if notes else ""),
+                       expected, why, fix, check_id=CID), timings
+    return passed(subject, observed, expected, check_id=CID), timings
 
 
 def etcd_leader(obs: Observation, budget: Budget) -> tuple[Finding, dict]:
@@ -113,12 +114,12 @@ def etcd_leader(obs: Observation, budget: Budget) -> tuple[Finding, dict]:
                    else ""))
     expected = f"a leader among the survivors within {budget.seconds:g} s"
     if problems:
-        return Finding(CID, subject, False, observed + ": " + "; ".join(problems), expected,
+        return Finding(subject, False, observed + ": " + "; ".join(problems), expected,
                        "without a leader etcd takes no writes: the API cannot change "
                        "anything (field report 03 expects 'became leader at term N')",
                        "check the survivors' etcd logs (crictl logs <etcd id>) and that "
-                       "2380/tcp is open between all control planes"), timings
-    return passed(CID, subject, observed, expected), timings
+                       "2380/tcp is open between all control planes", check_id=CID), timings
+    return passed(subject, observed, expected, check_id=CID), timings
 
 
 def writes(obs: Observation, budget: Budget) -> tuple[Finding, dict]:
@@ -133,12 +134,13 @@ def writes(obs: Observation, budget: Budget) -> tuple[Finding, dict]:
     expected = f"writes succeed again within {budget.seconds:g} s"
     if first is None or first.end > budget.seconds or late:
         detail = (late or [s for s in samples if s.ok is False] or [None])[0]
-        return Finding(CID, subject, False, observed + (f"; e.g. at {detail.start:.1f} s: "
+        return Finding(subject, False, observed + (f"; e.g. at {detail.start:.1f} s: "
                                                         f"{detail.detail}" if detail else ""),
                        expected, "deployments, leases and node heartbeats cannot be written: "
                        "controllers stall and nodes are marked NotReady",
-                       "see the endpoint and etcd findings: a write needs both"), timings
-    return passed(CID, subject, observed, expected), timings
+                       "see the endpoint and etcd findings: a write needs both",
+                       check_id=CID), timings
+    return passed(subject, observed, expected, check_id=CID), timings
 
 
 def dns(obs: Observation, budget: Budget, which: str) -> tuple[Finding, dict]:
@@ -159,12 +161,12 @@ def dns(obs: Observation, budget: Budget, which: str) -> tuple[Finding, dict]:
         reason = late[0].detail if late else (
             "no answer after the budget" if answered else
             f"no lookup could be run: {samples[-1].detail if samples else 'no sample'}")
-        return Finding(CID, subject, False, observed + f"; {reason}", expected,
+        return Finding(subject, False, observed + f"; {reason}", expected,
                        "pods cannot resolve Services while the control plane is degraded "
                        "(field report 03 checks exactly this after shutting down master1)",
                        "spread CoreDNS over several nodes and check the pod network across "
-                       "them (see cluster_dns and node_firewall_forward)"), timings
-    return passed(CID, subject, observed, expected), timings
+                       "them (see cluster_dns and node_firewall_forward)", check_id=CID), timings
+    return passed(subject, observed, expected, check_id=CID), timings
 
 
 def judge(obs: Observation, budget: Budget) -> tuple[list[Finding], dict]:

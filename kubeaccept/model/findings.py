@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Finding:
-    check_id: str
     subject: str  # host, or host:detail (an interface, a port, a file)
     ok: bool
     observed: str
@@ -21,15 +20,20 @@ class Finding:
     # "missing tool" (a command the check reads is not installed). A test whose only failures
     # are unjudged errors instead of failing.
     unjudged: str = ""
+    # The check that judged it: stamped by the registry's decorator on what a check returns
+    # (a check never writes its own id).
+    check_id: str = ""
 
 
-def passed(check_id: str, subject: str, observed: str, expected: str, *evidence: str) -> Finding:
-    return Finding(check_id, subject, True, observed, expected, evidence=tuple(evidence))
+def passed(subject: str, observed: str, expected: str, *evidence: str,
+           check_id: str = "") -> Finding:
+    return Finding(subject, True, observed, expected, evidence=tuple(evidence),
+                   check_id=check_id)
 
 
-def not_checked(check_id: str, subject: str, host: str, error: str) -> Finding:
+def not_checked(subject: str, host: str, error: str) -> Finding:
     """A subject that could not be judged because `host` gave no facts (`error`)."""
-    return Finding(check_id, subject, False, f"{host}: {error}", "the host's facts",
+    return Finding(subject, False, f"{host}: {error}", "the host's facts",
                    unjudged="unreachable")
 
 
@@ -41,16 +45,17 @@ PACKAGES = {"ss": "iproute2", "ip": "iproute2", "iptables-save": "iptables",
 def needs_tool(check_id: str, host: str, tool: str, purpose: str) -> Finding:
     """A check that could not judge `host` because `tool` is not installed there."""
     package = PACKAGES.get(tool, tool)
-    return Finding(check_id, f"{host}:{tool}", False,
+    return Finding(f"{host}:{tool}", False,
                    f"{host}: {tool} is not installed (package {package}); {check_id} needs it "
                    f"{purpose}", f"{tool} on the node", fix=f"install {package} on {host}",
-                   unjudged="missing tool")
+                   unjudged="missing tool", check_id=check_id)
 
 
 # A finding as JSON: findings.json, and the record each test's report carries from xdist's
 # workers to the controller.
 def finding_json(f: Finding) -> dict:
-    d = {k.name: getattr(f, k.name) for k in dataclasses.fields(f)}
+    d = {"check_id": f.check_id}  # first, as findings.json has always had it
+    d.update((k.name, getattr(f, k.name)) for k in dataclasses.fields(f))
     d["evidence"] = list(f.evidence)
     return d
 

@@ -1,4 +1,5 @@
 """One place declares each check: `@check(...)` on a function `fn(ctx) -> list[Finding]`.
+The function is the check: what it returns is stamped with its id here (it never writes it).
 
 The test items, `--kubeaccept-list`, the README's and docs/checks.md's tables, the reports'
 areas and the self-tests' expected check lists all come from REGISTRY. This module knows
@@ -6,8 +7,9 @@ nothing of pytest (kubeaccept.suite.tests turns entries into test functions)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # The report's column groups, in display order.
@@ -46,6 +48,7 @@ class Check:
     # A per-host check that also reads other hosts' facts (ctx.peers): which ones, as
     # fn(host, inventory, settings) -> host names; its test runs once those are gathered.
     peers: Callable[..., Iterable[str]] | None = None
+    source: Callable | None = None  # the function as written (fn stamps its findings)
 
     @property
     def per_host(self) -> bool:
@@ -72,12 +75,17 @@ def check(id: str, title: str, *, area: str, roles: Iterable[str] = (),
         raise ValueError(f"{id}: 'node' needs roles to run on")
 
     def register(fn):
-        if id in REGISTRY and REGISTRY[id].fn is not fn:
+        if id in REGISTRY and REGISTRY[id].source is not fn:
             raise ValueError(f"check {id} declared twice")
+
+        @functools.wraps(fn)
+        def judged(ctx: Context) -> list:
+            return [f if f.check_id == id else replace(f, check_id=id) for f in fn(ctx)]
+
         REGISTRY[id] = Check(id, " ".join(title.split()), area, roles, needs, tuple(reads),
-                             fn, " ".join(asserts.split()), " ".join(prevents.split()),
-                             destructive, tuple(only_with), peers)
-        return fn
+                             judged, " ".join(asserts.split()), " ".join(prevents.split()),
+                             destructive, tuple(only_with), peers, fn)
+        return judged
 
     return register
 
@@ -87,12 +95,12 @@ class Context:
     it did not declare is an error, so `needs` stays true (it decides the fixtures run)."""
 
     def __init__(self, check_id: str = "?", **values: Any):
-        self._check_id = check_id
+        self.check_id = check_id  # for the words of a finding (needs_tool), never its id
         self.__dict__.update(values)
 
     def __getattr__(self, name: str) -> Any:
         if name in NEEDS:
-            raise AttributeError(f"check {self._check_id} reads ctx.{name} without declaring "
+            raise AttributeError(f"check {self.check_id} reads ctx.{name} without declaring "
                                  f"needs=(..., {name!r})")
         raise AttributeError(name)
 
@@ -103,3 +111,9 @@ def ordered() -> dict[str, Check]:
     order = {a: i for i, a in enumerate(AREAS)}
     return dict(sorted(REGISTRY.items(),
                        key=lambda kv: (order[kv[1].area], not kv[1].per_host, kv[0])))
+
+
+def run(check_id: str, **needs: Any) -> list:
+    """The registered check `check_id` on the values of its needs, its findings stamped (the
+    failover gate's interlock and the unit tests call checks this way)."""
+    return REGISTRY[check_id].fn(Context(check_id, **needs))

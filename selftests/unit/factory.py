@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
-from kubeaccept.checks import NodeContext
+from kubeaccept.checks import ClusterContext, NodeContext
+from kubeaccept.checks.all import load
 from kubeaccept.facts import NodeFacts
 from kubeaccept.model.hosts import Host, Inventory
+from kubeaccept.model.registry import run as judge  # noqa: F401 - the tests' way to run a check
 from kubeaccept.model.roles import CONTROL_PLANE, WORKER
+from kubeaccept.model.settings import Settings
+
+load()  # every check registered: judge(check_id, **needs) finds it
 
 HEALTHY_SYSCTL = """\
 net.ipv4.conf.all.rp_filter 1
@@ -63,3 +69,21 @@ def runtime_versions(**outputs: str) -> str:
     """The `runtime-versions` section: "PROGRAM `PROGRAM --version` output" lines
     (cri_dockerd for cri-dockerd)."""
     return "\n".join(f"{p.replace('_', '-')} {text}" for p, text in outputs.items())
+
+
+def on_cluster(settings: Settings | None = None, hosts=(), facts=None, nodes=(), ips=(),
+               inventory: Inventory | None = None) -> ClusterContext:
+    """A ClusterContext for a cluster check: `hosts` as given, `nodes` as (name, ip) workers,
+    `ips` as workers with those addresses; every host's facts from `facts`."""
+    all_hosts = [*hosts, *(host(n, ip) for n, ip in nodes),
+                 *(host(f"h{i}", ip) for i, ip in enumerate(ips))]
+    inv = inventory or Inventory(source="test", hosts=tuple(all_hosts), cluster_vars={})
+    return ClusterContext(inv, settings or Settings(), dict(facts or {}))
+
+
+def dns_node(host_name: str, answer, settings: Settings) -> NodeContext:
+    """The node context of node_cluster_dns: its facts hold `answer` (a NodeDnsAnswer, or None
+    when the query was not made), as NodeFacts.dns decodes gather.sh's `dns` section."""
+    f = facts(host_name)
+    f.__dict__["dns"] = None if answer is None else dataclasses.asdict(answer)
+    return NodeContext(host(host_name), f, Inventory("test", (host(host_name),), {}), settings)

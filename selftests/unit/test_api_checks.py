@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kubeaccept.checks import dns, kubeadm_certs, nodes, podnet, pods, sysctl
+from kubeaccept.checks import dns, nodes, pods, sysctl
 from kubeaccept.model.apistate import ApiState
 from kubeaccept.model.settings import Settings
 
-from .factory import context, facts
+from .factory import context, dns_node, facts, judge, on_cluster
 
 NOW = datetime(2026, 11, 23, 22, 0, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -170,14 +170,14 @@ def report02() -> ApiState:
 
 # --- nodes ----------------------------------------------------------------------------------
 def test_nodes_ready_healthy_cluster():
-    out = nodes.nodes_ready(healthy(), NODES)
+    out = judge("cluster_nodes_ready", api=healthy(), cluster=on_cluster(nodes=NODES))
     assert not failed(out)
     assert [f.subject for f in out] == ["cp1", "cp2", "cp3", "w1", "w2"]
     assert out[0].observed.startswith("Ready=True (KubeletReady)") and "for 3d" in out[0].observed
 
 
 def test_nodes_ready_pleg_explained():
-    out = failed(nodes.nodes_ready(report02(), NODES))
+    out = failed(judge("cluster_nodes_ready", api=report02(), cluster=on_cluster(nodes=NODES)))
     assert [f.subject for f in out] == ["w2"]
     assert out[0].observed.startswith(f"Ready=False (KubeletNotReady): {PLEG}; for 4m")
     assert "containernetworking/cni#567" in out[0].why and "PLEG" in out[0].why
@@ -193,7 +193,7 @@ def test_nodes_ready_unknown_and_cni_not_ready():
         "False", "KubeletNotReady", "container runtime network not ready: NetworkReady=false "
         "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not "
         "initialized")
-    out = {f.subject: f for f in failed(nodes.nodes_ready(state, NODES))}
+    out = {f.subject: f for f in failed(judge("cluster_nodes_ready", api=state, cluster=on_cluster(nodes=NODES)))}
     assert set(out) == {"cp1", "w1"}
     assert "kubelet is down" in out["cp1"].why and "systemctl status kubelet" in out["cp1"].fix
     assert "/etc/cni/net.d" in out["w1"].fix and "PLEG" not in out["w1"].why
@@ -202,19 +202,19 @@ def test_nodes_ready_unknown_and_cni_not_ready():
 def test_nodes_ready_inventory_host_without_node():
     state = healthy()
     state.nodes[3]["metadata"]["name"] = "worker-1.example"  # matched by its InternalIP
-    out = failed(nodes.nodes_ready(state, [*NODES, ("w3", "198.18.1.3")]))
+    out = failed(judge("cluster_nodes_ready", api=state, cluster=on_cluster(nodes=[*NODES, ("w3", "198.18.1.3")])))
     assert [f.subject for f in out] == ["w3"]
     assert out[0].observed == "no Node object (name w3 or InternalIP 198.18.1.3)"
     assert "kubeadm token create --print-join-command" in out[0].fix
 
 
 def test_nodes_ready_no_nodes_at_all():
-    out = nodes.nodes_ready(healthy(nodes=[]), NODES)
+    out = judge("cluster_nodes_ready", api=healthy(nodes=[]), cluster=on_cluster(nodes=NODES))
     assert len(out) == 1 and not out[0].ok and "no Node objects" in out[0].observed
 
 
 def test_nodes_not_flapping_report02():
-    out = nodes.nodes_not_flapping(report02(), SETTINGS)
+    out = judge("cluster_nodes_not_flapping", api=report02(), cluster=on_cluster(settings=SETTINGS))
     bad = failed(out)
     assert [f.subject for f in bad] == ["w2"]
     assert bad[0].observed == ("NodeReady (x8929 over 45d), NodeNotReady (x8932 over 24d), "
@@ -239,13 +239,13 @@ def test_nodes_not_flapping_thresholds_and_window():
         # flapping, but two hours ago: outside the window
         event("Node", "default", "cp1", "NodeNotReady", "", 50, timedelta(hours=5),
               timedelta(hours=2))]
-    out = {f.subject: f for f in nodes.nodes_not_flapping(healthy(events=events), SETTINGS)}
+    out = {f.subject: f for f in judge("cluster_nodes_not_flapping", api=healthy(events=events), cluster=on_cluster(settings=SETTINGS))}
     assert not failed(out.values())
     assert out["w1"].observed == "NodeReady (once), NodeNotReady (once), last 8m ago"
     assert out["w2"].observed.startswith("NodeReady (x6 over 4m)")
     assert "no NodeReady" in out["cp1"].observed
     strict = Settings(flap_threshold=2)
-    assert [f.subject for f in failed(nodes.nodes_not_flapping(healthy(events=events), strict))
+    assert [f.subject for f in failed(judge("cluster_nodes_not_flapping", api=healthy(events=events), cluster=on_cluster(settings=strict)))
             ] == ["w1"]
 
 
@@ -256,7 +256,7 @@ def test_human_durations():
 
 # --- pods -----------------------------------------------------------------------------------
 def test_pods_healthy_cluster_one_finding_per_namespace():
-    out = pods.pods_healthy(healthy(), SETTINGS)
+    out = judge("cluster_pods_healthy", api=healthy(), cluster=on_cluster(settings=SETTINGS))
     assert not failed(out)
     by_ns = {f.subject: f.observed for f in out}
     assert set(by_ns) == {"kube-flannel", "kube-system"}  # the Succeeded Job pod is ignored
@@ -266,7 +266,7 @@ def test_pods_healthy_cluster_one_finding_per_namespace():
 
 
 def test_pods_fluentd_container_cannot_run_report02():
-    out = failed(pods.pods_healthy(report02(), SETTINGS))
+    out = failed(judge("cluster_pods_healthy", api=report02(), cluster=on_cluster(settings=SETTINGS)))
     assert [f.subject for f in out] == ["kube-system/fluentd-7x2kq:fluentd"]
     f = out[0]
     assert f.observed == ("CrashLoopBackOff, 1234 restarts; last terminated: ContainerCannotRun "
@@ -291,7 +291,7 @@ def test_pods_order_restarts_init_containers_and_image_pull():
         "install-cni", 40, "CrashLoopBackOff",
         {"reason": "Error", "exitCode": 1, "message": "failed to write /host/etc/cni"})]
     quiet = pod("shop", "db-0", "w2", [container("db", 10)], ("StatefulSet", "db"))
-    out = failed(pods.pods_healthy(healthy(pods=[app, agent, init, quiet]), SETTINGS))
+    out = failed(judge("cluster_pods_healthy", api=healthy(pods=[app, agent, init, quiet]), cluster=on_cluster(settings=SETTINGS)))
     assert [f.subject for f in out] == ["kube-system/calico-node-zz:install-cni",
                                         "monitoring/node-exporter-abc:node-exporter",
                                         "shop/web-6d4cf56db6-p2x:web"]
@@ -302,17 +302,17 @@ def test_pods_order_restarts_init_containers_and_image_pull():
 
 
 def test_pods_none_listed_fails():
-    assert failed(pods.pods_healthy(healthy(pods=[]), SETTINGS))
+    assert failed(judge("cluster_pods_healthy", api=healthy(pods=[]), cluster=on_cluster(settings=SETTINGS)))
 
 
 def test_daemonsets_ready_and_not_ready():
-    assert not failed(pods.daemonsets_ready(healthy()))
+    assert not failed(judge("cluster_daemonsets", api=healthy()))
     state = healthy()
     flannel = state.pods[0]  # kube-flannel-ds on cp1
     flannel["status"]["containerStatuses"] = [container("kube-flannel", 7, "CrashLoopBackOff")]
     flannel["status"]["conditions"][0]["status"] = "False"
     state.daemonsets[0]["status"]["numberReady"] = 4
-    out = pods.daemonsets_ready(state)
+    out = judge("cluster_daemonsets", api=state)
     bad = failed(out)
     assert [f.subject for f in bad] == ["kube-flannel/kube-flannel-ds"]
     assert bad[0].observed == "4 of 5 ready; not ready on cp1 (kube-flannel-ds-cp1x: CrashLoopBackOff)"
@@ -325,7 +325,7 @@ def test_daemonsets_desired_below_node_count_is_fine_but_rollout_is_not():
     gpu = daemonset("kube-system", "gpu-plugin", desired=2)
     rolling = daemonset("kube-system", "kube-proxy")
     rolling["status"]["updatedNumberScheduled"] = 3
-    out = {f.subject: f for f in pods.daemonsets_ready(healthy(daemonsets=[gpu, rolling]))}
+    out = {f.subject: f for f in judge("cluster_daemonsets", api=healthy(daemonsets=[gpu, rolling]))}
     assert out["kube-system/gpu-plugin"].ok
     assert not out["kube-system/kube-proxy"].ok
     assert "3 of 5 updated" in out["kube-system/kube-proxy"].observed
@@ -333,7 +333,7 @@ def test_daemonsets_desired_below_node_count_is_fine_but_rollout_is_not():
 
 # --- pod network ----------------------------------------------------------------------------
 def test_pod_network_healthy():
-    out = podnet.pod_network(healthy(), [ip for _, ip in NODES])
+    out = judge("cluster_pod_network", api=healthy(), cluster=on_cluster(ips=[ip for _, ip in NODES]))
     assert not failed(out)
     subjects = {f.subject for f in out}
     assert {"kubeadm podSubnet", "flannel Network", "node w1 podCIDR", "node podCIDRs",
@@ -346,7 +346,7 @@ def test_pod_network_flannel_mismatch():
     cms = healthy().configmaps
     cms["kube-flannel/kube-flannel-cfg"] = {"data": {"net-conf.json": NET_CONF.replace(
         "10.244.0.0", "10.245.0.0")}}
-    out = failed(podnet.pod_network(healthy(configmaps=cms), []))
+    out = failed(judge("cluster_pod_network", api=healthy(configmaps=cms), cluster=on_cluster(ips=[])))
     assert [f.subject for f in out] == ["flannel Network"]
     assert out[0].observed == "flannel Network 10.245.0.0/16 != kubeadm podSubnet 10.244.0.0/16"
     assert "--pod-network-cidr" in out[0].fix and "rollout restart" in out[0].fix
@@ -358,7 +358,7 @@ def test_pod_network_node_cidrs_missing_outside_overlapping():
     del state.nodes[0]["spec"]["podCIDR"], state.nodes[0]["spec"]["podCIDRs"]
     state.nodes[1]["spec"]["podCIDRs"] = ["10.99.1.0/24"]
     state.nodes[4]["spec"]["podCIDRs"] = ["10.244.3.0/25"]  # inside w1's 10.244.3.0/24
-    out = {f.subject: f for f in failed(podnet.pod_network(state, []))}
+    out = {f.subject: f for f in failed(judge("cluster_pod_network", api=state, cluster=on_cluster(ips=[])))}
     assert set(out) == {"node cp1 podCIDR", "node cp2 podCIDR", "node podCIDRs"}
     assert out["node cp1 podCIDR"].observed == "no spec.podCIDR"
     assert "--allocate-node-cidrs" in out["node cp1 podCIDR"].fix
@@ -371,7 +371,7 @@ def test_pod_network_address_clashes_and_subnet_overlap():
                                                    .replace("10.96.0.0/12", "10.0.0.0/8")}}}
     state = healthy(configmaps=cms)
     state.nodes[3]["status"]["addresses"][0]["address"] = "10.244.9.9"
-    out = failed(podnet.pod_network(state, ["192.0.2.11", "10.1.2.3"]))
+    out = failed(judge("cluster_pod_network", api=state, cluster=on_cluster(ips=["192.0.2.11", "10.1.2.3"])))
     assert {f.subject for f in out} == {"podSubnet/serviceSubnet", "address 10.244.9.9",
                                         "address 10.1.2.3"}
     by = {f.subject: f.observed for f in out}
@@ -384,15 +384,15 @@ def test_pod_network_address_clashes_and_subnet_overlap():
 def test_pod_network_without_flannel_or_kubeadm_config():
     state = healthy(configmaps={"kube-system/kubeadm-config": healthy().configmaps[
         "kube-system/kubeadm-config"]})
-    out = podnet.pod_network(state, [])
+    out = judge("cluster_pod_network", api=state, cluster=on_cluster(ips=[]))
     assert not failed(out) and "flannel Network" not in {f.subject for f in out}
     assert "no flannel ConfigMap" in out[0].observed
-    missing = failed(podnet.pod_network(healthy(configmaps={}), []))
+    missing = failed(judge("cluster_pod_network", api=healthy(configmaps={}), cluster=on_cluster(ips=[])))
     assert [f.subject for f in missing] == ["kubeadm podSubnet"]
     assert "upload-config kubeadm" in missing[0].fix
     no_subnet = healthy(configmaps={"kube-system/kubeadm-config": {"data": {
         "ClusterConfiguration": "networking:\n  serviceSubnet: 10.96.0.0/12\n"}}})
-    out = failed(podnet.pod_network(no_subnet, []))
+    out = failed(judge("cluster_pod_network", api=no_subnet, cluster=on_cluster(ips=[])))
     assert out[0].subject == "kubeadm podSubnet" and "--pod-network-cidr" in out[0].fix
 
 
@@ -441,7 +441,7 @@ def lookup(output: str) -> dns.DnsLookup:
 
 
 def test_cluster_dns_healthy():
-    out = dns.cluster_dns(healthy(), SETTINGS, lookup(BIND9))
+    out = judge("cluster_dns", api=healthy(), cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(BIND9))
     assert not failed(out)
     assert [f.subject for f in out] == ["coredns", "kube-system/kube-dns",
                                         "lookup from default/dnsutils"]
@@ -451,7 +451,7 @@ def test_cluster_dns_healthy():
 
 
 def test_cluster_dns_timeout_is_report03():
-    out = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(TIMEOUT)))
+    out = failed(judge("cluster_dns", api=healthy(), cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(TIMEOUT)))
     assert [f.subject for f in out] == ["lookup from default/dnsutils"]
     assert "ICMP host 10.244.0.2 unreachable - admin prohibited" in out[0].why
     assert "iptables -L FORWARD -n --line-numbers" in out[0].fix
@@ -461,14 +461,14 @@ def test_cluster_dns_timeout_is_report03():
 
 
 def test_cluster_dns_wrong_answer_nxdomain_refused_and_wrong_server():
-    wrong = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(BIND9.replace(
+    wrong = failed(judge("cluster_dns", api=healthy(), cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(BIND9.replace(
         "Address: 10.96.0.1", "Address: 203.0.113.7"))))[0]
     assert "203.0.113.7" in wrong.observed and "hosts, rewrite or template" in wrong.fix
-    nx = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(NXDOMAIN)))[0]
+    nx = failed(judge("cluster_dns", api=healthy(), cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(NXDOMAIN)))[0]
     assert "NXDOMAIN" in nx.observed and "kubernetes cluster.local" in nx.fix
-    refused = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(REFUSED)))[0]
+    refused = failed(judge("cluster_dns", api=healthy(), cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(REFUSED)))[0]
     assert "endpointslices" in refused.fix
-    other = failed(dns.cluster_dns(healthy(), SETTINGS, lookup(BIND9.replace(
+    other = failed(judge("cluster_dns", api=healthy(), cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(BIND9.replace(
         "10.96.0.10", "8.8.8.8"))))[0]
     assert other.observed.startswith("asked 8.8.8.8, not the cluster DNS 10.96.0.10")
 
@@ -476,9 +476,8 @@ def test_cluster_dns_wrong_answer_nxdomain_refused_and_wrong_server():
 def test_cluster_dns_answer_follows_the_kubernetes_service():
     services = [service("default", "kubernetes", "10.96.0.2"),
                 service("kube-system", "kube-dns", "10.96.0.10")]
-    assert failed(dns.cluster_dns(healthy(services=services), SETTINGS, lookup(BIND9)))
-    assert not failed(dns.cluster_dns(healthy(services=services), SETTINGS,
-                                      lookup(BIND9.replace("10.96.0.1\n", "10.96.0.2\n"))))
+    assert failed(judge("cluster_dns", api=healthy(services=services), cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(BIND9)))
+    assert not failed(judge("cluster_dns", api=healthy(services=services), cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(BIND9.replace("10.96.0.1\n", "10.96.0.2\n"))))
 
 
 def test_cluster_dns_coredns_not_ready_service_wrong_and_no_lookup():
@@ -487,21 +486,21 @@ def test_cluster_dns_coredns_not_ready_service_wrong_and_no_lookup():
     core = state.pods[-2]  # coredns-...-fghij on cp2
     core["status"]["phase"] = "Pending"
     core["status"]["conditions"][0]["status"] = "False"
-    out = {f.subject: f for f in failed(dns.cluster_dns(state, SETTINGS, "cannot create pod "
+    out = {f.subject: f for f in failed(judge("cluster_dns", api=state, cluster=on_cluster(settings=SETTINGS), dns_lookup="cannot create pod "
                                                         "default/dnsutils: 403 Forbidden"))}
     assert set(out) == {"coredns", "kube-system/kube-dns", "lookup from a pod"}
     assert out["coredns"].observed == ("1 of 2 Ready on cp1, cp2; not ready: "
                                        "coredns-5d78c9869d-fghij on cp2 (Pending)")
     assert out["kube-system/kube-dns"].observed == "clusterIP 10.96.0.20"
     assert "403 Forbidden" in out["lookup from a pod"].observed
-    none = failed(dns.cluster_dns(healthy(pods=[], services=[]), SETTINGS, None))
+    none = failed(judge("cluster_dns", api=healthy(pods=[], services=[]), cluster=on_cluster(settings=SETTINGS), dns_lookup=None))
     assert {f.subject for f in none} == {"coredns", "kube-system/kube-dns", "lookup from a pod"}
 
 
 def test_cluster_dns_note_when_all_coredns_on_one_node():
     state = healthy()
     state.pods[-2]["spec"]["nodeName"] = "cp1"
-    coredns = dns.cluster_dns(state, SETTINGS, lookup(BIND9))[0]
+    coredns = judge("cluster_dns", api=state, cluster=on_cluster(settings=SETTINGS), dns_lookup=lookup(BIND9))[0]
     assert coredns.ok and "all CoreDNS pods run on cp1" in coredns.note
 
 
@@ -511,31 +510,31 @@ def answer_from(output: str, rc: int = 0, tool: str = "dig") -> dns.NodeDnsAnswe
 
 
 def test_node_dns():
-    ok = dns.node_dns("w1", answer_from("10.96.0.1"), SETTINGS)
+    ok = judge("node_cluster_dns", node=dns_node("w1", answer_from("10.96.0.1"), SETTINGS))
     assert not failed(ok) and ok[0].observed == "kubernetes.default -> 10.96.0.1 from 10.96.0.10"
-    ns = dns.node_dns("w1", answer_from(BUSYBOX, tool="nslookup"), SETTINGS)
+    ns = judge("node_cluster_dns", node=dns_node("w1", answer_from(BUSYBOX, tool="nslookup"), SETTINGS))
     assert not failed(ns)
-    timeout = failed(dns.node_dns("w1", answer_from(TIMEOUT, 9), SETTINGS))[0]
+    timeout = failed(judge("node_cluster_dns", node=dns_node("w1", answer_from(TIMEOUT, 9), SETTINGS)))[0]
     assert "admin prohibited" in timeout.why and "iptables -L FORWARD" in timeout.fix
-    killed = failed(dns.node_dns("w1", answer_from("", 124), SETTINGS))[0]
+    killed = failed(judge("node_cluster_dns", node=dns_node("w1", answer_from("", 124), SETTINGS)))[0]
     assert "timed out" in killed.observed and "admin prohibited" in killed.why
-    empty = failed(dns.node_dns("w1", answer_from(""), SETTINGS))[0]
+    empty = failed(judge("node_cluster_dns", node=dns_node("w1", answer_from(""), SETTINGS)))[0]
     assert empty.observed == "empty answer" and "Corefile" in empty.fix
-    tool = failed(dns.node_dns("w1", dns.NodeDnsAnswer("", "", -1, ""), SETTINGS))[0]
+    tool = failed(judge("node_cluster_dns", node=dns_node("w1", dns.NodeDnsAnswer("", "", -1, ""), SETTINGS)))[0]
     # not judged: the test errors, saying what is missing and what it was for
     assert tool.unjudged == "missing tool" and tool.observed == (
         "w1: dig is not installed (package bind9-dnsutils); node_cluster_dns needs it (or "
         "nslookup, or bash with dd and od) to ask the cluster DNS Service from the node")
     assert tool.fix == "install bind9-dnsutils on w1"
-    assert failed(dns.node_dns("w1", None, SETTINGS))[0].observed == "not gathered"
+    assert failed(judge("node_cluster_dns", node=dns_node("w1", None, SETTINGS)))[0].observed == "not gathered"
 
 
 # --- kubeadm-certs (information only) -------------------------------------------------------
 def test_kubeadm_certs_secret():
-    absent = kubeadm_certs.kubeadm_certs_secret(healthy())
+    absent = judge("cluster_kubeadm_certs", api=healthy())
     assert absent[0].ok and absent[0].observed == "Secret kube-system/kubeadm-certs absent"
     assert "kubeadm init phase upload-certs --upload-certs" in absent[0].note
-    present = kubeadm_certs.kubeadm_certs_secret(healthy(
+    present = judge("cluster_kubeadm_certs", api=healthy(
         kube_system_secrets=frozenset({"kubeadm-certs"})))
     assert present[0].ok and present[0].observed.startswith("present") and not present[0].note
 
@@ -570,8 +569,8 @@ def test_calico_ignores_loose_rpf_evidence():
 def test_rp_filter_loose_allowed_by_calico_exception():
     evidence = "DaemonSet kube-system/calico-node: FELIX_IGNORELOOSERPF=true"
     ctx = context(facts(sysctl=loose_all()))
-    assert failed(sysctl.rp_filter(ctx))  # without the exception, loose still fails
-    out = sysctl.rp_filter(ctx, evidence)
+    assert failed(judge("node_rp_filter", node=ctx, calico_rpf_exception=None))  # without the exception, loose still fails
+    out = judge("node_rp_filter", node=ctx, calico_rpf_exception=evidence)
     assert not failed(out)
     eth0 = next(f for f in out if f.subject == "n1:eth0")
     assert eth0.observed == f"effective rp_filter 2 = max(all=2, eth0=1) (loose), allowed: {evidence}"
@@ -580,7 +579,7 @@ def test_rp_filter_loose_allowed_by_calico_exception():
 
 def test_rp_filter_exception_does_not_allow_other_values():
     lines = loose_all().replace("net.ipv4.conf.all.rp_filter 2", "net.ipv4.conf.all.rp_filter 3")
-    out = failed(sysctl.rp_filter(context(facts(sysctl=lines)), "FelixConfiguration default: "
+    out = failed(judge("node_rp_filter", node=context(facts(sysctl=lines)), calico_rpf_exception="FelixConfiguration default: "
                                   "ignoreLooseRPF: true"))
     assert out and all("effective rp_filter 3" in f.observed for f in out)
 

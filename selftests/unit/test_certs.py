@@ -10,7 +10,7 @@ from kubeaccept.model.roles import CONTROL_PLANE
 from kubeaccept.model.settings import Settings
 from lab import pki
 
-from .factory import context, facts, host
+from .factory import context, facts, host, judge
 
 CPS = (CONTROL_PLANE,)
 
@@ -34,7 +34,7 @@ def test_expiry_window_and_expired_and_not_yet_valid():
         "/var/lib/kubelet/pki/kubelet-client-current.pem": pki.issue(
             "system:node:n1", ca, not_before=now + dt.timedelta(days=2)),
     })
-    out = failed(certs.certificates(context(facts(certificates=section), host(roles=CPS))))
+    out = failed(judge("node_certificates", node=context(facts(certificates=section), host(roles=CPS))))
     by_path = {f.subject.split(":", 1)[1]: f for f in out}
     assert set(by_path) == {"/etc/kubernetes/pki/apiserver.crt",
                             "/etc/kubernetes/pki/front-proxy-client.crt",
@@ -42,13 +42,13 @@ def test_expiry_window_and_expired_and_not_yet_valid():
     assert "in 19 days" in by_path["/etc/kubernetes/pki/apiserver.crt"].observed
     assert "EXPIRED" in by_path["/etc/kubernetes/pki/front-proxy-client.crt"].observed
     assert "not valid before" in by_path["/var/lib/kubelet/pki/kubelet-client-current.pem"].observed
-    ok = certs.certificates(context(facts(certificates=section), host(roles=CPS),
+    ok = judge("node_certificates", node=context(facts(certificates=section), host(roles=CPS),
                                     settings=Settings(cert_expiry_days=10)))
     assert "/etc/kubernetes/pki/apiserver.crt" not in {f.subject.split(":", 1)[1] for f in failed(ok)}
 
 
 def test_control_plane_without_ca_fails():
-    out = failed(certs.certificates(context(facts(certificates=""), host(roles=CPS))))
+    out = failed(judge("node_certificates", node=context(facts(certificates=""), host(roles=CPS))))
     assert out and "ca.crt not found" in out[0].observed
 
 
@@ -61,10 +61,10 @@ def test_cluster_ca_majority_and_tie():
     def ctx(name, names):
         return context(f[name], h[name], peers=[(h[p], f[p]) for p in names if p != name])
 
-    assert not failed(certs.cluster_ca(ctx("cp1", f)))
-    out = failed(certs.cluster_ca(ctx("cp3", f)))
+    assert not failed(judge("node_cluster_ca", node=ctx("cp1", f)))
+    out = failed(judge("node_cluster_ca", node=ctx("cp3", f)))
     assert out and "differs from the CA of cp1, cp2" in out[0].observed
-    assert failed(certs.cluster_ca(ctx("cp2", ["cp2", "cp3"])))  # 1:1, nobody is right
+    assert failed(judge("node_cluster_ca", node=ctx("cp2", ["cp2", "cp3"])))  # 1:1, nobody is right
 
 
 def test_certificate_must_be_signed_by_its_kubeadm_ca():
@@ -75,7 +75,7 @@ def test_certificate_must_be_signed_by_its_kubeadm_ca():
         "/etc/kubernetes/pki/apiserver-etcd-client.crt": pki.issue("c", etcd_ca),
         "/etc/kubernetes/pki/etcd/peer.crt": pki.issue("cp3", other),
     })
-    out = failed(certs.certificates(context(facts(certificates=section), host(roles=CPS))))
+    out = failed(judge("node_certificates", node=context(facts(certificates=section), host(roles=CPS))))
     assert [f.subject for f in out] == ["n1:/etc/kubernetes/pki/etcd/peer.crt"]
     assert "not signed by /etc/kubernetes/pki/etcd/ca.crt (issuer CN=rogue)" in out[0].observed
     assert "signed by unknown authority" in out[0].why

@@ -11,12 +11,12 @@ import subprocess
 from pathlib import Path
 
 from kubeaccept import facts as facts_module
-from kubeaccept.checks import cgroup
 from kubeaccept.facts import parse
 from kubeaccept.model.settings import Settings
 from lab.nodefiles import DAEMON_JSON
 
 from .factory import context, facts, host, runtime_files, runtime_versions
+from .factory import judge as run_check
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runtime"
 MAIN = "/etc/containerd/config.toml"
@@ -47,7 +47,7 @@ def judge(files=None, extra=None, versions=None, kube=(1, 33), **sections):
     named = {"runtime_files": runtime_files(extra or {}),
              "runtime_versions": runtime_versions(**(versions or {}))}
     f = facts(files=files, **named, **sections)
-    out = cgroup.cgroup_driver(context(f, settings=Settings(kube_version=kube)))
+    out = run_check("node_cgroup_driver", node=context(f, settings=Settings(kube_version=kube)))
     assert len(out) == 1
     return out[0]
 

@@ -11,6 +11,8 @@ from kubeaccept.checks import dns
 from kubeaccept.facts import dnswire, parse
 from kubeaccept.model.settings import Settings
 
+from .factory import dns_node, judge
+
 FIXTURES = Path(__file__).parent / "fixtures" / "dns"
 SETTINGS = Settings()
 
@@ -31,28 +33,28 @@ def test_coredns_answer_is_decoded_and_passes():
     answer = section(od("coredns-noerror.od"), 0)
     assert answer.tool == "udp" and answer.output == "10.96.0.1"
     assert answer.command.startswith("A kubernetes.default.svc.cluster.local to 10.96.0.10:53/udp")
-    [f] = dns.node_dns("w1", answer, SETTINGS)
+    [f] = judge("node_cluster_dns", node=dns_node("w1", answer, SETTINGS))
     assert f.ok and f.observed == "kubernetes.default -> 10.96.0.1 from 10.96.0.10"
 
 
 def test_coredns_nxdomain_is_the_corefile_diagnosis():
     assert dnswire.decode(dnswire.hex_bytes(od("coredns-nxdomain.od")))[0] == "NXDOMAIN"
-    [f] = dns.node_dns("w1", section(od("coredns-nxdomain.od"), 0), SETTINGS)
+    [f] = judge("node_cluster_dns", node=dns_node("w1", section(od("coredns-nxdomain.od"), 0), SETTINGS))
     assert not f.ok and f.observed == ";; status: NXDOMAIN from 10.96.0.10#53"
     assert f.why == dns.NXDOMAIN_WHY and "Corefile" in f.fix
 
 
 def test_timeout_firewall_reject_and_refused():
     # timeout(1) ended the query (exit 124): no reply at all, as in report 03
-    [f] = dns.node_dns("w1", section([], 124), SETTINGS)
+    [f] = judge("node_cluster_dns", node=dns_node("w1", section([], 124), SETTINGS))
     assert "10.96.0.10#53: timed out after 3 s" in f.observed and f.why == dns.UNREACHABLE_WHY
     # a REJECT with icmp-host-prohibited on the path (dd's read gets EHOSTUNREACH)
     reject = ["dd: error reading 'standard input': No route to host"]
-    [f] = dns.node_dns("w1", section(reject, 1), SETTINGS)
+    [f] = judge("node_cluster_dns", node=dns_node("w1", section(reject, 1), SETTINGS))
     assert "No route to host" in f.observed and "iptables -L FORWARD" in f.fix
     # ICMP port unreachable: nothing listens behind the address
     refused = ["dd: error reading 'standard input': Connection refused"]
-    [f] = dns.node_dns("w1", section(refused, 1), SETTINGS)
+    [f] = judge("node_cluster_dns", node=dns_node("w1", section(refused, 1), SETTINGS))
     assert "Connection refused" in f.observed and f.why == dns.REFUSED_WHY
 
 
@@ -60,11 +62,11 @@ def test_wrong_address_and_rcodes():
     msg = bytearray(dnswire.hex_bytes(od("coredns-noerror.od")))
     msg[-4:] = bytes([10, 96, 0, 99])  # the A record's address
     lines = [" ".join(f"{b:02x}" for b in msg)]
-    [f] = dns.node_dns("w1", section(lines, 0), SETTINGS)
+    [f] = judge("node_cluster_dns", node=dns_node("w1", section(lines, 0), SETTINGS))
     assert not f.ok and "10.96.0.99" in f.observed and f.why == dns.WRONG_WHY
     msg = bytearray(dnswire.hex_bytes(od("coredns-noerror.od")))
     msg[3] = (msg[3] & 0xF0) | 5  # REFUSED
-    [f] = dns.node_dns("w1", section([" ".join(f"{b:02x}" for b in msg)], 0), SETTINGS)
+    [f] = judge("node_cluster_dns", node=dns_node("w1", section([" ".join(f"{b:02x}" for b in msg)], 0), SETTINGS))
     assert f.observed == ";; status: REFUSED from 10.96.0.10#53" and f.why == dns.REFUSED_WHY
 
 

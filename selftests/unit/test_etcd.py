@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from kubeaccept.checks.etcd import etcd_cluster
 from kubeaccept.model.roles import CONTROL_PLANE
 
-from .factory import facts, host
+from .factory import facts, host, judge, on_cluster
 
 CPS = [host(f"cp{i}", f"10.0.0.{i}", (CONTROL_PLANE,)) for i in (1, 2, 3)]
 IDS = {1: 0x11, 2: 0x22, 3: 0x33}
@@ -43,7 +42,7 @@ def failed(findings):
 
 
 def test_healthy_cluster():
-    out = etcd_cluster(CPS, {h.name: view(h.name) for h in CPS})
+    out = judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts={h.name: view(h.name) for h in CPS}), readyz=None)
     assert not failed(out)
     assert {f.subject for f in out} == {"etcd:members", "etcd:cp1", "etcd:cp2", "etcd:cp3",
                                         "etcd:leader", "etcd:quorum"}
@@ -53,29 +52,29 @@ def test_one_member_down_keeps_quorum():
     v = {"cp1": view("cp1", s=status((1, 3)), h=health((1, 3), (2,))),
          "cp2": view("cp2", m="", s="", h="", err="context deadline exceeded"),
          "cp3": view("cp3", s=status((1, 3)), h=health((1, 3), (2,)))}
-    out = failed(etcd_cluster(CPS, v))
+    out = failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=v), readyz=None))
     assert [f.subject for f in out] == ["etcd:cp2"]
     assert "member cp2 (10.0.0.2:2379) unhealthy: context deadline exceeded" in out[0].observed
 
 
 def test_quorum_lost_and_split_leaders():
     v = {"cp1": view("cp1", s=status((1,)), h=health((1,), (2, 3)))}
-    out = {f.subject: f for f in failed(etcd_cluster(CPS, v))}
+    out = {f.subject: f for f in failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=v), readyz=None))}
     assert "quorum lost: 1 of 3 members healthy" in out["etcd:quorum"].observed
     v = {"cp1": view("cp1", s=status(leader=0x11, terms={3: 6}))}
-    out = {f.subject: f for f in failed(etcd_cluster(CPS, v))}
+    out = {f.subject: f for f in failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=v), readyz=None))}
     assert "raft terms [5, 6]" in out["etcd:leader"].observed
 
 
 def test_members_must_be_the_control_planes():
     stale = json.dumps({"members": json.loads(members())["members"] + [
         {"ID": 0x44, "name": "old-cp", "peerURLs": ["https://10.0.0.9:2380"]}]})
-    out = failed(etcd_cluster(CPS, {"cp1": view("cp1", m=stale)}))
+    out = failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts={"cp1": view("cp1", m=stale)}), readyz=None))
     assert out and "members on no control plane: old-cp (10.0.0.9)" in out[0].observed
 
 
 def test_nobody_answers():
-    out = failed(etcd_cluster(CPS, {h.name: view(h.name, m="", s="", h="", err="context deadline exceeded") for h in CPS}))
+    out = failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts={h.name: view(h.name, m="", s="", h="", err="context deadline exceeded") for h in CPS}), readyz=None))
     assert len(out) == 1 and "no control plane could list the etcd members" in out[0].observed
     assert not out[0].unjudged
 
@@ -83,7 +82,7 @@ def test_nobody_answers():
 def test_nobody_could_be_asked_is_not_judged():
     """Every control plane unreachable over SSH: nothing was asked, so nothing is judged (the
     test errors like the hosts' own tests); the apiservers' /readyz still gives an opinion."""
-    out = failed(etcd_cluster(CPS, {h.name: "unreachable: x" for h in CPS}))
+    out = failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts={h.name: "unreachable: x" for h in CPS}), readyz=None))
     assert [f.subject for f in out] == ["etcd"] * 3 and all(f.unjudged == "unreachable" for f in out)
     assert out[0].observed == "cp1: unreachable: x"
 
@@ -92,7 +91,7 @@ def test_apiserver_readyz_is_a_second_opinion():
     from kubeaccept.api.apiprobe import Answer
     url = "https://10.0.0.2:6443/readyz?verbose"
     readyz = {url: Answer(url, 500, "[+]ping ok\n[-]etcd failed: reason withheld\n[+]log ok")}
-    out = failed(etcd_cluster(CPS, {h.name: view(h.name) for h in CPS}, readyz))
+    out = failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts={h.name: view(h.name) for h in CPS}), readyz=readyz))
     assert [f.subject for f in out] == ["etcd:api-view:cp2"]
     assert "[-]etcd failed" in out[0].observed
 
@@ -101,7 +100,7 @@ def test_no_etcdctl_anywhere_is_not_a_verdict_on_etcd():
     """kubeadm installs no etcdctl on the host (etcd runs as a static pod): without etcdctl
     and crictl the facts script says `!no-etcdctl`, and the test errors saying so."""
     v = {h.name: facts(h.name, etcd="!no-etcdctl") for h in CPS}
-    out = failed(etcd_cluster(CPS, v))
+    out = failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=v), readyz=None))
     assert out and all(f.unjudged == "missing tool" for f in out)
     assert "cp1: etcdctl is not installed (package etcd-client); cluster_etcd needs it (or " \
         "crictl" in out[0].observed
@@ -110,4 +109,4 @@ def test_no_etcdctl_anywhere_is_not_a_verdict_on_etcd():
 def test_no_etcdctl_on_one_node_is_fine_when_another_answers():
     v = {h.name: view(h.name) for h in CPS}
     v["cp2"] = facts("cp2", etcd="!no-etcdctl")
-    assert not failed(etcd_cluster(CPS, v))
+    assert not failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=v), readyz=None))

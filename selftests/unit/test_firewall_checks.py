@@ -8,7 +8,7 @@ from kubeaccept.checks import firewall
 from kubeaccept.facts.firewalld import parse_zones, zone_for
 from kubeaccept.model.roles import CONTROL_PLANE
 
-from .factory import context, facts, host
+from .factory import context, facts, host, judge
 
 FIREWALLD_RHEL = """\
 public (active)
@@ -52,12 +52,12 @@ def cluster(node_sections):
 
 def test_open_firewall_passes():
     ctx = cluster({"iptables_save": OPEN})
-    assert not failed(firewall.firewall_input(ctx))
-    assert not failed(firewall.firewall_forward(ctx))
+    assert not failed(judge("node_firewall_input", node=ctx))
+    assert not failed(judge("node_firewall_forward", node=ctx))
 
 
 def test_forward_reject_names_rule_and_report():
-    out = failed(firewall.firewall_forward(cluster({"iptables_save": REPORT03})))
+    out = failed(judge("node_firewall_forward", node=cluster({"iptables_save": REPORT03})))
     assert len(out) == 3
     assert "REJECT by FORWARD rule 3" in out[0].observed
     assert "admin prohibited" in out[0].why and "iptables -D FORWARD 3" in out[0].fix
@@ -65,26 +65,26 @@ def test_forward_reject_names_rule_and_report():
 
 def test_forward_policy_drop_without_accepts():
     text = OPEN.replace(":FORWARD ACCEPT", ":FORWARD DROP")
-    out = failed(firewall.firewall_forward(cluster({"iptables_save": text})))
+    out = failed(judge("node_firewall_forward", node=cluster({"iptables_save": text})))
     assert out and "policy" in out[0].observed and "-s 10.244.0.0/16 -j ACCEPT" in out[0].fix
 
 
 def test_input_drop_from_control_plane_names_rule():
     text = OPEN.replace("COMMIT", "-A INPUT -s 192.0.2.11/32 -p tcp --dport 10250 -j DROP\nCOMMIT")
-    out = failed(firewall.firewall_input(cluster({"iptables_save": text})))
+    out = failed(judge("node_firewall_input", node=cluster({"iptables_save": text})))
     assert [f.subject for f in out] == ["w1:tcp/10250"]
     assert "from cp1: DROP by INPUT rule 1" in out[0].observed
 
 
 def test_unreadable_iptables_is_a_failure_that_says_become():
-    out = failed(firewall.firewall_input(cluster({
+    out = failed(judge("node_firewall_input", node=cluster({
         "iptables_save": "iptables-save v1.8.9 (nf_tables): Permission denied (you must be root)\n!exit 1"})))
     assert out and "ansible_become=true" in out[0].fix and "Permission denied" in out[0].observed
 
 
 def test_legacy_backend_rules_count_too():
     legacy = OPEN.replace("COMMIT", "-A INPUT -p udp --dport 8472 -j DROP\nCOMMIT").replace("\n!exit 0", "")
-    out = failed(firewall.firewall_input(cluster({"iptables_save": OPEN,
+    out = failed(judge("node_firewall_input", node=cluster({"iptables_save": OPEN,
                                                   "iptables_legacy_save": legacy})))
     assert [f.subject for f in out] == ["w1:udp/8472"]
     assert "[iptables-legacy-save]" in out[0].observed
@@ -98,7 +98,7 @@ def test_firewalld_zone_ports_and_services():
     assert zone.allows("tcp", 22) == "zone public service ssh"
     assert zone.allows("tcp", 30000) is None
     # The worker's zone lacks the NodePort range: firewall_input says so, naming the zone.
-    out = failed(firewall.firewall_input(cluster({"iptables_save": OPEN,
+    out = failed(judge("node_firewall_input", node=cluster({"iptables_save": OPEN,
                                                   "firewalld": FIREWALLD_RHEL})))
     assert {f.subject for f in out} == {"w1:tcp/30000", "w1:tcp/32767"}
     assert "firewalld zone public has no port, service or rich rule for 30000/tcp" in out[0].observed
@@ -117,7 +117,7 @@ def test_calico_forward_is_decided_with_the_nodes_own_cali_interfaces():
     ctx = cluster({"iptables_save": CALICO.read_text() + "!exit 0",
                    "links": "1: lo: <LOOPBACK>\n3: tunl0@NONE: <NOARP,UP>\n"
                             "7: cali92d634f8f03@if3: <BROADCAST,UP>"})
-    out = firewall.firewall_forward(ctx)
+    out = judge("node_firewall_forward", node=ctx)
     assert out and all(f.ok for f in out), [f.observed for f in out if not f.ok]
     assert "Policy explicitly accepted packet." in out[0].observed
     assert overlay_and_pod(ctx) == ("tunl0", "cali92d634f8f03")
@@ -168,7 +168,7 @@ def test_firewalld_zone_by_source_then_rich_rules():
     assert public.allows("tcp", 10250, "192.0.2.21").startswith("zone public rich rule")
     assert public.allows("tcp", 30000, "192.0.2.21") is None  # that rule is for another net
     # cp1 (192.0.2.11) is in trusted's source range: nothing it sends is blocked
-    out = failed(firewall.firewall_input(cluster({"iptables_save": OPEN,
+    out = failed(judge("node_firewall_input", node=cluster({"iptables_save": OPEN,
                                                   "firewalld": FIREWALLD_SOURCES})))
     assert out == []
 
@@ -178,7 +178,7 @@ def test_forward_with_a_tiny_pod_subnet_says_it_was_not_checked():
     ctx = cluster({"iptables_save": REPORT03})
     ctx = type(ctx)(ctx.host, ctx.facts, ctx.inventory, Settings(pod_subnet="10.244.0.0/24"),
                     ctx.peers)
-    out = firewall.firewall_forward(ctx)
+    out = judge("node_firewall_forward", node=ctx)
     assert [f.ok for f in out] == [True] and "fewer than 512 addresses" in out[0].note
 
 
@@ -190,8 +190,8 @@ def test_rules_are_parsed_once_per_node_for_both_firewall_checks(monkeypatch):
                         lambda text, source="iptables-save": calls.append(source) or
                         real(text, source))
     ctx = cluster({"iptables_save": REPORT03})
-    forward = failed(firewall.firewall_forward(ctx))
-    assert forward and not failed(firewall.firewall_input(ctx))
+    forward = failed(judge("node_firewall_forward", node=ctx))
+    assert forward and not failed(judge("node_firewall_input", node=ctx))
     assert calls == ["iptables-save"]
 
 
@@ -211,7 +211,7 @@ def test_input_is_evaluated_once_per_class_of_source(monkeypatch):
     real = firewall.evaluate
     monkeypatch.setattr(firewall, "evaluate", lambda *a, **k: walks.append(a[2].src) or
                         real(*a, **k))
-    out = failed(firewall.firewall_input(ctx))
+    out = failed(judge("node_firewall_input", node=ctx))
     assert [f.subject for f in out] == ["w1:udp/8472"]
     assert "from w7: DROP by INPUT rule 1" in out[0].observed
     assert "from w32, w33, w34, w35, w36, w37, w38, w39, w40, w41: REJECT by INPUT rule 2" \

@@ -21,9 +21,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kubeaccept.checks import ports, swap, sysctl
-from kubeaccept.checks.cgroup import cgroup_driver
-from kubeaccept.checks.etcd import _json, etcd_cluster
+from kubeaccept.checks import swap
+from kubeaccept.checks.etcd import _json
 from kubeaccept.facts import FactsError, FileFact, NodeFacts, containerd, dockerd, nftables, parse
 from kubeaccept.facts import iptables as firewall
 from kubeaccept.facts.config import ConfigError, load, parse_text
@@ -36,7 +35,7 @@ from kubeaccept.model.hosts import InventoryError
 from kubeaccept.model.roles import CONTROL_PLANE, WORKER
 from kubeaccept.model.settings import Settings
 
-from .factory import context, facts, host, runtime_files, runtime_versions
+from .factory import context, facts, host, judge, on_cluster, runtime_files, runtime_versions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -235,10 +234,10 @@ def test_sysctl_checks(lines, raw, bridges):
     for text in ("\n".join(f"{k} {v}" for k, v in lines), raw):
         named = {"sysctl": text} if bridges is None else {"sysctl": text, "bridges": bridges}
         ctx = context(facts("n1", **named))
-        only_findings(sysctl.rp_filter(ctx))
-        only_findings(sysctl.rp_filter(ctx, "FelixConfiguration default: ignoreLooseRPF"))
-        only_findings(sysctl.ip_forward(ctx))
-        only_findings(sysctl.bridge_nf_call_iptables(ctx))
+        only_findings(judge("node_rp_filter", node=ctx, calico_rpf_exception=None))
+        only_findings(judge("node_rp_filter", node=ctx, calico_rpf_exception="FelixConfiguration default: ignoreLooseRPF"))
+        only_findings(judge("node_ip_forward", node=ctx))
+        only_findings(judge("node_bridge_nf_call_iptables", node=ctx))
 
 
 # --- 3. dockerd: daemon.json and its systemd unit -----------------------------------------------
@@ -302,7 +301,7 @@ def test_dockerd_read(daemon, bom, main_dir, unit, dropins, env, versions, cgrou
     else:
         assert isinstance(docker, dockerd.Docker)
         assert docker.problem is not None or docker.driver in ("systemd", "cgroupfs")
-    only_findings(cgroup_driver(context(f, settings=Settings(kube_version=(1, 33)))))
+    only_findings(judge("node_cgroup_driver", node=context(f, settings=Settings(kube_version=(1, 33)))))
 
 
 # --- 4. containerd TOML ---------------------------------------------------------------------------
@@ -399,7 +398,7 @@ def test_containerd_read(main, imported, truncated, version):
     else:
         assert isinstance(ctd, containerd.Containerd)
         assert ctd.problem is not None or ctd.driver in ("systemd", "cgroupfs") or ctd.notes
-    only_findings(cgroup_driver(context(f, settings=Settings(kube_version=(1, 30)))))
+    only_findings(judge("node_cgroup_driver", node=context(f, settings=Settings(kube_version=(1, 30)))))
 
 
 # --- 5. kubelet's config YAML -------------------------------------------------------------------
@@ -438,8 +437,8 @@ def test_kubelet_config(text, path, flags):
     f = facts(files=files, swaps="Filename Type Size Used Priority\n/swap.img file 1 0 -2")
     for kube in ((1, 33), None):
         ctx = context(f, settings=Settings(kube_version=kube))
-        only_findings(cgroup_driver(ctx))
-        only_findings(swap.swap(ctx))
+        only_findings(judge("node_cgroup_driver", node=ctx))
+        only_findings(judge("node_swap", node=ctx))
 
 
 # --- 6. iptables-save and nft -j --------------------------------------------------------------
@@ -544,7 +543,7 @@ def test_ss_listeners(tcp, udp, kube):
     for ln in f.listeners:
         assert isinstance(ln.port, int) and (ln.pid is None or isinstance(ln.pid, int))
     h = host(roles=(CONTROL_PLANE, WORKER))
-    only_findings(ports.listening_ports(context(f, h, settings=Settings(kube_version=kube))))
+    only_findings(judge("node_listening_ports", node=context(f, h, settings=Settings(kube_version=kube))))
 
 
 # --- 8. etcdctl's JSON --------------------------------------------------------------------------
@@ -592,7 +591,7 @@ def test_etcd_cluster(views):
             node_facts[h.name] = facts(h.name, etcd=v)
             for text in node_facts[h.name].etcd.values():
                 _json(text)
-    only_findings(etcd_cluster(CPS, node_facts))
+    only_findings(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=node_facts), readyz=None))
 
 
 # --- 9. inventories -------------------------------------------------------------------------------
@@ -684,7 +683,7 @@ def test_swap(boot, fstab, swaps, kubelet):
         zram_config(parsed)
     f = facts(sections={"swaps": swaps, **({"swap-boot": boot} if boot is not None else {})},
               files={"/etc/fstab": fstab, "/var/lib/kubelet/config.yaml": kubelet})
-    only_findings(swap.swap(context(f)))
+    only_findings(judge("node_swap", node=context(f)))
 
 
 @pytest.mark.parametrize("name", sorted(NFT))

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from kubeaccept.checks import dns, firewall
+from kubeaccept.checks import dns
 from kubeaccept.inventory.ansible import load_inventory
 from kubeaccept.inventory.kubespray import choose_cluster_dns, choose_vxlan_port
 from kubeaccept.model.apistate import ApiState
@@ -17,7 +17,7 @@ from kubeaccept.model.roles import CONTROL_PLANE
 from kubeaccept.model.settings import Settings
 from kubeaccept.session import settings_for
 
-from .factory import context, facts, host
+from .factory import context, dns_node, facts, host, judge, on_cluster
 from .test_api_checks import healthy, lookup, service
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kubespray"
@@ -145,16 +145,16 @@ COMMIT
     cp1, w1 = host("cp1", "192.0.2.11", (CONTROL_PLANE,)), host("w1", "192.0.2.21")
     me = facts("w1", addresses="2: eth0    inet 192.0.2.21/24 brd x scope global eth0",
                iptables_save=blocked)
-    out = [f for f in firewall.firewall_input(context(me, w1, peers=[(cp1, facts("cp1"))],
+    out = [f for f in judge("node_firewall_input", node=context(me, w1, peers=[(cp1, facts("cp1"))],
                                                       settings=CALICO)) if not f.ok]
     assert [f.subject for f in out] == ["w1:udp/4789"]
     assert out[0].observed.startswith("udp/4789 (overlay: Calico VXLAN, kubespray's "
                                       "calico_vxlan_port default")
     assert "tunnel packets (udp/4789 (overlay: Calico VXLAN" in out[0].why
     assert "8472" not in out[0].why + out[0].observed
-    timeout = [f for f in dns.node_dns("w1", dns.NodeDnsAnswer(
+    timeout = [f for f in judge("node_cluster_dns", node=dns_node("w1", dns.NodeDnsAnswer(
         "dig", "dig +time=3 +tries=1 +short @10.233.0.3 kubernetes.default.svc.cluster.local",
-        9, ";; connection timed out; no servers could be reached"), CALICO) if not f.ok][0]
+        9, ";; connection timed out; no servers could be reached"), CALICO)) if not f.ok][0]
     assert "check udp/4789 (overlay: Calico VXLAN" in timeout.fix and "8472" not in timeout.fix
 
 
@@ -168,7 +168,7 @@ def test_cluster_dns_accepts_kubesprays_coredns_service_and_nodelocaldns():
     """kubespray names the Service kube-system/coredns (coredns_svc_name) and, with
     enable_nodelocaldns, pods ask NodeLocal DNSCache (169.254.25.10), which forwards to it."""
     answer = (FIXTURES / "nslookup-nodelocaldns.txt").read_text()
-    out = dns.cluster_dns(kubespray_state(), CALICO, lookup(answer))
+    out = judge("cluster_dns", api=kubespray_state(), cluster=on_cluster(settings=CALICO), dns_lookup=lookup(answer))
     assert [(f.subject, f.ok) for f in out] == [
         ("coredns", True), ("kube-system/coredns", True), ("lookup from default/dnsutils", True)]
     svc = out[1]
@@ -182,16 +182,16 @@ def test_cluster_dns_accepts_kubesprays_coredns_service_and_nodelocaldns():
     assert any("NodeLocal DNSCache 169.254.25.10" in e for e in out[2].evidence)
     # without NodeLocal DNSCache, 169.254.25.10 is not the cluster DNS
     plain = Settings(**{**CALICO.__dict__, "node_local_dns_ip": None})
-    wrong = [f for f in dns.cluster_dns(kubespray_state(), plain, lookup(answer)) if not f.ok]
+    wrong = [f for f in judge("cluster_dns", api=kubespray_state(), cluster=on_cluster(settings=plain), dns_lookup=lookup(answer)) if not f.ok]
     assert wrong[0].observed.startswith("asked 169.254.25.10, not the cluster DNS 10.233.0.3")
     # a kubeadm-named Service is accepted too; the kubeadm default settings look for either
     other = healthy(services=[service("default", "kubernetes", "10.96.0.1"),
                               service("kube-system", "coredns", "10.96.0.10")])
-    found = dns.cluster_dns(other, Settings(), lookup(answer.replace("169.254.25.10", "10.96.0.10")
+    found = judge("cluster_dns", api=other, cluster=on_cluster(settings=Settings()), dns_lookup=lookup(answer.replace("169.254.25.10", "10.96.0.10")
                                                       .replace("10.233.0.1", "10.96.0.1")))
     assert [(f.subject, f.ok) for f in found][1] == ("kube-system/coredns", True)
     # neither name: the failure names both
-    none = dns.cluster_dns(kubespray_state(services=[]), CALICO, None)[1]
+    none = judge("cluster_dns", api=kubespray_state(services=[]), cluster=on_cluster(settings=CALICO), dns_lookup=None)[1]
     assert not none.ok and none.observed == ("no Service kube-system/coredns or "
                                              "kube-system/kube-dns")
     assert "169.254.25.10 or 10.233.0.3" in none.why
@@ -200,7 +200,7 @@ def test_cluster_dns_accepts_kubesprays_coredns_service_and_nodelocaldns():
 def test_coredns_service_on_another_address_says_which_and_where_from():
     state = kubespray_state()
     state.services[1]["spec"]["clusterIP"] = "10.233.0.10"
-    bad = [f for f in dns.cluster_dns(state, CALICO, None) if not f.ok and
+    bad = [f for f in judge("cluster_dns", api=state, cluster=on_cluster(settings=CALICO), dns_lookup=None) if not f.ok and
            f.subject.startswith("kube-system/")][0]
     assert (bad.subject, bad.observed, bad.expected) == (
         "kube-system/coredns", "clusterIP 10.233.0.10", "clusterIP 10.233.0.3")

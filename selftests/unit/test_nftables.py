@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kubeaccept.checks import firewall
 from kubeaccept.facts import nftables
 from kubeaccept.facts.iptables import Packet
 
-from .factory import context, facts, host
+from .factory import context, facts, host, judge
 
 FIX = Path(__file__).parent / "fixtures" / "nft"
 FWD = Packet("udp", "10.244.1.2", "10.244.0.2", 53, "flannel.1", "cni0")
@@ -96,7 +95,7 @@ def _nft_facts(name: str, iptables: str = "*filter\n:INPUT ACCEPT [0:0]\n:FORWAR
 
 
 def test_node_firewall_forward_fails_on_an_nft_only_drop():
-    out = firewall.firewall_forward(context(_nft_facts("debian-forward-drop")))
+    out = judge("node_firewall_forward", node=context(_nft_facts("debian-forward-drop")))
     bad = [f for f in out if not f.ok]
     assert len(bad) == 3
     assert "DROP by the policy of chain inet filter forward" in bad[0].observed
@@ -108,7 +107,7 @@ def test_node_firewall_input_fails_on_an_nft_only_drop():
     peer = host("cp1", "198.18.0.11", roles=("control_plane",))
     me = host("n1", "198.18.1.1")
     ctx = context(_nft_facts("input-drops-kubelet"), me, peers=[(peer, facts("cp1"))])
-    out = firewall.firewall_input(ctx)
+    out = judge("node_firewall_input", node=ctx)
     bad = [f for f in out if not f.ok]
     assert [f.subject for f in bad] == ["n1:tcp/10250"]
     assert "DROP by inet host input handle" in bad[0].observed
@@ -121,7 +120,7 @@ def test_incompatible_table_is_unknown_not_open():
     text = ("# Table 'filter' is incompatible, use 'nft' tool.\n*nat\n:PREROUTING ACCEPT [0:0]\n"
             "COMMIT\n!exit 0")
     f = facts("n1", sections={"iptables-save": text})
-    out = firewall.firewall_forward(context(f))
+    out = judge("node_firewall_forward", node=context(f))
     assert [x.ok for x in out] == [False]
     assert "table ip filter exists but its rules could not be read" in out[0].observed
     assert "nft list table ip filter" in out[0].observed

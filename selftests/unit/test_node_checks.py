@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeaccept.checks import NodeContext, cgroup, firewall, lb, ports, swap, sysctl
+from kubeaccept.checks import NodeContext, firewall, sysctl
 from kubeaccept.facts import NodeFacts, parse
 from kubeaccept.inventory.ansible import load_inventory
 from kubeaccept.model import ports as port_matrix
@@ -16,7 +16,7 @@ from kubeaccept.model.settings import Settings
 from kubeaccept.suite.verdict import failure_message
 from lab.faults import FAULTS
 
-from .factory import CP, context, facts, host
+from .factory import CP, context, facts, host, judge
 
 
 def failed(findings):
@@ -31,12 +31,12 @@ def sysctl_with(**changes):
 
 # --- rp_filter / ip_forward / bridge-nf ---------------------------------------------------
 def test_rp_filter_healthy():
-    assert not failed(sysctl.rp_filter(context()))
+    assert not failed(judge("node_rp_filter", node=context(), calico_rpf_exception=None))
 
 
 def test_rp_filter_all_loose_fails_every_interface_with_calico_message():
-    f = failed(sysctl.rp_filter(context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.all.rp_filter": "2"})))))
+    f = failed(judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.all.rp_filter": "2"}))), calico_rpf_exception=None))
     assert {x.subject for x in f} == {"n1:default", "n1:eth0", "n1:lo"}
     assert "Kernel's RPF check is set to 'loose'" in f[0].why
     assert "net.ipv4.conf.all.rp_filter=1" in f[0].fix
@@ -48,8 +48,8 @@ def test_rp_filter_one_interface_loose_is_a_note_not_calicos_crash():
     only when its source has no route back at all. Calico's Felix reads only conf/all
     (felix/dataplane/linux/int_dataplane.go, readRPFilter), so eth0=2 with all=1 neither
     crash-loops calico-node nor breaks asymmetric routes: it passes with a note saying so."""
-    out = sysctl.rp_filter(context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "2"}))))
+    out = judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "2"}))), calico_rpf_exception=None)
     assert not failed(out)
     eth0 = next(x for x in out if x.subject == "n1:eth0")
     assert eth0.ok and "max(all=1, eth0=2)" in eth0.observed and "loose on eth0 only" in eth0.observed
@@ -62,13 +62,13 @@ def test_rp_filter_one_interface_loose_is_a_note_not_calicos_crash():
 def test_lab_rp_filter_faults_words_come_from_the_check():
     """selftests/lab/test_matrix.py matches the lab faults rp-filter-all (all=2: a failure with
     Calico's FATAL text) and rp-filter-iface (eth0=2: nothing fails, a note) by these words."""
-    all2 = sysctl.rp_filter(context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.all.rp_filter": "2"}))))
+    all2 = judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.all.rp_filter": "2"}))), calico_rpf_exception=None)
     message = failure_message(all2, failed(all2))
     for _, words in FAULTS["rp-filter-all"].expect:
         assert all(w in message for w in words), (words, message)
-    eth0 = sysctl.rp_filter(context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "2"}))))
+    eth0 = judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "2"}))), calico_rpf_exception=None)
     assert not failed(eth0) and FAULTS["rp-filter-iface"].expect == ()
     notes = "\n".join(f"{f.subject}: {f.note}" for f in eth0 if f.note)
     for _, words in FAULTS["rp-filter-iface"].notes:
@@ -94,7 +94,7 @@ def test_rp_filter_dotted_interface_name_in_facts_and_in_the_fix():
     assert "1.rp_filter" not in sysctl.rp_filters(f.sysctls)  # no interface named "1"
     assert sysctl.conf_key("flannel.1") == "net.ipv4.conf.flannel/1.rp_filter"
     assert sysctl.conf_key("eth0.100") == "net.ipv4.conf.eth0/100.rp_filter"
-    ok = {x.subject: x for x in sysctl.rp_filter(context(f, host("k8s-master-01")))}
+    ok = {x.subject: x for x in judge("node_rp_filter", node=context(f, host("k8s-master-01")), calico_rpf_exception=None)}
     assert set(ok) == {f"k8s-master-01:{i}" for i in (
         "cni0", "default", "docker0", "eth0", "eth1", "flannel.1", "lo", "veth01b630bb",
         "veth50e87d52")}
@@ -105,7 +105,7 @@ def test_rp_filter_dotted_interface_name_in_facts_and_in_the_fix():
     # all=2: Calico's crash text, and the fix writes both keys procps' way
     loose = flannel_node(sysctl=f.sections["sysctl"].replace(
         "net.ipv4.conf.all.rp_filter 0", "net.ipv4.conf.all.rp_filter 2"))
-    bad = {x.subject: x for x in failed(sysctl.rp_filter(context(loose, host("k8s-master-01"))))}
+    bad = {x.subject: x for x in failed(judge("node_rp_filter", node=context(loose, host("k8s-master-01")), calico_rpf_exception=None))}
     assert len(bad) == 9
     fix = bad["k8s-master-01:flannel.1"].fix
     assert fix.startswith("sysctl -w net.ipv4.conf.all.rp_filter=1 "
@@ -115,24 +115,24 @@ def test_rp_filter_dotted_interface_name_in_facts_and_in_the_fix():
 
 
 def test_rp_filter_never_silent_and_unreadable_values():
-    only_all = sysctl.rp_filter(context(facts(sysctl="net.ipv4.conf.all.rp_filter 1")))
+    only_all = judge("node_rp_filter", node=context(facts(sysctl="net.ipv4.conf.all.rp_filter 1")), calico_rpf_exception=None)
     assert [(x.ok, x.subject) for x in only_all] == [(True, "n1")]
     assert "no per-interface rp_filter was listed" in only_all[0].observed
-    odd = failed(sysctl.rp_filter(context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "cat: Permission denied"})))))
+    odd = failed(judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "cat: Permission denied"}))), calico_rpf_exception=None))
     assert [x.subject for x in odd] == ["n1:eth0"] and "unreadable" in odd[0].observed
-    three = failed(sysctl.rp_filter(context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "3"})))))
+    three = failed(judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "3"}))), calico_rpf_exception=None))
     assert "not a defined mode" in three[0].observed and "eth0.rp_filter=1" in three[0].fix
-    default = next(x for x in sysctl.rp_filter(context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.default.rp_filter": "2"})))) if x.subject == "n1:default")
+    default = next(x for x in judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.default.rp_filter": "2"}))), calico_rpf_exception=None) if x.subject == "n1:default")
     assert default.ok and "interfaces created from now on" in default.note
     assert "Felix sets conf/default to 1" in default.note
 
 
 def test_ip_forward():
-    assert not failed(sysctl.ip_forward(context()))
-    f = failed(sysctl.ip_forward(context(facts(sysctl=sysctl_with(
+    assert not failed(judge("node_ip_forward", node=context()))
+    f = failed(judge("node_ip_forward", node=context(facts(sysctl=sysctl_with(
         **{"net.ipv4.ip_forward": "0"})))))
     assert f and "net.ipv4.ip_forward = 0" in f[0].observed
 
@@ -140,8 +140,8 @@ def test_ip_forward():
 def test_bridge_nf_only_where_loaded():
     no_module = "\n".join(line for line in facts().sections["sysctl"].splitlines()
                           if "bridge" not in line)
-    assert not failed(sysctl.bridge_nf_call_iptables(context(facts(sysctl=no_module))))
-    f = failed(sysctl.bridge_nf_call_iptables(context(facts(sysctl=sysctl_with(
+    assert not failed(judge("node_bridge_nf_call_iptables", node=context(facts(sysctl=no_module))))
+    f = failed(judge("node_bridge_nf_call_iptables", node=context(facts(sysctl=sysctl_with(
         **{"net.bridge.bridge-nf-call-iptables": "0"})))))
     assert f and "10.96.0.10" in f[0].why
 
@@ -154,7 +154,7 @@ def test_bridge_nf_not_loaded_while_cni0_bridges_pods_fails():
     under /sys/class/net/<bridge>/brif/ (linux/if_bridge.h SYSFS_BRIDGE_PORT_SUBDIR)."""
     f = flannel_node()
     assert f.bridges == {"cni0": ["veth01b630bb", "veth50e87d52"], "docker0": []}
-    out = sysctl.bridge_nf_call_iptables(context(f, host("k8s-master-01")))
+    out = judge("node_bridge_nf_call_iptables", node=context(f, host("k8s-master-01")))
     assert [x.ok for x in out] == [False]
     assert out[0].observed == ("br_netfilter not loaded while bridge cni0 has 2 port(s): "
                                "veth01b630bb, veth50e87d52")
@@ -163,45 +163,45 @@ def test_bridge_nf_not_loaded_while_cni0_bridges_pods_fails():
     assert "modprobe br_netfilter" in out[0].fix and "/etc/modules-load.d/k8s.conf" in out[0].fix
     assert "/sys/class/net/docker0/brif: (no ports)" in out[0].evidence
     # a bridge without ports carries nothing: pass, with a note
-    idle = sysctl.bridge_nf_call_iptables(context(flannel_node(
+    idle = judge("node_bridge_nf_call_iptables", node=context(flannel_node(
         bridges="/sys/class/net/docker0/bridge")))
     assert idle[0].ok and "docker0" in idle[0].note and "no ports" in idle[0].observed
     # no bridge at all (routed CNI such as Calico): pass, saying why
-    routed = sysctl.bridge_nf_call_iptables(context(flannel_node(bridges="")))
+    routed = judge("node_bridge_nf_call_iptables", node=context(flannel_node(bridges="")))
     assert routed[0].ok and "no Linux bridge on the node" in routed[0].observed
     # loaded: the value decides, whatever the bridges
     loaded = flannel_node(sysctl=f.sections["sysctl"] + "\nnet.bridge.bridge-nf-call-iptables 1")
-    assert sysctl.bridge_nf_call_iptables(context(loaded))[0].ok
+    assert judge("node_bridge_nf_call_iptables", node=context(loaded))[0].ok
 
 
 # --- swap -----------------------------------------------------------------------------------
 def test_swap_active_and_fstab_line():
     f = facts(swaps="Filename Type Size Used Priority\n/swap.img file 1024 0 -2",
               files={"/etc/fstab": "UUID=x / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n"})
-    out = failed(swap.swap(context(f)))
+    out = failed(judge("node_swap", node=context(f)))
     assert [x.subject for x in out] == ["n1:/proc/swaps", "n1:/etc/fstab:2"]
     assert "running with swap on is not supported" in out[0].why
     assert "sed -i '2s/^/#/' /etc/fstab" in out[1].fix
 
 
 def test_swap_commented_fstab_passes_and_kubelet_may_allow_swap():
-    assert not failed(swap.swap(context()))
+    assert not failed(judge("node_swap", node=context()))
     allowed = facts(swaps="Filename\n/swap.img file 1 0 -2", files={
         "/var/lib/kubelet/config.yaml": "failSwapOn: false\nmemorySwap:\n  swapBehavior: LimitedSwap\n"})
-    out = swap.swap(context(allowed))
+    out = judge("node_swap", node=context(allowed))
     assert not failed(out) and "LimitedSwap" in out[0].observed
 
 
 # --- cgroup driver --------------------------------------------------------------------------
 def test_cgroup_containerd_systemd_passes():
-    out = cgroup.cgroup_driver(context())
+    out = judge("node_cgroup_driver", node=context())
     assert not failed(out) and out[0].observed == "containerd uses systemd, kubelet uses systemd"
 
 
 def test_cgroup_containerd_v3_path_and_false():
     toml = ('version = 3\n[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]\n'
             "  SystemdCgroup = false\n")
-    out = failed(cgroup.cgroup_driver(context(facts(files={"/etc/containerd/config.toml": toml}))))
+    out = failed(judge("node_cgroup_driver", node=context(facts(files={"/etc/containerd/config.toml": toml}))))
     assert out and out[0].observed == "containerd uses cgroupfs, kubelet uses systemd"
     assert "is different from containerd cgroup driver" in out[0].why
 
@@ -211,42 +211,42 @@ def test_cgroup_docker_cgroupfs_and_default_by_cgroup_version():
              'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/cri-dockerd.sock"'}
     cgfs = facts(files={**flags, "/etc/docker/daemon.json":
                         '{"exec-opts": ["native.cgroupdriver=cgroupfs"]}'})
-    out = failed(cgroup.cgroup_driver(context(cgfs)))
+    out = failed(judge("node_cgroup_driver", node=context(cgfs)))
     assert out and "docker uses cgroupfs" in out[0].observed
     assert "native.cgroupdriver=systemd" in out[0].fix
     bare = {**flags, "/etc/docker/daemon.json": "{}"}
-    assert not failed(cgroup.cgroup_driver(context(facts(files=bare))))  # cgroup v2 default
-    assert failed(cgroup.cgroup_driver(context(facts(files=bare, cgroupfs="tmpfs"))))
+    assert not failed(judge("node_cgroup_driver", node=context(facts(files=bare))))  # cgroup v2 default
+    assert failed(judge("node_cgroup_driver", node=context(facts(files=bare, cgroupfs="tmpfs"))))
 
 
 def test_cgroup_kubelet_mismatch_and_both_cgroupfs():
     f = facts(files={"/var/lib/kubelet/config.yaml": "cgroupDriver: cgroupfs\n"})
-    out = failed(cgroup.cgroup_driver(context(f)))
+    out = failed(judge("node_cgroup_driver", node=context(f)))
     assert out and out[0].observed == "containerd uses systemd, kubelet uses cgroupfs"
     both = facts(files={"/var/lib/kubelet/config.yaml": "kind: KubeletConfiguration\n",
                         "/etc/containerd/config.toml": "version = 2\n"})
-    out = failed(cgroup.cgroup_driver(context(both)))
+    out = failed(judge("node_cgroup_driver", node=context(both)))
     assert out and "IsDockerSystemdCheck" in out[0].why  # agree, but not systemd
 
 
 def test_cgroup_malformed_files_name_the_line():
     f = facts(files={"/var/lib/kubelet/kubeadm-flags.env": "",
                      "/etc/docker/daemon.json": '{\n  "a": 1\n  "b": 2\n}\n'})
-    out = failed(cgroup.cgroup_driver(context(f)))
+    out = failed(judge("node_cgroup_driver", node=context(f)))
     assert out and "/etc/docker/daemon.json line 3" in out[0].observed
     toml = facts(files={"/etc/containerd/config.toml": "version = 2\n[plugins\n"})
-    assert "line 2" in failed(cgroup.cgroup_driver(context(toml)))[0].observed
+    assert "line 2" in failed(judge("node_cgroup_driver", node=context(toml)))[0].observed
     yml = facts(files={"/var/lib/kubelet/config.yaml": "cgroupDriver: [systemd\n"})
-    assert "config.yaml line" in failed(cgroup.cgroup_driver(context(yml)))[0].observed
+    assert "config.yaml line" in failed(judge("node_cgroup_driver", node=context(yml)))[0].observed
 
 
 def test_cgroup_no_kubelet_config_or_runtime():
-    out = failed(cgroup.cgroup_driver(context(facts(
+    out = failed(judge("node_cgroup_driver", node=context(facts(
         files={"/var/lib/kubelet/config.yaml": None}))))
     assert out and "not found" in out[0].observed
     none = facts(files={"/var/lib/kubelet/kubeadm-flags.env": None,
                         "/etc/containerd/config.toml": None})
-    assert "container runtime not found" in failed(cgroup.cgroup_driver(context(none)))[0].observed
+    assert "container runtime not found" in failed(judge("node_cgroup_driver", node=context(none)))[0].observed
 
 
 # --- ports ----------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ LISTEN_CP = "\n".join(
 
 def test_listening_ports_names_the_missing_component():
     f = facts(listen_tcp=LISTEN_CP)
-    out = failed(ports.listening_ports(context(f, host(roles=CP))))
+    out = failed(judge("node_listening_ports", node=context(f, host(roles=CP))))
     assert [x.subject for x in out] == ["n1:tcp/10259"]
     assert out[0].observed == "nothing listens on tcp/10259 (kube-scheduler)"
     assert "Pending" in out[0].why
@@ -266,8 +266,8 @@ def test_listening_ports_names_the_missing_component():
 
 def test_listening_ports_legacy_by_version():
     f = facts(listen_tcp=LISTEN_CP + '\nLISTEN 0 1 127.0.0.1:10259 0.0.0.0:* users:(("kube-scheduler",pid=1,fd=3))')
-    assert not failed(ports.listening_ports(context(f, host(roles=CP))))
-    old = failed(ports.listening_ports(context(f, host(roles=CP), settings=Settings(kube_version=(1, 18)))))
+    assert not failed(judge("node_listening_ports", node=context(f, host(roles=CP))))
+    old = failed(judge("node_listening_ports", node=context(f, host(roles=CP), settings=Settings(kube_version=(1, 18)))))
     assert {x.subject for x in old} == {"n1:tcp/10251", "n1:tcp/10252"}
 
 
@@ -276,9 +276,9 @@ def test_ports_reachable_uses_peers_probes():
     cp1, cp2 = host("cp1", "192.0.2.11", CP), host("cp2", "192.0.2.12", CP)
     good = facts("cp1", probes="192.0.2.21:10250 open")
     bad = facts("cp2", probes="192.0.2.21:10250 timeout")
-    out = ports.ports_reachable(context(facts("w1"), target, peers=[(cp1, good), (cp2, bad)]))
+    out = judge("node_ports_reachable", node=context(facts("w1"), target, peers=[(cp1, good), (cp2, bad)]))
     assert [x.observed for x in failed(out)] == ["tcp/10250 (kubelet) not reachable from cp2 (timeout)"]
-    out = ports.ports_reachable(context(facts("w1"), target, peers=[(cp1, good), (cp2, "unreachable: x")]))
+    out = judge("node_ports_reachable", node=context(facts("w1"), target, peers=[(cp1, good), (cp2, "unreachable: x")]))
     assert not failed(out) and any("cp2 (unreachable: x): not probed" in e for e in out[0].evidence)
 
 
@@ -307,10 +307,10 @@ def test_separate_etcd_ports_belong_to_the_etcd_hosts():
     inv = load_inventory(CI_SEPARATE_ETCD)
     cp, etcd = inv.get("ubuntu-2404-0"), inv.get("ubuntu-2404-4")
     cp_ctx = NodeContext(cp, facts(cp.name, listen_tcp=LISTEN_CP_NO_ETCD), inv)
-    assert not failed(ports.listening_ports(cp_ctx))
+    assert not failed(judge("node_listening_ports", node=cp_ctx))
     assert not any("2379" in f.subject or "2380" in f.subject
-                   for f in ports.listening_ports(cp_ctx))
-    out = failed(ports.listening_ports(NodeContext(etcd, facts(etcd.name), inv)))
+                   for f in judge("node_listening_ports", node=cp_ctx))
+    out = failed(judge("node_listening_ports", node=NodeContext(etcd, facts(etcd.name), inv)))
     assert [(f.subject, f.observed) for f in out] == [
         ("ubuntu-2404-4:tcp/2379", "nothing listens on tcp/2379 (etcd client)"),
         ("ubuntu-2404-4:tcp/2380", "nothing listens on tcp/2380 (etcd peer)")]
@@ -333,7 +333,7 @@ def test_etcd_host_reachability_from_control_planes_and_peers():
     peers = {h.name: facts(h.name, probes=ok) for h in inv.hosts if h.name != etcd.name}
     peers["ubuntu-2404-6"] = facts("ubuntu-2404-6", probes="192.0.2.14:2379 open\n"
                                    "192.0.2.14:2380 timeout")
-    out = ports.ports_reachable(NodeContext(etcd, facts(etcd.name), inv, peers=peers))
+    out = judge("node_ports_reachable", node=NodeContext(etcd, facts(etcd.name), inv, peers=peers))
     assert [(f.subject, f.ok) for f in out] == [("ubuntu-2404-4:tcp/2379", True),
                                                 ("ubuntu-2404-4:tcp/2380", False)]
     assert out[0].observed == "tcp/2379 (etcd client) reachable from 5 node(s)"
@@ -345,7 +345,7 @@ def test_ports_reachable_says_what_it_could_not_check():
     """A worker-only inventory has no control plane to probe the kubelet from: the check says
     so (a passing finding with a note) instead of producing nothing."""
     w1, w2 = host("w1", "192.0.2.21"), host("w2", "192.0.2.22")
-    out = ports.ports_reachable(context(facts("w1"), w1, peers=[(w2, facts("w2"))]))
+    out = judge("node_ports_reachable", node=context(facts("w1"), w1, peers=[(w2, facts("w2"))]))
     assert [(f.subject, f.ok, f.observed) for f in out] == [
         ("w1:unchecked", True, "not checked: tcp/10250 (kubelet)")]
     assert out[0].note == ("not checked: tcp/10250 (kubelet) on w1: the inventory has no other "
@@ -354,9 +354,9 @@ def test_ports_reachable_says_what_it_could_not_check():
 
 def test_lb_listening():
     lbh = host("lb1", roles=(LB,))
-    assert failed(lb.lb_listening(context(facts("lb1"), lbh)))
+    assert failed(judge("lb_listening", node=context(facts("lb1"), lbh)))
     f = facts("lb1", listen_tcp='LISTEN 0 1 198.18.0.100:6443 0.0.0.0:* users:(("haproxy",pid=9,fd=7))')
-    out = lb.lb_listening(context(f, lbh))
+    out = judge("lb_listening", node=context(f, lbh))
     assert not failed(out) and "haproxy" in out[0].observed
 
 
@@ -368,12 +368,12 @@ def test_a_missing_command_is_not_judged_and_says_what_it_was_for():
                                          "listen-udp": "!missing ss",
                                          "iptables-save": "!missing iptables-save"}),
                   host("cp1", roles=("control_plane",)))
-    [f] = ports.listening_ports(ctx)
+    [f] = judge("node_listening_ports", node=ctx)
     assert f.unjudged == "missing tool" and not f.ok
     assert f.observed == ("cp1: ss is not installed (package iproute2); node_listening_ports "
                           "needs it to list the listening sockets")
-    for check in (firewall.firewall_input, firewall.firewall_forward):
-        [f] = check(ctx)
+    for check in ("node_firewall_input", "node_firewall_forward"):
+        [f] = judge(check, node=ctx)
         assert f.unjudged == "missing tool" and "iptables-save is not installed" in f.observed
         assert "(or nft) to read the firewall rules" in f.observed
 
@@ -422,11 +422,11 @@ def test_reachability_judges_only_the_picked_sources_and_says_so():
               for h in inv.hosts if h.name != "cp1"}
     peers = {name: facts(name, probes=text) for name, text in probes.items()}
     ctx = NodeContext(cp1, facts("cp1"), inv, Settings(probe_sources=2), peers)
-    out = ports.ports_reachable(ctx)
+    out = judge("node_ports_reachable", node=ctx)
     assert not failed(out)  # the unpicked workers' missing probes are not failures
     apiserver = next(f for f in out if f.subject == "cp1:tcp/6443")
     assert apiserver.observed == ("tcp/6443 (kube-apiserver) reachable from 2 node(s) (of 7 "
                                   "that use it: --probe-sources 2)")
     # with every source, the same answers fail: 5 workers never probed it
-    full = ports.ports_reachable(NodeContext(cp1, facts("cp1"), inv, Settings(), peers))
+    full = judge("node_ports_reachable", node=NodeContext(cp1, facts("cp1"), inv, Settings(), peers))
     assert "not reachable from" in failed(full)[0].observed

@@ -16,8 +16,8 @@ from kubeaccept.report.results import Result, Run
 from .factory import context, facts, host
 
 SCHEMA = Path(__file__).parent / "fixtures/junit/junit-10.xsd"
-BAD = Finding("node_swap", "w1:/proc/swaps", False, "swap on: /swapfile <script>x</script>",
-              "no active swap", "kubelet exits", "swapoff -a", ("cat /proc/swaps: /swapfile",))
+BAD = Finding("w1:/proc/swaps", False, "swap on: /swapfile <script>x</script>",
+              "no active swap", "kubelet exits", "swapoff -a", ("cat /proc/swaps: /swapfile",), check_id="node_swap")
 
 
 def sample_run() -> Run:
@@ -32,7 +32,7 @@ def sample_run() -> Run:
               unreachable={"w2": "unreachable: timed out after 10s"})
     run.results = [
         Result("node_swap[cp1]", "tests/test_node.py::node_swap[cp1]", "node_swap", "cp1",
-               "node", "passed", findings=[passed("node_swap", "cp1", "none", "none")]),
+               "node", "passed", findings=[passed("cp1", "none", "none", check_id="node_swap")]),
         Result("node_swap[w1]", "tests/test_node.py::node_swap[w1]", "node_swap", "w1", "node",
                "failed", "node_swap: 1 of 1 finding(s) failed", 0.01, [BAD],
                {"check_id": "node_swap", "host": "w1"}),
@@ -40,9 +40,9 @@ def sample_run() -> Run:
                "error", "unreachable: timed out after 10s"),
         Result("cluster_nodes_ready", "tests/test_node.py::cluster_nodes_ready",
                "cluster_nodes_ready", None, "node", "failed", "x", 0.0,
-               [passed("cluster_nodes_ready", "cp1", "Ready", "Ready"),
-                Finding("cluster_nodes_ready", "w1", False, "NotReady: PLEG is not healthy",
-                        "Ready", fix="look at the runtime")]),
+               [passed("cp1", "Ready", "Ready", check_id="cluster_nodes_ready"),
+                Finding("w1", False, "NotReady: PLEG is not healthy",
+                        "Ready", fix="look at the runtime", check_id="cluster_nodes_ready")]),
     ]
     return run
 
@@ -121,7 +121,7 @@ def test_junit_rewrite_validates_and_moves_properties(tmp_path):
 # --- the baseline diff ---------------------------------------------------------------------
 
 def changes(before, now):
-    findings, listed = baseline.diff("node_unchanged", "w1", before, now)
+    findings, listed = baseline.diff("w1", before, now)
     return findings, {(c["what"], c["failed"]) for c in listed}
 
 
@@ -147,12 +147,12 @@ def test_upgrade_changes_are_shown_not_failed():
 
 
 def test_restarts_count_only_when_they_grow_and_pods_come_and_go():
-    _, listed = baseline.diff("cluster_unchanged", "cluster",
+    _, listed = baseline.diff("cluster",
                               {"restarts ns/a:c": "3", "restarts ns/gone:c": "1"},
                               {"restarts ns/a:c": "3", "restarts ns/new:c": "0",
                                "restarts ns/new2:c": "5"})
     assert [c["what"] for c in listed] == ["restarts ns/new2:c"]
-    _, listed = baseline.diff("cluster_unchanged", "cluster", {"restarts ns/a:c": "3"},
+    _, listed = baseline.diff("cluster", {"restarts ns/a:c": "3"},
                               {"restarts ns/a:c": "1"})  # recreated
     assert listed == []
 
@@ -165,7 +165,7 @@ def test_interfaces_that_come_and_go_are_not_changes_but_their_values_are():
 
 
 def test_a_host_missing_from_the_baseline_fails():
-    findings, _ = baseline.diff("node_unchanged", "w9", None, {"x": "1"})
+    findings, _ = baseline.diff("w9", None, {"x": "1"})
     assert [f.observed for f in findings] == ["not in the baseline"] and not findings[0].ok
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from kubeaccept.checks import swap
 from kubeaccept.facts.swapboot import escape_path, source_path
 
 from .factory import context, facts
+from .factory import judge as run_check
 
 FIX = Path(__file__).parent / "fixtures" / "swap"
 DEBIAN_SWAP = "/dev/disk/by-uuid/8e2f1b4c-7a3d-4e5f-9b6a-1c2d3e4f5a6b"
@@ -35,7 +35,7 @@ def judge(fstab: str, boot_lines: str | None, kubelet: str | None = None, cgroup
     sections = {"swaps": swaps, "cgroupfs": cgroup}
     if boot_lines is not None:
         sections["swap-boot"] = boot_lines
-    return swap.swap(context(facts("n1", sections=sections, files=files)))
+    return run_check("node_swap", node=context(facts("n1", sections=sections, files=files)))
 
 
 def test_unit_names_are_systemd_escape_path():
