@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .build import DEFAULT_CACHE_DIR
-from .faults import FAULTS
+from .faults import BY_PURPOSE, DETECTION, FAULTS
 from .lab import Lab
 from .plan import DEFAULT_STATE_DIR
 from .power import power_off, power_on
@@ -101,13 +101,13 @@ def cmd_heal(lab: Lab, args) -> int:
 
 
 def cmd_faults(lab: Lab, args) -> int:
-    for f in FAULTS.values():
-        if f.gate or f.trust:
-            what = "the failover gate" if f.gate else "the run's own fault handling"
-            print(f"{f.name:22} {f.what}  (default host {f.host}; for {what})")
-            continue
-        tests = ", ".join(t for t, _ in f.expect)
-        print(f"{f.name:22} {f.what}  (default host {f.host}; fails {tests})")
+    for purpose, faults in BY_PURPOSE.items():
+        for f in faults.values():
+            if faults is DETECTION:
+                tests = ", ".join(t for t, _ in f.expect)
+                print(f"{f.name:22} {f.what}  (default host {f.host}; fails {tests})")
+            else:
+                print(f"{f.name:22} {f.what}  (default host {f.host}; for {purpose})")
     return 0
 
 

@@ -18,13 +18,13 @@ from . import cluster, podnet
 from .system import alive
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from .state import LabState
 
 COREDNS_PODS = cluster.COREDNS_PODS
 
 
 class Inside:
-    def __init__(self, lab: Lab):
+    def __init__(self, lab: LabState):
         self.lab = lab
 
     def cluster_up(self) -> None:

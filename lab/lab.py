@@ -13,10 +13,9 @@ from pathlib import Path
 
 from kubeaccept.model.roles import CONTROL_PLANE
 
-from . import cluster, controlplane, power, provision
+from . import controlplane, power, provision
 from .build import DEFAULT_CACHE_DIR
 from .faults import FAULTS
-from .hosts import HostRuntime
 from .inside import Inside
 from .plan import (
     BRIDGE,
@@ -24,68 +23,21 @@ from .plan import (
     NETNS_PREFIX,
     NODE_NETWORK,
     POD_SUBNET,
-    SYSTEM_PATH,
     VIP,
-    LabHost,
-    from_json,
     plan,
     to_json,
 )
+from .state import LabState
 from .system import LabError, alive, check_machine, run
 
 
-class Lab:
-    def __init__(self, state_dir: Path):
-        self.dir = state_dir
-        self.state_file = state_dir / "lab.json"
-        self.state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+class Lab(LabState):
+    """The lab's life: up, inject, heal, power, down (its state: LabState)."""
 
     @property
     def inside(self) -> Inside:
         """The Kubernetes cluster inside the lab (objects, Nodes, pod network, CoreDNS)."""
         return Inside(self)
-
-    def kube(self) -> cluster.Kube:
-        return cluster.Kube(self.dir / "admin.conf")
-
-    def reload(self) -> None:
-        """Re-read lab.json: another process (the lab CLI, e.g. a power command run by the
-        failover gate) may have changed it."""
-        self.state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
-
-    @property
-    def hosts(self) -> list[LabHost]:
-        return from_json(self.state.get("hosts", []))
-
-    @property
-    def inventory(self) -> Path:
-        return self.dir / "inventory" / "hosts.yaml"
-
-    def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        tmp.replace(self.state_file)
-
-    def runtime(self, host: LabHost) -> HostRuntime:
-        bins = {k: Path(v) for k, v in self.state.get("binaries", {}).items()}
-        components = {}
-        if bins and CONTROL_PLANE in host.roles:
-            cps = [h for h in self.hosts if CONTROL_PLANE in h.roles]
-            components = controlplane.argvs(bins, host, cps,
-                                            self.state.get("etcd_state", "new"))
-        if "kwok" in bins and host.is_node:
-            # kwok is this node's kubelet; its PATH starts with the pod-exec shims
-            components["kubelet"] = ["env", f"PATH={self.dir / 'podexec'}:{SYSTEM_PATH}",
-                                     *cluster.kwok_argv(str(self.dir / "bin" / "kubelet"),
-                                                        host)]
-        return HostRuntime(host, self.dir, self.state.setdefault("pids", {}), components)
-
-    def host(self, name: str) -> LabHost:
-        for h in self.hosts:
-            if h.name == name:
-                return h
-        raise LabError(f"no lab host {name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
 
     # --- up -------------------------------------------------------------------------------
     def up(self, workers: int, control_plane: bool = False,

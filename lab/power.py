@@ -15,6 +15,8 @@ from contextlib import suppress
 from pathlib import Path
 
 from . import podnet
+from .inside import Inside
+from .state import LabState
 from .system import LabError, alive, group_alive, run
 
 POWER_ON_FAILS = "power_on_fails"  # state flag set by the power-on-fails fault
@@ -41,7 +43,7 @@ def _pod_records(state_dir: Path, host: str) -> list[Path]:
     return out
 
 
-def power_off(lab, name: str) -> None:
+def power_off(lab: LabState, name: str) -> None:
     host = lab.host(name)
     off = lab.state.setdefault("powered_off", {})
     if name in off:
@@ -63,7 +65,7 @@ def power_off(lab, name: str) -> None:
     lab.save()
 
 
-def power_on(lab, name: str, sync: bool = True) -> None:
+def power_on(lab: LabState, name: str, sync: bool = True) -> None:
     host = lab.host(name)
     if lab.state.get(POWER_ON_FAILS):
         log(lab.dir, f"power-on {name} refused (power-on-fails fault)")
@@ -83,5 +85,5 @@ def power_on(lab, name: str, sync: bool = True) -> None:
     rt.wait_ready(timeout=30)
     if sync and lab.state.get("cluster"):
         # its pods' sandboxes and processes come back as kubelet would start them
-        lab.inside.sync_coredns(lab.kube())
+        Inside(lab).sync_coredns(lab.kube())
     lab.save()

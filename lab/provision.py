@@ -19,14 +19,14 @@ from .plan import POD_SUBNET, SERVICE_SUBNET, SYSTEM_PATH, VIP, LabHost
 from .system import run
 
 if TYPE_CHECKING:
-    from .lab import Lab
+    from .state import LabState
 
 # Commands `kubectl exec` can run in a lab pod (see podexec.py).
 POD_COMMANDS = ("nslookup", "dig", "host", "cat", "sh", "ip", "getent", "ping")
 GROUPS = {CONTROL_PLANE: "kube_control_plane", WORKER: "kube_node", ETCD: "etcd", LB: "lb"}
 
 
-def prepare_files(lab: Lab, hosts: list[LabHost]) -> None:
+def prepare_files(lab: LabState, hosts: list[LabHost]) -> None:
     """Keys, known_hosts, each host's files, kwok's credentials and the inventory."""
     ssh = lab.dir / "ssh"
     ssh.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def prepare_files(lab: Lab, hosts: list[LabHost]) -> None:
     lab.inventory.parent.mkdir(parents=True, exist_ok=True)
     lab.inventory.write_text(inventory_yaml(lab, hosts))
 
-def kubelet_files(lab: Lab, hosts: list[LabHost], cas: pki.ClusterCAs) -> None:
+def kubelet_files(lab: LabState, hosts: list[LabHost], cas: pki.ClusterCAs) -> None:
     """kwok's credentials, serving certificate and Exec rules on every node; the
     shims that route `kubectl exec` into a pod's sandbox; CoreDNS's kubeconfig."""
     exec_dir = lab.dir / "podexec"
@@ -108,7 +108,7 @@ def kubelet_files(lab: Lab, hosts: list[LabHost], cas: pki.ClusterCAs) -> None:
             "/var/lib/kubelet/pki/kubelet.key": key,
             "/etc/kwok/kwok.yaml": cluster.kwok_config().encode()})
 
-def inventory_yaml(lab: Lab, hosts: list[LabHost]) -> str:
+def inventory_yaml(lab: LabState, hosts: list[LabHost]) -> str:
     ssh = lab.dir / "ssh"
     lab_cli = (f"{sys.executable} -m lab --state-dir "
                f"{shlex.quote(str(lab.dir))}")

@@ -10,7 +10,16 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubeaccept.checks.all import load
+
 ROOT = Path(__file__).resolve().parents[2]
+# What a run without options holds, from the check registry (the suite's own source).
+CHECKS = [c for c in load().values() if not (c.destructive or c.only_with)]
+
+
+def checks_on(role: str) -> list:
+    """The checks a run tests on each host of `role`."""
+    return [c for c in CHECKS if role in c.roles]
 
 
 @dataclass

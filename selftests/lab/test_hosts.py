@@ -12,9 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from kubeaccept.model.roles import CONTROL_PLANE, WORKER
 from lab.lab import Lab
 
-from .suite import ROOT, run_suite
+from .suite import CHECKS, ROOT, checks_on, run_suite
 
 
 def test_up_is_idempotent(lab):
@@ -164,5 +165,8 @@ def test_plain_ssh_specs_reach_lab_hosts(lab, tmp_path):
     names = {c.get("name") for c in ET.parse(tmp_path / "j.xml").getroot().iter("testcase")}
     assert {"node_rp_filter[198.18.1.1]", "node_cluster_ca[198.18.0.11]",
             "lb_listening[no-lb-host]"} <= names
-    # worker: 11 node checks; control plane: 12; lb: skipped; 7 API checks
-    assert len(names) == 11 + 12 + 1 + 7, sorted(names)
+    # each host its role's checks; the lb's skipped once; the cluster checks not deselected
+    cluster = [c for c in CHECKS if not c.per_host
+               and c.id not in ("cluster_etcd", "cluster_control_plane")]
+    assert len(names) == len(checks_on(WORKER)) + len(checks_on(CONTROL_PLANE)) + 1 + \
+        len(cluster), sorted(names)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from kubeaccept.checks.all import load as load_checks
-from lab.faults import FAULTS
+from lab.faults import DETECTION
 
-from .suite import run_suite
+from .suite import CHECKS, run_suite
 
 MODES = {"serial": (), "xdist": ("-n", "2")}
-# What a healthy run must hold, from the check registry (the suite's own source).
-CHECKS = [c for c in load_checks().values() if not (c.destructive or c.only_with)]
 
 
 def expected_failures(lab, fault, host) -> dict[str, tuple[str, ...]]:
@@ -54,11 +51,10 @@ def test_healthy_lab_passes(lab, tmp_path, mode, matrix):
     assert "rp_filter" in props["evidence"]
 
 
-@pytest.mark.parametrize("fault_name", [n for n, f in FAULTS.items()
-                                       if not (f.gate or f.trust)])
+@pytest.mark.parametrize("fault_name", list(DETECTION))
 @pytest.mark.parametrize("mode", MODES)
 def test_fault_is_detected(lab, tmp_path, mode, fault_name, matrix):
-    fault = FAULTS[fault_name]
+    fault = DETECTION[fault_name]
     try:
         _, host = lab.inject(fault_name)
         run = run_suite(str(lab.inventory), tmp_path / "junit.xml", *MODES[mode])

@@ -123,32 +123,54 @@ def test_the_product_never_imports_the_lab():
         assert not {m for m in imports_of(f) if m == "lab" or m.startswith("lab.")}, f
 
 
-def test_no_import_cycle_between_modules():
-    """Module level imports (not those inside functions) form no cycle."""
-    graph = {}
-    for f in PKG.rglob("*.py"):
-        name = ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        tree = ast.parse(f.read_text())
-        deps = set()
-        for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and node.module and \
-                    node.module.startswith("kubeaccept"):
-                deps.add(node.module)
-                deps |= {f"{node.module}.{a.name}" for a in node.names}
-        graph[name] = {d for d in deps if d in project_modules()} - {name}
-    state = {}
+def module_name(f: Path) -> str:
+    return ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def top_level_imports(f: Path) -> set[str]:
+    """The modules a file imports when it is imported (not inside functions), resolved."""
+    package = module_name(f) if f.name == "__init__.py" else module_name(f).rpartition(".")[0]
+    out = set()
+    for node in ast.parse(f.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] \
+                if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out |= {mod, *(f"{mod}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of the graph (module -> modules it imports), or []."""
+    state: dict[str, int] = {}
 
     def visit(n, path):
-        if state.get(n) == "done":
-            return
-        assert state.get(n) != "open", "import cycle: " + " -> ".join([*path, n])
-        state[n] = "open"
-        for d in graph.get(n, ()):
-            if d != n and not n.startswith(d + "."):  # a package's own __init__
-                visit(d, [*path, n])
-        state[n] = "done"
-    for n in graph:
-        visit(n, [])
+        if state.get(n) == 2:
+            return []
+        if state.get(n) == 1:
+            return [*path[path.index(n):], n]
+        state[n] = 1
+        for d in sorted(graph.get(n, ())):
+            # a package's own __init__ runs first anyway
+            if not n.startswith(d + ".") and (found := visit(d, [*path, n])):
+                return found
+        state[n] = 2
+        return []
+    for n in sorted(graph):
+        if found := visit(n, []):
+            return found
+    return []
+
+
+def test_no_import_cycle_in_the_package_or_the_lab():
+    files = [*PKG.rglob("*.py"), *(ROOT / "lab").rglob("*.py")]
+    mods = {module_name(f) for f in files}
+    graph = {module_name(f): {m for m in top_level_imports(f) if m in mods} - {module_name(f)}
+             for f in files}
+    assert cycle(graph) == [], " -> ".join(cycle(graph))
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
 def test_the_wheel_ships_the_plugins_and_the_facts_script_not_the_lab(tmp_path):
