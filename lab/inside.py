@@ -8,14 +8,13 @@ import ipaddress
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubeaccept.model.roles import CONTROL_PLANE
 
 from . import cluster, podnet
-from .system import alive
+from .system import alive, python_m
 
 if TYPE_CHECKING:
     from .state import LabState
@@ -111,8 +110,7 @@ class Inside:
             if node in off:
                 continue  # powered off: its pods run again at power-on
             rt = self.lab.runtime(self.lab.host(node))
-            pid = int(rt.sh(f"{sys.executable} -m lab.podexec sandbox "
-                            f"kube-system/{name}").strip())
+            pid = int(rt.sh(f"{python_m('lab.podexec')} sandbox kube-system/{name}").strip())
             rt.start(f"pod:{name}", ["nsenter", f"--net=/proc/{pid}/ns/net", "--",
                                      self.lab.state["binaries"]["coredns"], "-conf", str(path)],
                      restart=True)

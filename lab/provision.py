@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import sys
 from typing import TYPE_CHECKING
 
 import yaml
@@ -16,7 +15,7 @@ from . import cluster, nodefiles, pki
 from .hosts import listeners, sshd_config
 from .nodefiles import host_files, write_tree
 from .plan import POD_SUBNET, SERVICE_SUBNET, SYSTEM_PATH, VIP, LabHost
-from .system import run
+from .system import python_m, run
 
 if TYPE_CHECKING:
     from .state import LabState
@@ -83,7 +82,7 @@ def kubelet_files(lab: LabState, hosts: list[LabHost], cas: pki.ClusterCAs) -> N
         shim.write_text(
             "#!/bin/sh\n# `kubectl exec POD -- CMD` on a lab node: CMD in the pod's sandbox\n"
             'if [ -n "$KUBEACCEPT_POD" ]; then\n'
-            f'  exec {sys.executable} -m lab.podexec exec "$KUBEACCEPT_POD" '
+            f'  exec {python_m("lab.podexec")} exec "$KUBEACCEPT_POD" '
             f'{cmd} "$@"\nfi\n'
             f'PATH={SYSTEM_PATH} exec {cmd} "$@"\n')
         shim.chmod(0o755)
@@ -110,8 +109,7 @@ def kubelet_files(lab: LabState, hosts: list[LabHost], cas: pki.ClusterCAs) -> N
 
 def inventory_yaml(lab: LabState, hosts: list[LabHost]) -> str:
     ssh = lab.dir / "ssh"
-    lab_cli = (f"{sys.executable} -m lab --state-dir "
-               f"{shlex.quote(str(lab.dir))}")
+    lab_cli = f"{python_m('lab')} --state-dir {shlex.quote(str(lab.dir))}"
     groups: dict[str, dict] = {g: {"hosts": {}} for g in GROUPS.values()}
     for h in hosts:
         for role in h.roles:

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
+
+# The lab is not installed (it is not shipped): a lab module run from anywhere (kwok's exec
+# shims, a host's namespace, the failover gate's power commands) finds it from the checkout.
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def python_m(module: str) -> str:
+    """A shell command line that runs `python -m module` with this checkout's lab."""
+    return f"env PYTHONPATH={shlex.quote(str(CHECKOUT))} {shlex.quote(sys.executable)} -m {module}"
+
 
 # Debian package for each command the lab runs.
 REQUIRED = {

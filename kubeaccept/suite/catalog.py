@@ -1,6 +1,6 @@
-"""The check catalogue from the registry: `pytest --kubeaccept-list`, and the tables of the
-README and docs/checks.md (`python -m kubeaccept.suite.catalog` rewrites them; a self-test fails
-when they drift)."""
+"""The check catalogue from the registry: `pytest --kubeaccept-list`, and the table of
+docs/checks.md (`python -m kubeaccept.suite.catalog` rewrites it; a self-test fails when it
+drifts)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,6 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def readme_table() -> str:
-    rows = ["| id | area | runs on | passes when |", "|---|---|---|---|"]
-    rows += [f"| `{c.id}` | {c.area} | {runs_on(c)} | {_cell(c.title)} |"
-             for c in load().values()]
-    return "\n".join(rows)
-
-
 def docs_table() -> str:
     rows = ["| id | area | runs on | asserts | failure it prevents | reads |",
             "|---|---|---|---|---|---|"]
@@ -55,7 +48,7 @@ def docs_table() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"README.md": readme_table, "docs/checks.md": docs_table}
+TABLES = {"docs/checks.md": docs_table}
 
 
 def rewrite(text: str, table: str) -> str:
