@@ -43,7 +43,11 @@ def test_unreachable_spec_errors_each_test_without_traceback(tmp_path):
                          "--connect-timeout=1", "-rE")
     assert rc == 1
     assert out.count("unreachable: connection refused by root@127.0.0.1:1") >= 9
-    assert "20 errors" in out and "passed" not in out and "Traceback" not in out
+    # every test errors but cluster_control_plane's, which fails on what it could judge
+    from kubeaccept.checks.all import load
+    run = [c for c in load().values() if not (c.destructive or c.only_with)
+           and (not c.per_host or "control_plane" in c.roles)]
+    assert f"{len(run) - 1} errors" in out and "passed" not in out and "Traceback" not in out
     # cluster checks: the unreachable host's part is not judged; a real finding still fails
     assert "ERROR tests/test_etcd.py::cluster_etcd - Unreachable: etcd: not" in out
     assert "1 failed" in out and "- 127.0.0.1:components: not checked: 127.0.0.1: " \
