@@ -151,6 +151,16 @@ FAULTS = {f.name: f for f in (
                   ("node_ports_reachable[{host}]", ("tcp/6443 (kube-apiserver) not reachable",)),
                   ("cluster_control_plane", ("not running: kube-apiserver", "no answer"))),
           action=lambda rt: rt.stop("kube-apiserver")),
+    # An upgrade left half done: one control plane's kube-apiserver static pod still two
+    # minors behind the others (the lab's components are built at one version: the manifest
+    # is what kubeadm and the suite read)
+    Fault("apiserver-behind", "cp2's kube-apiserver manifest at v1.35.0, the others at the "
+          "lab's version", "cp2", control_plane=True,
+          expect=(("cluster_version_skew", ("cp2 1.35", "more than one minor apart",
+                                            "finish the upgrade on cp2",
+                                            "newer than the oldest apiserver (1.35")),),
+          action=_sh("sed -i -E 's/(kube-apiserver:v[0-9]+)\\.[0-9]+\\.[0-9]+/\\1.35.0/' "
+                     "/etc/kubernetes/manifests/kube-apiserver.yaml")),
     Fault("lb-missing-backend", "HAProxy without cp3 among its servers", "lb1",
           may_also_fail=API_COLLATERAL,
           control_plane=True, restart=("haproxy",),

@@ -10,7 +10,7 @@ from kubeaccept.checks import dns, nodes, pods, sysctl
 from kubeaccept.model.apistate import ApiState
 from kubeaccept.model.settings import Settings
 
-from .factory import context, dns_node, facts, judge, on_cluster
+from .factory import CP, context, dns_node, facts, host, judge, on_cluster
 
 NOW = datetime(2026, 11, 23, 22, 0, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -583,3 +583,79 @@ def test_rp_filter_exception_does_not_allow_other_values():
                                   "ignoreLooseRPF: true"))
     assert out and all("effective rp_filter 3" in f.observed for f in out)
 
+
+
+# --- version skew (kubernetes.io/releases/version-skew-policy) ----------------------------
+def apiserver_manifest(tag: str) -> str:
+    """The kube-apiserver static pod kubeadm writes (its image line as kubeadm writes it)."""
+    return ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: "
+            "kube-system\nspec:\n  containers:\n  - command:\n    - kube-apiserver\n"
+            f"    image: registry.k8s.io/kube-apiserver:{tag}\n    name: kube-apiserver\n")
+
+
+def skew(apiservers: dict[str, str | None], kubelets: dict[str, str]):
+    """cluster_version_skew over control planes with these image tags (None: unreachable)
+    and Nodes with these kubeletVersions."""
+    cps = [host(n, f"192.0.2.{11 + i}", CP) for i, n in enumerate(apiservers)]
+    found = {n: "unreachable: connection refused" if tag is None else
+             facts(n, files={"/etc/kubernetes/manifests/kube-apiserver.yaml":
+                             apiserver_manifest(tag)}) for n, tag in apiservers.items()}
+    state = ApiState("https://192.0.2.100:6443", nodes=[
+        {**node(n, f"192.0.2.{30 + i}", i), "status": {
+            **node(n, f"192.0.2.{30 + i}", i)["status"], "nodeInfo": {"kubeletVersion": v}}}
+        for i, (n, v) in enumerate(kubelets.items())])
+    return judge("cluster_version_skew", api=state, cluster=on_cluster(hosts=cps, facts=found))
+
+
+def test_version_skew_within_the_policy_passes():
+    """The policy: apiservers within one minor; a kubelet not newer than the oldest
+    apiserver and up to three minors older (kubelet 1.34 with apiserver 1.37)."""
+    out = skew({"cp1": "v1.37.2", "cp2": "v1.37.2", "cp3": "v1.36.5"},
+               {"cp1": "v1.36.5", "w1": "v1.34.1", "w2": "v1.33.9"})
+    assert not failed(out), [f.observed for f in failed(out)]
+    assert {f.check_id for f in out} == {"cluster_version_skew"}
+    assert {f.subject for f in out} == {"kube-apiserver", "node cp1 kubelet",
+                                        "node w1 kubelet", "node w2 kubelet"}
+
+
+def test_a_kubelet_newer_than_the_oldest_apiserver_fails():
+    out = failed(skew({"cp1": "v1.37.2", "cp2": "v1.36.5"}, {"w1": "v1.37.2", "w2": "v1.36.0"}))
+    assert [f.subject for f in out] == ["node w1 kubelet"]
+    assert "kubelet v1.37.2 newer than the oldest apiserver (1.36; cp1 1.37, cp2 1.36)" in \
+        out[0].observed
+    assert "upgrade the control planes first" in out[0].fix
+    assert "version-skew-policy" in out[0].fix
+
+
+def test_a_kubelet_too_far_behind_fails_two_minors_below_1_25():
+    out = failed(skew({"cp1": "v1.37.2"}, {"w1": "v1.33.0", "w2": "v1.34.0"}))
+    assert [f.subject for f in out] == ["node w1 kubelet"]
+    assert "4 minors older" in out[0].observed and "at most 3 minors older" in out[0].expected
+    old = failed(skew({"cp1": "v1.27.3"}, {"w1": "v1.24.9", "w2": "v1.25.0"}))
+    assert [f.subject for f in old] == ["node w1 kubelet"]
+    assert "at most 2 minors older" in old[0].expected
+
+
+def test_apiservers_more_than_one_minor_apart_fail_and_name_the_one_behind():
+    out = failed(skew({"cp1": "v1.37.2", "cp2": "v1.35.0", "cp3": "v1.37.2"},
+                      {"cp1": "v1.37.2"}))
+    api = next(f for f in out if f.subject == "kube-apiserver")
+    assert "cp1 1.37, cp2 1.35, cp3 1.37: more than one minor apart" in api.observed
+    assert "finish the upgrade on cp2" in api.fix
+    # the kubelet at 1.37 is now newer than the oldest apiserver, which it must not be
+    assert "node cp1 kubelet" in {f.subject for f in out}
+
+
+def test_an_unreachable_control_plane_is_not_judged_the_others_are():
+    out = skew({"cp1": "v1.37.2", "cp2": None}, {"w1": "v1.37.2"})
+    [gone] = failed(out)
+    assert gone.unjudged == "unreachable" and gone.subject == "cp2:kube-apiserver"
+    assert any(f.subject == "kube-apiserver" and f.ok for f in out)
+
+
+@pytest.mark.parametrize("text, want", [("v1.37.2", (1, 37)), ("1.36", (1, 36)),
+                                        ("v1.35.0-rc.1", (1, 35)), ("v1.33.4+k3s1", (1, 33)),
+                                        ("latest", None), ("", None), ("v1", None)])
+def test_versions_are_read_as_kubernetes_writes_them(text, want):
+    from kubeaccept.checks.versions import minor_of
+    assert minor_of(text) == want
