@@ -71,10 +71,12 @@ class Session:
 
     @classmethod
     def open(cls, inventory: Inventory, settings: Settings, kubeconfig: str | None = None,
-             shared: Path | None = None, worker: tuple[int, int] = (0, 1)) -> Session:
-        """Nothing is connected to yet: logins happen as facts are asked for."""
+             shared: Path | None = None, worker: tuple[int, int] = (0, 1),
+             creds: tuple[dict, str] | None = None) -> Session:
+        """Nothing is connected to yet: logins happen as facts are asked for. `creds`: a
+        kubeconfig already read (the failover gate's, read once before it powers anything)."""
         return cls(inventory, settings, FactStore(inventory, settings, shared, worker),
-                   kubeconfig)
+                   kubeconfig, creds)
 
     # --- hosts ----------------------------------------------------------------------------
     def cluster(self, hosts: Iterable[Host] | None = None) -> ClusterContext:

@@ -63,8 +63,8 @@ class Gate:
 
     # --- facts and pre-flight -------------------------------------------------------------
     def snapshot(self) -> tuple[ClusterContext, dict, object, bytes | None]:
-        session = Session.open(self.inventory, self.settings)
-        session.creds = (self.kubeconfig, self.source)
+        session = Session.open(self.inventory, self.settings,
+                               creds=(self.kubeconfig, self.source))
         try:
             ctx = session.cluster()
             readyz = session.readyz(ctx)
