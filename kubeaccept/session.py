@@ -72,10 +72,11 @@ class Session:
     @classmethod
     def open(cls, inventory: Inventory, settings: Settings, kubeconfig: str | None = None,
              shared: Path | None = None, worker: tuple[int, int] = (0, 1),
-             creds: tuple[dict, str] | None = None) -> Session:
+             creds: tuple[dict, str] | None = None, broker: Path | None = None) -> Session:
         """Nothing is connected to yet: logins happen as facts are asked for. `creds`: a
-        kubeconfig already read (the failover gate's, read once before it powers anything)."""
-        return cls(inventory, settings, FactStore(inventory, settings, shared, worker),
+        kubeconfig already read (the failover gate's, read once before it powers anything).
+        `broker`: an xdist worker's commands run on the controller's logins there."""
+        return cls(inventory, settings, FactStore(inventory, settings, shared, worker, broker),
                    kubeconfig, creds)
 
     # --- hosts ----------------------------------------------------------------------------

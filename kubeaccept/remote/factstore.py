@@ -15,6 +15,7 @@ from kubeaccept.model.hosts import Host, Inventory
 from kubeaccept.model.ports import probe_targets
 from kubeaccept.model.roles import NODE
 from kubeaccept.model.settings import Settings
+from kubeaccept.remote.broker import Broker, BrokerConnection
 from kubeaccept.remote.transport import (
     CommandTimeout,
     Connection,
@@ -48,7 +49,7 @@ GATHER_AT_ONCE = 32
 
 class FactStore:
     def __init__(self, inventory: Inventory, settings: Settings, shared_dir: Path | None = None,
-                 worker: tuple[int, int] = (0, 1)):
+                 worker: tuple[int, int] = (0, 1), broker: Path | None = None):
         # (index, count) of this xdist worker: each starts gathering at its own share of the
         # hosts, so workers gather different hosts at once instead of queueing on one lock.
         self.worker = worker
@@ -56,8 +57,12 @@ class FactStore:
         self.settings = settings
         self.shared_dir = shared_dir
         self.logins = 0
+        # an xdist worker's commands go through the controller's logins (remote.broker)
+        self.broker = broker
+        self._serving: Broker | None = None
+        self._by_name = {h.name: h for h in inventory.hosts}
         self._parsed: dict[str, facts.NodeFacts | str] = {}
-        self._connections: dict[str, Connection | LocalConnection] = {}
+        self._connections: dict[str, Connection | LocalConnection | BrokerConnection] = {}
         self._peers: dict[str, Peers] = {}
         self._locks = {h.name: threading.Lock() for h in inventory.hosts}
         self._conn_locks = {h.name: threading.Lock() for h in inventory.hosts}
@@ -104,7 +109,16 @@ class FactStore:
         start = len(hosts) * self.worker[0] // max(1, self.worker[1])
         return hosts[start:] + hosts[:start]
 
+    def host_named(self, name: str) -> Host:
+        return self._by_name[name]
+
+    def serve(self, path: Path) -> None:
+        """Log in and run commands for the xdist workers (their FactStore's `broker`)."""
+        self._serving = Broker(self, path)
+
     def close(self) -> None:
+        if self._serving is not None:
+            self._serving.close()
         if self._pool is not None:
             # not waiting: after pytest-timeout's Timeout, waiting here for a hung gather
             # would undo the per-test timeout (the command timeout still bounds it)
@@ -127,10 +141,14 @@ class FactStore:
             tmp.replace(path)
             return data
 
-    def connection(self, host: Host) -> Connection | LocalConnection:
+    def connection(self, host: Host) -> Connection | LocalConnection | BrokerConnection:
         # one login per host also when the API's opening asks while its gathering logs in
         with self._conn_locks[host.name]:
             if host.name not in self._connections:
+                if self.broker is not None:
+                    self._connections[host.name] = BrokerConnection(
+                        self.broker, host, self.settings.connect_timeout)
+                    return self._connections[host.name]
                 self._connections[host.name] = connect(host, self.settings.connect_timeout)
                 self.logins += 1
         return self._connections[host.name]

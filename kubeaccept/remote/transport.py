@@ -56,7 +56,7 @@ def sudo_refused(host: Host, stderr: str) -> str | None:
 @dataclass(frozen=True)
 class Result:
     exit_status: int
-    stdout: str
+    stdout: str  # bytes when asked for raw output
     stderr: str
 
 
@@ -303,7 +303,9 @@ class Connection:
         if self._proxy is not None:
             self._proxy.close()
 
-    def run(self, command: str, timeout: float, stdin: bytes = b"") -> Result:
+    def run(self, command: str, timeout: float, stdin: bytes = b"",
+            raw: bool = False) -> Result:
+        """`raw`: stdout and stderr as the bytes the host sent (else decoded text)."""
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise Unreachable(f"connection to {self.host.address} was closed")
@@ -316,7 +318,7 @@ class Connection:
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            return _collect(chan, timeout, command)
+            return _collect(chan, timeout, command, raw)
 
     def close(self) -> None:
         target = self._client.get_transport()
@@ -337,7 +339,8 @@ class LocalConnection:
         self.host = host
         self._running: set[subprocess.Popen] = set()
 
-    def run(self, command: str, timeout: float, stdin: bytes = b"") -> Result:
+    def run(self, command: str, timeout: float, stdin: bytes = b"",
+            raw: bool = False) -> Result:
         try:
             proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -353,6 +356,8 @@ class LocalConnection:
             raise CommandTimeout(f"local command did not finish within {timeout:g}s") from None
         finally:
             self._running.discard(proc)
+        if raw:
+            return Result(proc.returncode, out, err)
         return Result(proc.returncode, out.decode(errors="replace"),
                       err.decode(errors="replace"))
 
@@ -417,7 +422,7 @@ def connect(host: Host, connect_timeout: float) -> Connection | LocalConnection:
     return Connection(host, connect_timeout)
 
 
-def _collect(chan: paramiko.Channel, timeout: float, command: str) -> Result:
+def _collect(chan: paramiko.Channel, timeout: float, command: str, raw: bool = False) -> Result:
     """Read until the remote end closed its output AND sent the exit status: OpenSSH may send
     the exit status before the last of the output."""
     deadline = time.monotonic() + timeout
@@ -437,5 +442,7 @@ def _collect(chan: paramiko.Channel, timeout: float, command: str) -> Result:
         if left <= 0:
             raise CommandTimeout(f"remote command did not finish within {timeout:g}s")
         select.select([chan], [], [], min(left, 1.0))
+    if raw:
+        return Result(chan.recv_exit_status(), bytes(out), bytes(err))
     return Result(chan.recv_exit_status(), out.decode(errors="replace"),
                   err.decode(errors="replace"))

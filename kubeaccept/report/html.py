@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from html import escape
 
-from kubeaccept.model.registry import AREAS
+from kubeaccept.report.results import SHOWN_AREAS as AREAS
 from kubeaccept.report.results import Result, Run, first_line, subject_host
 
-SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "–", "": "·"}
+SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "waived": "w", "skipped": "–", "": "·"}
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.2em;color:#222}
@@ -26,6 +26,7 @@ table.matrix{border-collapse:collapse;margin:.8em 0}
 td.c{cursor:pointer;min-width:1.4em}
 .passed{background:#d8f0d8}.failed{background:#f6c8c8;font-weight:bold}
 .error{background:#f8dfa8;font-weight:bold}.skipped{background:#e6e6e6}
+.waived{background:#e8d8f0}
 td.none{color:#bbb}
 td.sel{outline:3px solid #225}
 #detail{border:1px solid #999;padding:.6em;margin:.6em 0;display:none;max-width:80em}
@@ -79,7 +80,7 @@ def _hover(run: Run, results: list[Result], host: str | None) -> str:
                (host is None or r.host or subject_host(f.subject) == host)]
         if bad:
             lines += [f"{f.subject}: {f.observed}" for f in bad[:3]]
-        elif r.outcome in ("failed", "error", "skipped"):
+        elif r.outcome in ("failed", "error", "skipped", "waived"):
             lines.append(first_line(r.message))
         else:
             lines.append(f"{r.test}: {r.outcome}")
@@ -157,6 +158,30 @@ def changes(run: Run) -> str:
             "<th>where</th><th>what</th><th>before</th><th>now</th></tr>" + rows + "</table>")
 
 
+def site_commands(run: Run) -> str:
+    if not run.site_commands:
+        return ""
+    rows = "".join(f"<tr><td>{escape(h)}</td><td><pre>{escape(chr(10).join(cmds))}</pre></td>"
+                   "</tr>" for h, cmds in sorted(run.site_commands.items()))
+    return ("<h2>Commands your site checks ran</h2><p>These are the site checks' own commands: "
+            "kubeaccept's allow-list audits only its own, so keeping these read-only is yours."
+            '</p><table class="matrix" id="site-commands"><tr><th>host</th><th>commands</th>'
+            "</tr>" + rows + "</table>")
+
+
+def waivers(run: Run) -> str:
+    if not run.waivers:
+        return ""
+    rows = "".join(f'<tr class="{escape(w["state"])}"><td>{escape(w["state"])}</td>'
+                   f"<td>{escape(w['where'])}</td><td>{escape(w['check'])}</td>"
+                   f"<td>{escape(w['host'])}</td><td>{escape(w['reason'])}</td>"
+                   f"<td>{escape(w['owner'])}</td><td>{escape(w['expires'])}</td>"
+                   f"<td>{escape(', '.join(w['waived']))}</td></tr>" for w in run.waivers)
+    return ('<h2>Waivers</h2><table class="matrix" id="waivers"><tr><th>state</th>'
+            "<th>where</th><th>check</th><th>host</th><th>reason</th><th>owner</th>"
+            "<th>expires</th><th>waived</th></tr>" + rows + "</table>")
+
+
 def render(run: Run) -> str:
     counts = run.counts()
     badges = "".join(f'<span class="{o}">{n} {o}</span>' for o, n in counts.items() if n)
@@ -182,6 +207,8 @@ shows its findings about that host). Hover a cell for its finding, click it for 
 {f'<h2>Unreachable hosts (their tests ERROR)</h2><ul id="unreachable">{unreachable}</ul>'
  if unreachable else ''}
 {changes(run)}
+{waivers(run)}
+{site_commands(run)}
 <h2>Failures</h2>
 <div id="failures">{failures(run)}</div>
 <script type="application/json" id="data">{blob}</script>

@@ -19,6 +19,7 @@ from kubeaccept.report import html, junit, summary
 from kubeaccept.report.results import Result, Run
 from kubeaccept.suite.fixtures import PREVIOUS
 from kubeaccept.suite.state import STATE
+from kubeaccept.suite.waive import TODAY, WAIVERS
 
 RUN = pytest.StashKey[Run]()
 
@@ -99,6 +100,8 @@ class Collector:
         self.run = run
         self.by_nodeid: dict[str, Result] = {}
         self.snapshots: dict[str, dict] = {}
+        self.waived: dict[str, list[str]] = {}  # waiver's FILE:LINE -> the tests it waived
+        self.site: dict[str, str] = {}  # site check -> its title
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rec = getattr(report, "kubeaccept", None)
@@ -127,6 +130,24 @@ class Collector:
         if "unreachable" in props:
             host, _, cause = props["unreachable"].partition("\t")
             self.run.unreachable.setdefault(host, cause)
+        if props.get("waived"):
+            self.waived.setdefault(props["waived"], []).append(rec["test"])
+        if rec["area"] == "site":
+            self.site.setdefault(rec["check"], (rec["findings"] or [{}])[0].get("expected", ""))
+            if props.get("ran"):
+                ran = self.run.site_commands.setdefault(rec["host"] or "cluster", [])
+                ran += [c for c in props["ran"].split("\n") if c not in ran]
+
+    def waivers(self) -> list[dict]:
+        """Each --waivers entry with what it did: active (and the tests it waived), expired
+        (it waives nothing any more), stale (active, but no failure matched it)."""
+        day = self.config.stash.get(TODAY, None)
+        out = []
+        for w in self.config.stash.get(WAIVERS, []):
+            waived = self.waived.get(w.where, [])
+            state = "expired" if w.expired(day) else "active" if waived else "stale"
+            out.append({**w.to_json(), "state": state, "waived": waived})
+        return out
 
     @pytest.hookimpl(trylast=True)  # after LogXML has written its file
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
@@ -136,6 +157,9 @@ class Collector:
         seen = {r.check for r in run.results}
         run.checks = [{"id": c.id, "title": c.title, "area": c.area, "roles": list(c.roles)}
                       for c in load().values() if c.id in seen]
+        run.checks += [{"id": name, "title": title, "area": "site", "roles": []}
+                       for name, title in self.site.items()]
+        run.waivers = self.waivers()
         findings = _default(config, config.option.findings, "findings", "json")
         run.write(findings)
         page = _default(config, config.option.report_html, "report", "html")
@@ -165,11 +189,13 @@ class Collector:
 
 
 def _rank(outcome: str) -> int:
-    return ("error", "failed", "skipped", "passed").index(outcome)
+    return ("error", "failed", "waived", "skipped", "passed").index(outcome)
 
 
 def _outcome(report: pytest.TestReport) -> str | None:
     if report.when == "call":
+        if any(k == "waived" for k, _ in report.user_properties):
+            return "waived"
         return "passed" if report.passed else "skipped" if report.skipped else "failed"
     if report.failed:
         return "error"
@@ -181,6 +207,8 @@ def _outcome(report: pytest.TestReport) -> str | None:
 def _message(report: pytest.TestReport, outcome: str) -> str:
     if outcome == "skipped" and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if outcome == "waived":
+        return report.wasxfail
     if outcome in ("failed", "error"):
         return report.longreprtext
     return ""

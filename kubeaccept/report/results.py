@@ -13,7 +13,9 @@ from kubeaccept.model.findings import Finding, finding_from_json, finding_json
 from kubeaccept.model.registry import AREAS
 
 FORMAT = "kubeaccept-findings/1"
-OUTCOMES = ("failed", "error", "passed", "skipped")  # worst first
+OUTCOMES = ("failed", "error", "waived", "passed", "skipped")  # worst first
+# the report's areas: the registry's, then the user's own tests (kubeaccept.suite.site)
+SHOWN_AREAS = (*AREAS, "site")
 
 
 @dataclass
@@ -22,8 +24,8 @@ class Result:
     nodeid: str
     check: str
     host: str | None  # None for a check of the whole cluster
-    area: str  # one of registry.AREAS, or "other" for a test not in the registry
-    outcome: str  # passed, failed, error, skipped
+    area: str  # one of registry.AREAS, or "site" for the user's own test (suite.site)
+    outcome: str  # passed, failed, error, waived (a failure a --waivers entry covers), skipped
     message: str = ""  # what pytest said (failure text, skip reason)
     duration: float = 0.0
     findings: list[Finding] = field(default_factory=list)
@@ -56,6 +58,10 @@ class Run:
     results: list[Result] = field(default_factory=list)
     unreachable: dict[str, str] = field(default_factory=dict)
     changes: list[dict] = field(default_factory=list)  # --compare-baseline: what changed
+    # --waivers: each entry with its state (active, expired, stale) and the tests it waived
+    waivers: list[dict] = field(default_factory=list)
+    # host (or "cluster") -> the commands the site checks ran there: the user's, not audited
+    site_commands: dict[str, list[str]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(OUTCOMES, 0)
@@ -68,7 +74,7 @@ class Run:
                                   for f in dataclasses.fields(self)}}
         d["results"] = [r.to_json() for r in self.results]
         d["counts"] = self.counts()
-        d["areas"] = list(AREAS)
+        d["areas"] = list(SHOWN_AREAS)
         return d
 
     @classmethod
@@ -89,6 +95,9 @@ class Run:
     @classmethod
     def read(cls, path: Path) -> Run:
         return cls.from_json(json.loads(path.read_text()))
+
+    def stale_waivers(self) -> list[dict]:
+        return [w for w in self.waivers if w["state"] == "stale"]
 
     def role_of(self, host: str) -> str:
         roles = next((h["roles"] for h in self.hosts if h["name"] == host), [])

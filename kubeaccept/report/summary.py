@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from kubeaccept.model.registry import AREAS
+from kubeaccept.report.results import SHOWN_AREAS as AREAS
 from kubeaccept.report.results import Result, Run, first_line
 
 LINE = 160  # a fix line longer than this is cut
-MARK = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+MARK = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "waived": "waived",
+        "skipped": "skip"}
 
 
 def area_cell(run: Run, host: str | None, area: str) -> str:
@@ -18,6 +19,8 @@ def area_cell(run: Run, host: str | None, area: str) -> str:
     for bad in ("failed", "error"):
         if n := outcomes.count(bad):
             return f"{MARK[bad]} {n}"
+    if n := outcomes.count("waived"):
+        return f"waived {n}"
     return "ok" if "passed" in outcomes else "skip"
 
 
@@ -61,7 +64,7 @@ def fix_line(r: Result) -> str:
 
 def lines(run: Run, quiet: bool = False) -> list[str]:
     if quiet:
-        return [counts_line(run)]
+        return [counts_line(run), *waiver_lines(run)]
     out = [*table(run), counts_line(run)]
     if run.unreachable:
         out.append("unreachable (their tests ERROR): " + "; ".join(
@@ -75,4 +78,21 @@ def lines(run: Run, quiet: bool = False) -> list[str]:
     if failing:
         out.append("fix:")
         out += [f"  {fix_line(r)}" for r in failing]
+    out += waiver_lines(run)
+    if run.site_commands:
+        out.append("site checks ran (your commands: kubeaccept's allow-list audits only its own):")
+        out += [f"  {host}: {' | '.join(cmds)}"[:LINE * 2]
+                for host, cmds in sorted(run.site_commands.items())]
+    return out
+
+
+def waiver_lines(run: Run) -> list[str]:
+    """Waived tests, expired waivers, stale ones: what --waivers did this run."""
+    out = []
+    for state, words in (("active", "waived"), ("expired", "EXPIRED, no longer waives"),
+                         ("stale", "STALE, matched no failure")):
+        for w in (w for w in run.waivers if w["state"] == state):
+            what = f" ({', '.join(w['waived'])})" if w["waived"] else ""
+            out.append(f"waiver {words}: {w['where']}: {w['check']} on {w['host']}{what}: "
+                       f"{w['reason']} (owner {w['owner']}, until {w['expires']})")
     return out

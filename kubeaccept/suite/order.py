@@ -7,6 +7,7 @@ from kubeaccept.model.hosts import Inventory
 from kubeaccept.model.roles import CONTROL_PLANE
 from kubeaccept.model.settings import Settings
 from kubeaccept.remote.factstore import GATHER_AT_ONCE
+from kubeaccept.suite.site import site_host
 from kubeaccept.suite.state import node_param
 
 
@@ -28,7 +29,7 @@ def run_order(items: list, hosts: list, inventory: Inventory, settings: Settings
 
     def key(pair):
         i, item = pair
-        if host := node_param(item):
+        if host := node_param(item) or site_host(item):  # a site test: in its host's wave
             check = checks.get(getattr(item, "originalname", ""))
             names = [host.name, *(check.peers(host, inventory, settings)
                                   if check and check.peers else ())]

@@ -1,6 +1,7 @@
 """The pytest plugin: `--hosts=INVENTORY` opens a session (kubeaccept.session), hosts are
 parametrized by role, tests run in gathering order; the summary says what was not judged.
-Its parts: options, fixtures, verdict, xdist, order (loaded through pytest_plugins)."""
+Its parts: options, fixtures, verdict, xdist, waive (loaded through pytest_plugins), order,
+site (the user's testinfra tests, registered with --hosts)."""
 
 from __future__ import annotations
 
@@ -12,25 +13,13 @@ import pytest
 from kubeaccept.model.hosts import InventoryError, unassigned, unchecked_host_keys
 from kubeaccept.model.roles import ALL_ROLES, NODE
 from kubeaccept.session import Session, settings_for
-from kubeaccept.suite import xdist
+from kubeaccept.suite import site, xdist
 from kubeaccept.suite.options import default_timeout
 from kubeaccept.suite.order import run_order
 from kubeaccept.suite.state import AUTO, SELECTED, STATE, node_param
 
 pytest_plugins = ["kubeaccept.suite.options", "kubeaccept.suite.fixtures",
-                  "kubeaccept.suite.verdict", "kubeaccept.suite.xdist"]
-
-
-def testinfra_spec(host) -> str:
-    """The same host as a testinfra spec, so that testinfra's `host` fixture works too."""
-    if host.connection == "local":
-        return "local://"
-    query = [f"timeout={10}"]
-    if host.key_file:
-        query.append(f"ssh_identity_file={host.key_file}")
-    if host.become:
-        query.append("sudo=true")
-    return f"paramiko://{host.user}@{host.address}:{host.port}?{'&'.join(query)}"
+                  "kubeaccept.suite.verdict", "kubeaccept.suite.xdist", "kubeaccept.suite.waive"]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -47,9 +36,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except (InventoryError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     shared, worker = xdist.sharing(config, inventory)
-    config.stash[STATE] = Session.open(inventory, settings, config.option.kubeconfig, shared,
-                                       worker)
-    config.option.hosts = ",".join(testinfra_spec(h) for h in inventory.hosts)
+    broker = shared / xdist.BROKER if shared and xdist.is_worker(config) else None
+    config.stash[STATE] = state = Session.open(inventory, settings, config.option.kubeconfig,
+                                               shared, worker, broker=broker)
+    if shared and not xdist.is_worker(config):
+        state.store.serve(shared / xdist.BROKER)  # the workers' SSH logins, held here
+    # the user's own testinfra tests on the same logins (its `host` replaces testinfra's)
+    config.pluginmanager.register(site, "kubeaccept-site")
     if not xdist.is_worker(config) and not config.option.xmlpath:
         # one file per phase: the failover gate runs apart from the non-destructive suite
         name = "junit-failover.xml" if getattr(config.option, "failover", None) else "junit.xml"

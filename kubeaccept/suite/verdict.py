@@ -12,6 +12,7 @@ from kubeaccept.model.findings import Finding, finding_json
 from kubeaccept.model.redact import redact
 from kubeaccept.model.registry import REGISTRY
 from kubeaccept.suite.state import FINDINGS, SNAPSHOT, node_param
+from kubeaccept.suite.waive import waive
 
 
 @pytest.fixture
@@ -68,6 +69,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             call.excinfo.errisinstance(Unjudged):
         # reported like the failing `node` fixture of an unreachable host: ERROR, not FAILED
         report.when = "setup"
+    elif call.when == "call" and report.failed:
+        waive(item, report)  # --waivers: waived (xfail), or the expired waiver said
     _redact_report(report)
     # one JSON string: xdist's serializer walks nested objects in Python, 0.35 ms per report
     report.kubeaccept = json.dumps(_record(item, call.when))
@@ -89,11 +92,12 @@ def _record(item: pytest.Item, when: str) -> dict:
     """What the reports need of a test, JSON only (it crosses from xdist workers)."""
     check = getattr(item, "originalname", item.name)
     params = getattr(getattr(item, "callspec", None), "params", {})
-    node = params.get("node")
+    node = params.get("node") or params.get("host")  # a site test's host: suite.site
     host = node.name if node is not None else params.get("failover_target")
     found = item.stash.get(FINDINGS, []) if when == "call" else []
     return {"test": item.name, "check": check, "host": host,
-            "area": REGISTRY[check].area if check in REGISTRY else "other",
+            # a test not in the registry is the user's own: a site check
+            "area": REGISTRY[check].area if check in REGISTRY else "site",
             "snapshot": _redacted(item.stash.get(SNAPSHOT, None)) if when == "call" else None,
             "findings": [_redacted(finding_json(f)) for f in found]}
 

@@ -20,6 +20,8 @@ from kubeaccept.suite.state import AUTO, LOADED
 # the facts are gathered by threads in every process anyway: at 200 hosts serial measured
 # 13.2-13.5 s against 13.5-17.1 s with -n 2 (README "Performance").
 HOSTS_PER_WORKER = 150
+# The controller's SSH broker in the shared directory: one login per host for all workers.
+BROKER = "ssh.sock"
 
 
 def auto_workers(hosts: int, cpus: int) -> int:
