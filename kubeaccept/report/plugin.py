@@ -18,6 +18,7 @@ from kubeaccept.model.roles import ALL_ROLES
 from kubeaccept.report import html, junit, summary
 from kubeaccept.report.results import Result, Run
 from kubeaccept.suite.fixtures import PREVIOUS
+from kubeaccept.suite.options import LISTING
 from kubeaccept.suite.state import STATE
 from kubeaccept.suite.waive import TODAY, WAIVERS
 
@@ -76,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[PREVIOUS] = baseline.read(config.option.compare_baseline)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
-    if hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput") or LISTING in config.stash:
         return
     inv = state.inventory
     run = Run(

@@ -59,6 +59,8 @@ def fix_line(r: Result) -> str:
     if fixes:
         return f"{r.test}: {first_line(fixes[0], LINE)}" + (f" (+{len(fixes) - 1} more)"
                                                        if len(fixes) > 1 else "")
+    if bad := [f for f in r.findings if not f.ok]:  # a site check's: what it asserted
+        return f"{r.test}: {first_line(bad[0].observed, LINE)}"
     return f"{r.test}: {first_line(r.message, LINE) or 'see the failure above'}"
 
 

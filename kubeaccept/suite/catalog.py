@@ -36,6 +36,36 @@ def listing() -> str:
     return "\n".join(out)
 
 
+def site_listing(items) -> list[str]:
+    """The site checks collected (the user's testinfra tests), with the hosts they run on."""
+    tests: dict[str, list[str]] = {}
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        if name in load():
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        host = params.get("host")
+        where = tests.setdefault(f"{name}  [site; {item.location[0]}]", [])
+        if host is not None and hasattr(host, "name"):
+            where.append(host.name)
+        elif "kube" in getattr(item, "fixturenames", ()):
+            where.append("cluster")
+    out = [f"{name}\n    on: {', '.join(hosts) or 'the hosts --hosts gives'}"
+           for name, hosts in tests.items()]
+    return [*out, f"{len(tests)} site checks"] if tests else []
+
+
+def waiver_listing(config) -> list[str]:
+    """The --waivers entries: active ones, and those past their date (they waive nothing)."""
+    from kubeaccept.suite.waive import TODAY, WAIVERS
+
+    entries = config.stash.get(WAIVERS, [])
+    day = config.stash.get(TODAY, None)
+    out = [f"waiver {'EXPIRED' if w.expired(day) else 'active'}: {w.describe()}"
+           for w in entries]
+    return out
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 

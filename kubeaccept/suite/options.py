@@ -55,13 +55,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "inventory; else the 10th address, e.g. 10.96.0.10)")
 
 
-def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if config.getoption("kubeaccept_list", False):
-        from kubeaccept.suite.catalog import listing
+LISTING = pytest.StashKey[list]()  # --kubeaccept-list: the lines to print after collection
 
-        print(listing())
-        return 0
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """--kubeaccept-list: collect only (nothing is connected to), then list the registry's
+    checks, the site checks collected and the --waivers entries instead of the items."""
+    if config.getoption("kubeaccept_list", False):
+        config.option.collectonly = True
+        config.stash[LISTING] = []
     return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list) -> None:
+    if LISTING not in config.stash:
+        return
+    from kubeaccept.suite.catalog import listing, site_listing, waiver_listing
+
+    config.stash[LISTING] = [listing(), *site_listing(items), *waiver_listing(config)]
+    items.clear()
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str] | None:
+    return config.stash.get(LISTING, None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if LISTING in session.config.stash and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
 
 
 # The last line of defence against a hang that the connect/command timeouts missed: a test

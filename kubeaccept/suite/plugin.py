@@ -14,7 +14,7 @@ from kubeaccept.model.hosts import InventoryError, unassigned, unchecked_host_ke
 from kubeaccept.model.roles import ALL_ROLES, NODE
 from kubeaccept.session import Session, settings_for
 from kubeaccept.suite import site, xdist
-from kubeaccept.suite.options import default_timeout
+from kubeaccept.suite.options import LISTING, default_timeout
 from kubeaccept.suite.order import run_order
 from kubeaccept.suite.state import AUTO, SELECTED, STATE, node_param
 
@@ -43,7 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state.store.serve(shared / xdist.BROKER)  # the workers' SSH logins, held here
     # the user's own testinfra tests on the same logins (its `host` replaces testinfra's)
     config.pluginmanager.register(site, "kubeaccept-site")
-    if not xdist.is_worker(config) and not config.option.xmlpath:
+    if not xdist.is_worker(config) and not config.option.xmlpath and \
+            LISTING not in config.stash:
         # one file per phase: the failover gate runs apart from the non-destructive suite
         name = "junit-failover.xml" if getattr(config.option, "failover", None) else "junit.xml"
         config.option.xmlpath = str(Path(config.rootpath) / "reports" / name)
@@ -106,7 +107,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config, items) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
-        if any({"node", "cluster"} & set(getattr(item, "fixturenames", ())) for item in items):
+        if LISTING not in config.stash and any(
+                {"node", "cluster"} & set(getattr(item, "fixturenames", ())) for item in items):
             raise pytest.UsageError("kubeaccept's tests need --hosts=INVENTORY (an inventory "
                                     "file or directory, e.g. --hosts=inventory, or "
                                     "ssh://user@host specs)")
