@@ -113,15 +113,10 @@ def test_one_login_per_host(lab, tmp_path):
         assert run.returncode == 0, run.output[-2000:]
         after = lab.logins()
         delta = {h: after[h] - before[h] for h in after}
-        # One facts command per host per run, shared by xdist workers. Serially the API
-        # credentials come over a connection already open; an xdist worker that has none to
-        # a control plane opens one to read admin.conf (never written to disk to share it).
-        if not extra:
-            assert set(delta.values()) == {1}, f"logins per host {delta}"
-        else:
-            cps = {h.name for h in lab.hosts if "control_plane" in h.roles}
-            assert all(n == 1 or (h in cps and n <= 3) for h, n in delta.items()), delta
-            assert sum(delta.values()) <= len(delta) + 2, delta
+        # One facts command per host per run, shared by xdist workers; the API credentials
+        # come over a connection already open. Under xdist the controller holds the logins
+        # and runs the workers' commands on them (kubeaccept.remote.broker).
+        assert set(delta.values()) == {1}, f"logins per host {delta} with {extra}"
 
 
 def test_bad_inventory_is_one_line(lab, tmp_path):
@@ -131,20 +126,6 @@ def test_bad_inventory_is_one_line(lab, tmp_path):
     assert run.returncode == 4
     assert "Traceback" not in run.output
     assert str(bad) in run.output
-
-
-def test_testinfra_host_fixture_reaches_the_inventory_hosts(lab, tmp_path):
-    """Users' own testinfra tests get the inventory's hosts through the same --hosts."""
-    (tmp_path / "test_mine.py").write_text(
-        "def test_own_hostname(host):\n"
-        "    assert host.file('/etc/hostname').exists or host.check_output('hostname') == 'lb1'\n"
-        "    assert host.check_output('hostname') in {'lb1', 'cp1', 'cp2', 'cp3', 'w1', 'w2'}\n")
-    proc = subprocess.run([sys.executable, "-m", "pytest", f"--hosts={lab.inventory}", "-q",
-                           "-p", "no:cacheprovider", "--junitxml", str(tmp_path / "j.xml"),
-                           str(tmp_path / "test_mine.py")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    assert "6 passed" in proc.stdout
 
 
 def test_plain_ssh_specs_reach_lab_hosts(lab, tmp_path):
