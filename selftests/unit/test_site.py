@@ -273,3 +273,20 @@ def test_kubeaccept_list_shows_site_checks_and_waivers(tmp_path):
     assert "test_marker  [site; " in out and "on: w1, w2" in out
     assert "3 site checks" in out and f"waiver active: {path}:1: test_marker on *" in out
     assert not (tmp_path / "j.xml").exists() or "testcase" not in (tmp_path / "j.xml").read_text()
+
+
+def test_the_example_site_folder_and_waivers_are_what_the_docs_say(tmp_path):
+    example = ROOT / "inventory" / "examples" / "site"
+    entries = waivers.load(example / "waivers.yaml")
+    assert [w.check for w in entries] == ["test_max_map_count_for_search_workloads",
+                                          "node_swap"]
+    rc, out = run(tmp_path, f"--hosts={local_inventory(tmp_path)}",
+                  f"--waivers={example / 'waivers.yaml'}", "--kubeaccept-list", str(example))
+    assert rc == 0, out
+    assert "test_clock_is_synchronised  [site; " in out and "on: cp1, w1, w2" in out
+    assert "test_every_node_has_a_zone  [site; " in out and "on: cluster" in out
+    assert "3 site checks" in out
+    docs = (ROOT / "docs" / "site-checks.md").read_text()
+    assert "def test_every_node_has_a_zone(kube):" in docs
+    assert "waiver 2 has no owner: every waiver names its check, why, who owns it and until " \
+        "when" in docs
