@@ -290,3 +290,42 @@ def test_the_example_site_folder_and_waivers_are_what_the_docs_say(tmp_path):
     assert "def test_every_node_has_a_zone(kube):" in docs
     assert "waiver 2 has no owner: every waiver names its check, why, who owns it and until " \
         "when" in docs
+
+
+class Recording:
+    """A connection that records what it was asked to run."""
+
+    def __init__(self):
+        self.asked = []
+
+    def run(self, command, timeout, stdin=b"", raw=False):
+        from kubeaccept.remote.transport import Result
+
+        self.asked.append((command, stdin))
+        return Result(0, b"", b"")
+
+
+class OneConnection:
+    def __init__(self, conn):
+        self.conn = conn
+        self.settings = Settings(command_timeout=5)
+
+    def connection(self, host):
+        return self.conn
+
+
+def test_become_runs_the_whole_line_as_root_as_ansible_become_says():
+    """ansible_become: the line runs under sudo -n /bin/sh -c (a pipe included), as
+    testinfra's own sudo does; with a become password, sudo -S gets it on stdin."""
+    from kubeaccept.model.hosts import Host
+
+    conn = Recording()
+    plain = Host("w1", "198.18.1.1", user="ops", become=True)
+    testinfra.host.Host(SuiteBackend(plain, OneConnection(conn))).run("cat /etc/x | wc -l")
+    assert conn.asked[-1] == ("sudo -n -- /bin/sh -c 'cat /etc/x | wc -l'", b"")
+    secret = Host("w1", "198.18.1.1", user="ops", become=True, become_password="pw")
+    testinfra.host.Host(SuiteBackend(secret, OneConnection(conn))).run("id -u")
+    assert conn.asked[-1] == ("sudo -S -p '' -- /bin/sh -c 'id -u'", b"pw\n")
+    root = Host("w1", "198.18.1.1", user="root", become=True)
+    testinfra.host.Host(SuiteBackend(root, OneConnection(conn))).run("id -u")
+    assert conn.asked[-1] == ("id -u", b"")
