@@ -96,9 +96,6 @@ class Run:
     def read(cls, path: Path) -> Run:
         return cls.from_json(json.loads(path.read_text()))
 
-    def stale_waivers(self) -> list[dict]:
-        return [w for w in self.waivers if w["state"] == "stale"]
-
     def role_of(self, host: str) -> str:
         roles = next((h["roles"] for h in self.hosts if h["name"] == host), [])
         return roles[0] if roles else ""

@@ -38,15 +38,15 @@ def listing() -> str:
 
 def site_listing(items) -> list[str]:
     """The site checks collected (the user's testinfra tests), with the hosts they run on."""
+    from kubeaccept.suite.site import is_site
+    from kubeaccept.suite.state import site_host
+
     tests: dict[str, list[str]] = {}
-    for item in items:
+    for item in filter(is_site, items):
         name = getattr(item, "originalname", item.name)
-        if name in load():
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        host = params.get("host")
+        host = site_host(item)
         where = tests.setdefault(f"{name}  [site; {item.location[0]}]", [])
-        if host is not None and hasattr(host, "name"):
+        if host is not None:
             where.append(host.name)
         elif "kube" in getattr(item, "fixturenames", ()):
             where.append("cluster")

@@ -7,8 +7,7 @@ from kubeaccept.model.hosts import Inventory
 from kubeaccept.model.roles import CONTROL_PLANE
 from kubeaccept.model.settings import Settings
 from kubeaccept.remote.factstore import GATHER_AT_ONCE
-from kubeaccept.suite.site import site_host
-from kubeaccept.suite.state import node_param
+from kubeaccept.suite.state import node_param, site_host
 
 
 def run_order(items: list, hosts: list, inventory: Inventory, settings: Settings) -> list:

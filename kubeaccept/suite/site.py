@@ -20,10 +20,9 @@ from kubeaccept.model.findings import Finding
 from kubeaccept.model.hosts import Host, as_root
 from kubeaccept.model.registry import REGISTRY
 from kubeaccept.remote.transport import CommandTimeout, Unreachable
-from kubeaccept.suite.state import FINDINGS, STATE
+from kubeaccept.suite.state import FINDINGS, STATE, site_host
 from kubeaccept.suite.verdict import Unjudged
 
-AREA = "site"
 RAN = pytest.StashKey[list]()  # the commands a site test ran, in order
 
 
@@ -63,10 +62,6 @@ class SuiteBackend(testinfra.backend.base.BaseBackend):
 def is_site(item: pytest.Item) -> bool:
     """A test of the user's own, not one of the registry's checks."""
     return getattr(item, "originalname", item.name) not in REGISTRY
-
-
-def site_host(item: pytest.Item) -> Host | None:
-    return getattr(item, "callspec", None) and item.callspec.params.get("host")
 
 
 HOSTS = pytest.StashKey[dict]()  # inventory host name -> its testinfra Host, per process

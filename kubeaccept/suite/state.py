@@ -18,3 +18,8 @@ AUTO = pytest.StashKey[str]()  # what -n auto picked, for the header
 def node_param(item) -> Host | None:
     """The host a test runs on (its `node` parameter), or None."""
     return getattr(item, "callspec", None) and item.callspec.params.get("node")
+
+
+def site_host(item) -> Host | None:
+    """The host a site test (kubeaccept.suite.site) runs on (its `host` parameter), or None."""
+    return getattr(item, "callspec", None) and item.callspec.params.get("host")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kubeaccept.model import waivers as model
-from kubeaccept.suite.state import FINDINGS, node_param
+from kubeaccept.suite.state import FINDINGS, node_param, site_host
 
 WAIVERS = pytest.StashKey[list]()  # the --waivers file's entries
 TODAY = pytest.StashKey[object]()  # the day they are judged against (one for the run)
@@ -40,8 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def failing_hosts(item: pytest.Item) -> set[str]:
     """Whom the failure is about: the test's host, else the hosts of its failing findings
     ("cluster" when they name none)."""
-    host = node_param(item) or (getattr(item, "callspec", None)
-                                and item.callspec.params.get("host"))
+    host = node_param(item) or site_host(item)
     if host:
         return {host.name}
     bad = [f for f in item.stash.get(FINDINGS, []) if not f.ok]
