@@ -34,7 +34,9 @@ FORWARD_WHY = (
 )
 
 
-INCOMPATIBLE = re.compile(r"^# Table '(\w+)' is incompatible, use 'nft' tool\.", re.M)
+# What iptables-nft-save prints for a table it cannot show, e.g. iptables 1.8.9's
+# "# Table `filter' is incompatible, use 'nft' tool." (a backtick, then a straight quote)
+INCOMPATIBLE = re.compile(r"^(# Table [`'](\w+)' is incompatible, use 'nft' tool\.)", re.M)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def rulesets(ctx: NodeContext) -> tuple[list, list[str]]:
 
 
 def _read_rulesets(facts) -> tuple[list, list[str]]:
-    out, errors, incompatible = [], [], set()
+    out, errors, incompatible = [], [], {}
     for source in ("iptables-save", "iptables-legacy-save"):
         text = facts.section(source)
         if text is None or facts.missing(source):
@@ -60,7 +62,7 @@ def _read_rulesets(facts) -> tuple[list, list[str]]:
         body, marker, status = text.rpartition("!exit ")
         if not marker:
             body, status = text, "0"
-        incompatible |= set(INCOMPATIBLE.findall(body))
+        incompatible.update({table: line for line, table in INCOMPATIBLE.findall(body)})
         if status.strip() != "0":
             last = body.strip().splitlines()[-1:] or [f"exit status {status.strip()}"]
             errors.append(f"{source} failed: {last[0]}")
@@ -75,15 +77,15 @@ def _read_rulesets(facts) -> tuple[list, list[str]]:
         if status.strip() == "0":
             try:
                 out.append(NftView(nftables.parse(body), frozenset(incompatible)))
-                incompatible = set()  # nft itself reads those tables
+                incompatible = {}  # nft itself reads those tables
             except nftables.NftError as exc:
                 errors.append(str(exc))
         else:
             errors.append(f"nft -j list ruleset failed: {(body.strip().splitlines() or ['?'])[-1]}")
-    for table in sorted(incompatible):
-        errors.append(f"iptables-save printed \"# Table '{table}' is incompatible, use 'nft' "
-                      f"tool.\": table ip {table} exists but its rules could not be read, so "
-                      f"what it does is unknown (run: nft list table ip {table})")
+    for table, line in sorted(incompatible.items()):
+        errors.append(f"iptables-save printed \"{line}\": table ip {table} exists but its "
+                      f"rules could not be read, so what it does is unknown (run: nft list "
+                      f"table ip {table})")
     return out, errors
 
 
@@ -319,8 +321,9 @@ def pod_interfaces(ctx: NodeContext) -> tuple[str | None, str | None, str]:
                 "packets carry the node's real interfaces: the tunnel (`flannel.1`, "
                 "`vxlan.calico`, `tunl0`, `cilium_vxlan`, `weave`, else the node interface) "
                 "and the pod side (`cni0`, else a `cali*`/`lxc*` veth the node has), so `-o "
-                "cali+` rules are decided. `# Table 'filter' is incompatible, use 'nft' "
-                "tool.` without nft's own answer is a failing \"unknown\", never \"nothing "
+                "cali+` rules are decided. A table iptables-nft-save cannot show (``# Table "
+                "`filter' is incompatible, use 'nft' tool.``) is judged from nft's ruleset of "
+                "it; without nft's own answer is a failing \"unknown\", never \"nothing "
                 "filters\"; a pod subnet under 512 addresses says FORWARD was not checked"),
        prevents=("`ICMP host 10.244.0.2 unreachable - admin prohibited`; cross-node DNS "
                  "broken (report 03)"))

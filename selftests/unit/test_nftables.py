@@ -114,16 +114,33 @@ def test_node_firewall_input_fails_on_an_nft_only_drop():
     assert "nft delete rule inet host input handle" in bad[0].fix
 
 
+# iptables-nft 1.8.9 (this machine's, Debian 12) over a `table ip filter` that nft 1.0.6 made
+# with a set lookup in FORWARD, in a private network namespace: what iptables-nft-save printed
+# (fixtures/nft/incompatible-filter.iptables-save-1.8.9) and nft -j list ruleset.
+INCOMPATIBLE_1_8_9 = (FIX / "incompatible-filter.iptables-save-1.8.9").read_text()
+
+
 def test_incompatible_table_is_unknown_not_open():
-    """iptables-nft-save prints `# Table 'filter' is incompatible, use 'nft' tool.` for a
-    table it cannot represent: without nft's own answer the verdict is unknown."""
-    text = ("# Table 'filter' is incompatible, use 'nft' tool.\n*nat\n:PREROUTING ACCEPT [0:0]\n"
-            "COMMIT\n!exit 0")
-    f = facts("n1", sections={"iptables-save": text})
+    """Without nft's own answer, a table iptables-nft-save cannot show is undecided, quoted
+    as iptables printed it, never "nothing filters"."""
+    assert INCOMPATIBLE_1_8_9.startswith("# Table `filter' is incompatible, use 'nft' tool.")
+    f = facts("n1", sections={"iptables-save": INCOMPATIBLE_1_8_9})
     out = judge("node_firewall_forward", node=context(f))
     assert [x.ok for x in out] == [False]
-    assert "table ip filter exists but its rules could not be read" in out[0].observed
+    assert ("iptables-save printed \"# Table `filter' is incompatible, use 'nft' tool.\": "
+            "table ip filter exists but its rules could not be read") in out[0].observed
     assert "nft list table ip filter" in out[0].observed
+    assert "nothing filters" not in out[0].observed
+
+
+def test_incompatible_table_is_judged_from_nfts_ruleset():
+    """nft(8): every base chain on the hook filters the packet; the incompatible table's
+    FORWARD rejects pod traffic to 10.244.0.0/16 (nft's rule, handle 4)."""
+    out = judge("node_firewall_forward", node=context(_nft_facts("incompatible-filter",
+                                                                   INCOMPATIBLE_1_8_9)))
+    bad = [f for f in out if not f.ok]
+    assert bad and all("REJECT by ip filter FORWARD handle" in f.observed for f in bad), out
+    assert all("nothing filters" not in f.observed for f in out)
 
 
 def test_fixture_sources_are_the_nft_files():

@@ -9,11 +9,10 @@ kube-controller-manager v1.37.2 returned with the faults node-pressure and node-
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kubeaccept.model.apistate import ApiState, parse_time
+from kubeaccept.model.apistate import ApiState
 
 from .factory import judge
 
