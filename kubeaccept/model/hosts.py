@@ -96,6 +96,12 @@ def as_root(host: Host, line: str) -> tuple[str, bytes]:
     return f"sudo -n -- {line}", b""
 
 
+def _example(groups) -> str:
+    """A --role-groups value for these groups, as an example to edit."""
+    names = sorted(groups) or ["GROUP"]
+    return f"worker={','.join(names)}"
+
+
 def unassigned(inventory: Inventory) -> list[str]:
     """One line per host kubeaccept does not test because none of its groups gives a role."""
     known = ", ".join(GROUP_ROLES)
@@ -106,7 +112,9 @@ def unassigned(inventory: Inventory) -> list[str]:
         groups = ", ".join(sorted(h.groups)) or "none"
         why = ("it is kubespray's bastion, through which the other hosts are reached"
                if h.name == "bastion" else
-               f"put it in one of the groups kubeaccept knows ({known}) or leave it out")
+               f"put it in one of the groups kubeaccept knows ({known}), map its groups "
+               f"(--role-groups {_example(h.groups)}), set kubernetes_role (control_plane, "
+               "master, node) or kubeaccept_roles in its host variables, or leave it out")
         lines.append(f"host {h.name} is not tested: none of its groups ({groups}) gives it a "
                      f"role; {why}")
     return lines
