@@ -3,6 +3,7 @@ testinfra-style host specs, the ssh arguments and kubespray's variables."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from kubeaccept.inventory.ansible import load_inventory, resolve_inventory_path
@@ -19,5 +20,6 @@ def load_hosts(value: str, cwd: Path, role_groups: str | None = None) -> Invento
     except ValueError as exc:
         raise InventoryError(str(exc)) from None
     path = resolve_inventory_path(value, cwd)
-    return load_inventory(path, role_groups=mapping) if path is not None \
-        else parse_host_specs(value)
+    if path is None:
+        return parse_host_specs(value)
+    return replace(load_inventory(path, role_groups=mapping), role_groups=role_groups or "")

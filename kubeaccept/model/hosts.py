@@ -51,6 +51,7 @@ class Inventory:
     hosts: tuple[Host, ...]
     # Variables of groups all and k8s_cluster (kube_pods_subnet, kube_version, ...).
     cluster_vars: Mapping[str, Any] = _no_vars()
+    role_groups: str = ""  # --role-groups as given (the failover journal re-reads with it)
 
     def by_role(self, *roles: str) -> tuple[Host, ...]:
         return tuple(h for h in self.hosts if h.roles.intersection(roles))
@@ -69,7 +70,8 @@ class Inventory:
             d.update(groups=sorted(h.groups), roles=sorted(h.roles), vars=dict(h.vars))
             return d
         return json.dumps({"source": self.source, "hosts": [plain(h) for h in self.hosts],
-                           "cluster_vars": dict(self.cluster_vars)})
+                           "cluster_vars": dict(self.cluster_vars),
+                           "role_groups": self.role_groups})
 
     @classmethod
     def from_json(cls, text: str) -> Inventory:
@@ -77,7 +79,8 @@ class Inventory:
         hosts = tuple(Host(**{**h, "groups": frozenset(h["groups"]),
                               "roles": frozenset(h["roles"]),
                               "vars": MappingProxyType(h["vars"])}) for h in data["hosts"])
-        return cls(data["source"], hosts, MappingProxyType(data["cluster_vars"]))
+        return cls(data["source"], hosts, MappingProxyType(data["cluster_vars"]),
+                   data.get("role_groups", ""))
 
 
 def node_ip(host: Host) -> str:
