@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kubeaccept.facts import nftables
 from kubeaccept.facts.iptables import Packet
 
@@ -146,3 +148,55 @@ def test_incompatible_table_is_judged_from_nfts_ruleset():
 def test_fixture_sources_are_the_nft_files():
     for json_file in FIX.glob("*.json"):
         assert json_file.with_suffix(".nft").exists()
+
+
+# Real iptables-nft-save outputs of Debian's iptables 1.8.7 (bullseye), 1.8.9 (bookworm) and
+# 1.8.11 (trixie), each run in a private network namespace over the same rules (fixtures/nft/
+# README.md): a table iptables made, then a base chain `extra` added by nft 1.0.6 that drops
+# pod traffic; and a set match nft added to the iptables-made FORWARD.
+
+
+def _save(name: str) -> str:
+    return (FIX / name).read_text()
+
+
+@pytest.mark.parametrize("version", ["1.8.9", "1.8.11"])
+def test_a_base_chain_iptables_does_not_show_is_judged_from_nft(version):
+    """1.8.9+: "# Table `filter' contains incompatible base-chains, use 'nft' tool to list
+    them." on stdout, exit 0, the FORWARD it made shown, `extra` left out; nft(8): every base
+    chain on the hook filters the packet, so `extra`'s drop is the verdict."""
+    save = _save(f"foreign-base-chain.iptables-save-{version}")
+    assert "# Table `filter' contains incompatible base-chains, use 'nft' tool to list them." \
+        in save
+    out = judge("node_firewall_forward", node=context(_nft_facts("foreign-base-chain", save)))
+    bad = [f for f in out if not f.ok]
+    assert bad and all("DROP by ip filter extra handle" in f.observed for f in bad), out
+    # without nft's answer: unknown, saying why, never a pass
+    f = facts("n1", sections={"iptables-save": save})
+    (only,) = judge("node_firewall_forward", node=context(f))
+    assert not only.ok and "has base chains iptables does not show, and they filter too" in \
+        only.observed and "nft list table ip filter" in only.observed
+
+
+def test_iptables_1_8_7_crashing_on_that_table_is_judged_from_nft():
+    """1.8.7 aborts on it ("free(): double free detected in tcache 2", exit 134): every
+    iptables table is then read from nft."""
+    save = _save("foreign-base-chain.iptables-save-1.8.7")
+    out = judge("node_firewall_forward", node=context(_nft_facts("foreign-base-chain", save)))
+    bad = [f for f in out if not f.ok]
+    assert bad and all("DROP by ip filter extra handle" in f.observed for f in bad), out
+    f = facts("n1", sections={"iptables-save": save})
+    (only,) = judge("node_firewall_forward", node=context(f))
+    assert not only.ok and ("iptables-save failed (exit status 134): free(): double free "
+                            "detected in tcache 2") in only.observed
+
+
+def test_a_set_match_iptables_prints_as_a_bare_drop_is_read_from_nft():
+    """iptables-nft-save (1.8.7-1.8.13) prints nft's `ip saddr @blocked drop` as `-A FORWARD
+    -j DROP`: taken as is, every pod packet would be dropped. nft's own rule matches only the
+    (empty) set: pod traffic is accepted by the rule iptables made before it."""
+    save = _save("set-lookup.iptables-save-1.8.9")
+    assert "-A FORWARD -j DROP" in save
+    out = judge("node_firewall_forward", node=context(_nft_facts("set-lookup", save)))
+    assert out and all(f.ok for f in out), [f.observed for f in out if not f.ok]
+    assert all("ACCEPT by ip filter FORWARD handle" in f.observed for f in out)
