@@ -178,10 +178,21 @@ def _source_class(address: str, nets: tuple, nft: bool) -> tuple:
     return (address if nft else None, *(ip in n for n in nets))
 
 
+PERMISSION_WORDS = ("permission denied", "must be root", "operation not permitted")
+
+
 def _unreadable(ctx: NodeContext, errors: list[str]) -> list[Finding]:
+    """The fix follows what went wrong: a permission error wants root; iptables that cannot
+    show a table wants nft (installed, to read it with), not root."""
+    text = " ".join(errors).lower()
+    if any(w in text for w in PERMISSION_WORDS):
+        fix = "run the suite as root or with ansible_become=true"
+    else:
+        fix = (f"install nftables' nft on {ctx.host.name} (the suite then reads the tables "
+               "iptables cannot show from `nft -j list ruleset`), or look at them yourself: "
+               "`nft list ruleset`")
     return [Finding(ctx.host.name, False, "; ".join(errors), "readable iptables rules",
-                    "the firewall cannot be verified",
-                    "run the suite as root or with ansible_become=true", tuple(errors))]
+                    "the firewall cannot be verified", fix, tuple(errors))]
 
 
 def _inbound(ctx: NodeContext):

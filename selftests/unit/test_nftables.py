@@ -200,3 +200,15 @@ def test_a_set_match_iptables_prints_as_a_bare_drop_is_read_from_nft():
     out = judge("node_firewall_forward", node=context(_nft_facts("set-lookup", save)))
     assert out and all(f.ok for f in out), [f.observed for f in out if not f.ok]
     assert all("ACCEPT by ip filter FORWARD handle" in f.observed for f in out)
+
+
+def test_the_fix_follows_the_error():
+    """A crash or a table iptables cannot show wants nft, not root; a permission error root."""
+    crash = facts("n1", sections={"iptables-save": _save(
+        "foreign-base-chain.iptables-save-1.8.7")})
+    (f,) = judge("node_firewall_forward", node=context(crash))
+    assert "install nftables' nft on n1" in f.fix and "root" not in f.fix
+    # iptables-nft-save 1.8.9 run as uid 65534 (setpriv) in a private network namespace
+    denied = facts("n1", sections={"iptables-save": _save("not-root.iptables-save-1.8.9")})
+    (f,) = judge("node_firewall_forward", node=context(denied))
+    assert f.fix == "run the suite as root or with ansible_become=true"
