@@ -23,6 +23,10 @@ DNS_IP = "10.96.0.10"
 # Pods and Nodes with this annotation get their status from the lab, not from kwok: a fault
 # (a PLEG-unhealthy node, a crash-looping pod) sets a status kwok would otherwise overwrite.
 LAB_STATUS = "lab/status"
+# The conditions kwok's NodeConditions template gives a Node (kwok v0.8.0
+# pkg/utils/gotpl/funcs.go); heal drops any other a fault added.
+KWOK_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure",
+                   "NetworkUnavailable")
 # Both replicas on a worker: the cluster survives the loss of any control plane (the
 # failover gate); the coredns-one-master fault puts them on cp1, as field report 03 had them.
 COREDNS_NODE = "w2"

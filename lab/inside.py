@@ -147,6 +147,18 @@ class Inside:
                 kube.call("DELETE", f"/apis/apps/v1/namespaces/{ds['metadata']['namespace']}"
                           f"/daemonsets/calico-node", missing_ok=True)
         for n in kube.items("/api/v1/nodes"):
+            if n.get("spec", {}).get("unschedulable"):  # kubectl uncordon
+                kube.patch(f"/api/v1/nodes/{n['metadata']['name']}",
+                           {"spec": {"unschedulable": None}})
+            extra = [c for c in n.get("status", {}).get("conditions") or []
+                     if c["type"] not in cluster.KWOK_CONDITIONS]
+            if extra or any(c.get("status") == "True" for c in n["status"].get("conditions", [])
+                            if c["type"] in cluster.KWOK_CONDITIONS and c["type"] != "Ready"):
+                # a merge patch replaces the list: only what kwok reports, all healthy
+                kube.patch(f"/api/v1/nodes/{n['metadata']['name']}/status", {"status": {
+                    "conditions": [dict(c, status="False") if c["type"] != "Ready" else c
+                                   for c in n["status"]["conditions"]
+                                   if c["type"] in cluster.KWOK_CONDITIONS]}})
             if cluster.LAB_STATUS in n["metadata"].get("annotations", {}):
                 kube.patch(f"/api/v1/nodes/{n['metadata']['name']}",
                            {"metadata": {"annotations": {cluster.LAB_STATUS: None}}})

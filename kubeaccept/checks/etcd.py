@@ -59,6 +59,11 @@ def _host_of(url) -> str:
         return url
 
 
+def _learner_ips(members: list[dict]) -> set[str]:
+    return {_host_of(u) for m in members if m.get("isLearner") is True
+            for u in m.get("peerURLs") or [] if isinstance(u, str)}
+
+
 def api_opinion(control_planes: list[Host], readyz: dict) -> list[Finding]:
     """The second opinion: what each apiserver's /readyz?verbose says about its etcd."""
     findings = []
@@ -151,8 +156,11 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
     peer_ips = {_host_of(u): str(m.get("name", "?")) for m in members
                 for u in m.get("peerURLs") or [] if isinstance(u, str)}
     missing = sorted(n for ip, n in by_ip.items() if ip not in peer_ips)
-    extra = sorted(f"{n} ({ip})" for ip, n in peer_ips.items() if ip not in by_ip)
-    observed = f"{len(members)} members: " + ", ".join(sorted(peer_ips.values()))
+    extra = sorted(f"{n} ({ip}{', learner' if ip in _learner_ips(members) else ''})"
+                   for ip, n in peer_ips.items() if ip not in by_ip)
+    observed = f"{len(members)} members: " + ", ".join(
+        sorted(f"{n} (learner)" if ip in _learner_ips(members) else n
+               for ip, n in peer_ips.items()))
     if missing or extra:
         findings.append(Finding(
             f"{subj}:members", False,
@@ -164,9 +172,31 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
             "re-adds a missing one", tuple(evidence)))
     else:
         findings.append(passed(f"{subj}:members", observed, "one per control plane"))
+    # A learner (etcdctl member list: "isLearner": true) replicates but does not vote: it is
+    # not counted in the quorum, and its health answer is etcd refusing a learner the health
+    # read ("etcdserver: rpc not supported for learner", etcd 3.7.3), not a fault.
+    learners = {_host_of(u): m for m in members if m.get("isLearner") is True
+                for u in m.get("peerURLs") or [] if isinstance(u, str)}
+    voters = [m for m in members if m.get("isLearner") is not True]
     healthy = 0
     for ip, name in sorted(by_ip.items(), key=lambda kv: kv[1]):
         ok, err = health.get(ip, (False, errors.get(name, "no health answer")))
+        if ip in learners:
+            member = learners[ip]
+            mid = f"{member['ID']:x}" if _int(member.get("ID")) is not None else "<ID>"
+            findings.append(Finding(
+                f"{subj}:{name}", False, f"member {name} ({ip}) is a learner "
+                f"(\"isLearner\": true in etcdctl member list): it replicates but does not "
+                "vote", "a voting member",
+                "a learner counts neither towards the quorum nor as a spare: the cluster has "
+                "one voting member fewer than it has control planes. kubeadm adds a joining "
+                "control plane's member as a learner and promotes it once it has caught up "
+                "(phases/etcd/local.go): one left a learner is a join that stopped half-way",
+                f"once it has caught up (its raftAppliedIndex in `etcdctl endpoint status "
+                f"--cluster` equals the leader's): `etcdctl member promote {mid}`; else "
+                f"`etcdctl member remove {mid}` and join {name} again (kubeadm reset, "
+                "kubeadm join --control-plane)", tuple(evidence)))
+            continue
         healthy += bool(ok)
         if ok:
             findings.append(passed(f"{subj}:{name}", f"member {name} healthy", "healthy"))
@@ -190,12 +220,12 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
             f"raft terms {sorted(terms)}", "exactly one leader and one raft term",
             "members disagree about the leader: a partition or an election storm; writes stall",
             FIX_MEMBER, st_evidence))
-    total = len(members)
+    total = len(voters)  # quorum is a majority of the voting members
     if healthy * 2 <= total:
         findings.append(Finding(f"{subj}:quorum", False,
-                                f"quorum lost: {healthy} of {total} members healthy",
+                                f"quorum lost: {healthy} of {total} voting members healthy",
                                 f"more than {total // 2} healthy", QUORUM_WHY, FIX_MEMBER))
     else:
-        findings.append(passed(f"{subj}:quorum", f"{healthy} of {total} healthy",
+        findings.append(passed(f"{subj}:quorum", f"{healthy} of {total} voting members healthy",
                                f"more than {total // 2} healthy"))
     return findings + api_opinion(control_planes, readyz or {})

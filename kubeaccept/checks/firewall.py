@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from kubeaccept.checks import NodeContext
 from kubeaccept.facts import nftables
@@ -14,6 +15,7 @@ from kubeaccept.facts.firewalld import zone_for as firewalld_zone_for
 from kubeaccept.facts.iptables import (
     Packet,
     ParseError,
+    Ruleset,
     Verdict,
     evaluate,
     parse_iptables_save,
@@ -34,14 +36,24 @@ FORWARD_WHY = (
 )
 
 
-INCOMPATIBLE = re.compile(r"^# Table '(\w+)' is incompatible, use 'nft' tool\.", re.M)
+# What iptables-nft-save prints for a table it cannot show, e.g. iptables 1.8.9's
+# "# Table `filter' is incompatible, use 'nft' tool." (a backtick, then a straight quote), and,
+# from 1.8.9 on, for a table it shows without the base chains iptables did not make (exit 0):
+# "# Table `filter' contains incompatible base-chains, use 'nft' tool to list them."
+# (iptables 1.8.7-1.8.13 run here: selftests/unit/fixtures/nft/README.md)
+INCOMPATIBLE = re.compile(r"^(# Table [`'](\w+)' is incompatible, use 'nft' tool\.)", re.M)
+PARTIAL = re.compile(r"^(# Table [`'](\w+)' contains incompatible base-chains, use 'nft' tool "
+                     r"to list them\.)", re.M)
 
 
 @dataclass(frozen=True)
 class NftView:
-    """nftables' own base chains, and the iptables-nft tables iptables-save could not read."""
+    """nftables' own base chains, and of the iptables-nft tables those iptables-save could
+    not show (`unreadable`: the whole table; `shown`: table -> the chains it did show, the
+    table's other base chains counting too)."""
     ruleset: nftables.NftRuleset
     unreadable: frozenset[str]
+    shown: Mapping[str, frozenset[str]] = field(default_factory=dict)
     source: str = "nft -j list ruleset"
 
 
@@ -51,8 +63,23 @@ def rulesets(ctx: NodeContext) -> tuple[list, list[str]]:
     return ctx.facts.memo("firewall rulesets", lambda: _read_rulesets(ctx.facts))
 
 
+def _chains_shown(body: str) -> dict[str, frozenset[str]]:
+    """table -> the chains an iptables-save text declares (`:NAME POLICY [..]`)."""
+    out, table = {}, None
+    for line in body.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            out.setdefault(table, set())
+        elif line.startswith(":") and table:
+            out[table].add(line[1:].split()[0])
+    return {t: frozenset(c) for t, c in out.items()}
+
+
 def _read_rulesets(facts) -> tuple[list, list[str]]:
-    out, errors, incompatible = [], [], set()
+    parsed, errors, failed = [], [], []
+    incompatible: dict[str, str] = {}  # table -> what iptables-save printed: nothing shown
+    partial: dict[str, tuple[str, frozenset[str]]] = {}  # table -> (printed, chains shown)
+    nft_backend_failed = False
     for source in ("iptables-save", "iptables-legacy-save"):
         text = facts.section(source)
         if text is None or facts.missing(source):
@@ -60,30 +87,55 @@ def _read_rulesets(facts) -> tuple[list, list[str]]:
         body, marker, status = text.rpartition("!exit ")
         if not marker:
             body, status = text, "0"
-        incompatible |= set(INCOMPATIBLE.findall(body))
+        if source == "iptables-save":
+            incompatible.update({t: line for line, t in INCOMPATIBLE.findall(body)})
+            shown = _chains_shown(body)
+            partial.update({t: (line, shown.get(t, frozenset()))
+                            for line, t in PARTIAL.findall(body)})
         if status.strip() != "0":
+            # e.g. iptables-nft-save 1.8.7 over a table with a base chain it did not make:
+            # "free(): double free detected in tcache 2", killed by SIGABRT (exit 134)
             last = body.strip().splitlines()[-1:] or [f"exit status {status.strip()}"]
-            errors.append(f"{source} failed: {last[0]}")
+            failed.append(f"{source} failed (exit status {status.strip()}): {last[0]}")
+            nft_backend_failed |= source == "iptables-save"
             continue
         try:
-            out.append(parse_iptables_save(body, source))
+            parsed.append(parse_iptables_save(body, source))
         except ParseError as exc:
             errors.append(f"{source}: {exc}")
     nft = facts.section("nft")
+    ruleset = None
     if nft is not None:
         body, _, status = nft.rpartition("!exit ")
         if status.strip() == "0":
             try:
-                out.append(NftView(nftables.parse(body), frozenset(incompatible)))
-                incompatible = set()  # nft itself reads those tables
+                ruleset = nftables.parse(body)
             except nftables.NftError as exc:
                 errors.append(str(exc))
         else:
             errors.append(f"nft -j list ruleset failed: {(body.strip().splitlines() or ['?'])[-1]}")
-    for table in sorted(incompatible):
-        errors.append(f"iptables-save printed \"# Table '{table}' is incompatible, use 'nft' "
-                      f"tool.\": table ip {table} exists but its rules could not be read, so "
-                      f"what it does is unknown (run: nft list table ip {table})")
+    if ruleset is None:
+        # iptables alone: what it could not show stays unknown, never "nothing filters"
+        errors += failed
+        for table, line in sorted(incompatible.items()):
+            errors.append(f"iptables-save printed \"{line}\": table ip {table} exists but its "
+                          f"rules could not be read, so what it does is unknown (run: nft list "
+                          f"table ip {table})")
+        for table, (line, _) in sorted(partial.items()):
+            errors.append(f"iptables-save printed \"{line}\": table ip {table} has base chains "
+                          "iptables does not show, and they filter too: what they do is "
+                          f"unknown (run: nft list table ip {table})")
+        return parsed, errors
+    # nft reads every table: what iptables-save could not show (or showed wrongly: a set
+    # match left out) is judged from nft's own ruleset of it
+    errors += [f for f in failed if not f.startswith("iptables-save ")]
+    hidden = set(incompatible) | set(ruleset.set_lookups())
+    if nft_backend_failed:
+        hidden |= nftables.IPTABLES_TABLES
+    out = [Ruleset({t: v for t, v in rs.tables.items() if t not in hidden}, rs.source)
+           if rs.source == "iptables-save" else rs for rs in parsed]
+    shown = {t: chains for t, (_, chains) in partial.items() if t not in hidden}
+    out.append(NftView(ruleset, frozenset(hidden), shown))
     return out, errors
 
 
@@ -92,7 +144,7 @@ def _worst(sets: list, chain: str, packet: Packet) -> Verdict | None:
     verdict = None
     for rs in sets:
         if isinstance(rs, NftView):
-            got = nftables.evaluate(rs.ruleset, chain.lower(), packet, rs.unreadable)
+            got = nftables.evaluate(rs.ruleset, chain.lower(), packet, rs.unreadable, rs.shown)
             if got is None:
                 continue
             verdict = got
@@ -110,7 +162,8 @@ def _source_key(sets: list, chain: str):
     matches are not analysed: where its tables filter `chain`, each address is its own key."""
     nets = tuple(n for rs in sets if not isinstance(rs, NftView)
                  for n in source_networks(rs))
-    nft = any(rs.ruleset.base_chains(chain.lower(), nftables.IPTABLES_TABLES - rs.unreadable)
+    nft = any(rs.ruleset.base_chains(chain.lower(), nftables.IPTABLES_TABLES - rs.unreadable,
+                                     rs.shown)
               for rs in sets if isinstance(rs, NftView))
 
     return lambda address: _source_class(address, nets, nft)
@@ -125,10 +178,21 @@ def _source_class(address: str, nets: tuple, nft: bool) -> tuple:
     return (address if nft else None, *(ip in n for n in nets))
 
 
+PERMISSION_WORDS = ("permission denied", "must be root", "operation not permitted")
+
+
 def _unreadable(ctx: NodeContext, errors: list[str]) -> list[Finding]:
+    """The fix follows what went wrong: a permission error wants root; iptables that cannot
+    show a table wants nft (installed, to read it with), not root."""
+    text = " ".join(errors).lower()
+    if any(w in text for w in PERMISSION_WORDS):
+        fix = "run the suite as root or with ansible_become=true"
+    else:
+        fix = (f"install nftables' nft on {ctx.host.name} (the suite then reads the tables "
+               "iptables cannot show from `nft -j list ruleset`), or look at them yourself: "
+               "`nft list ruleset`")
     return [Finding(ctx.host.name, False, "; ".join(errors), "readable iptables rules",
-                    "the firewall cannot be verified",
-                    "run the suite as root or with ansible_become=true", tuple(errors))]
+                    "the firewall cannot be verified", fix, tuple(errors))]
 
 
 def _inbound(ctx: NodeContext):
@@ -319,8 +383,9 @@ def pod_interfaces(ctx: NodeContext) -> tuple[str | None, str | None, str]:
                 "packets carry the node's real interfaces: the tunnel (`flannel.1`, "
                 "`vxlan.calico`, `tunl0`, `cilium_vxlan`, `weave`, else the node interface) "
                 "and the pod side (`cni0`, else a `cali*`/`lxc*` veth the node has), so `-o "
-                "cali+` rules are decided. `# Table 'filter' is incompatible, use 'nft' "
-                "tool.` without nft's own answer is a failing \"unknown\", never \"nothing "
+                "cali+` rules are decided. A table iptables-nft-save cannot show (``# Table "
+                "`filter' is incompatible, use 'nft' tool.``) is judged from nft's ruleset of "
+                "it; without nft's own answer is a failing \"unknown\", never \"nothing "
                 "filters\"; a pod subnet under 512 addresses says FORWARD was not checked"),
        prevents=("`ICMP host 10.244.0.2 unreachable - admin prohibited`; cross-node DNS "
                  "broken (report 03)"))

@@ -236,3 +236,149 @@ def cluster_nodes_not_flapping(ctx: Context) -> list[Finding]:
         else:
             findings.append(passed(name, observed, expected, *evidence))
     return findings
+
+
+# --- health beyond Ready: the other conditions, cordons, node.kubernetes.io taints ----------
+# Names as k8s.io/api v0.37.2 core/v1 declares them (types.go NodeConditionType,
+# well_known_taints.go); the node lifecycle controller adds the *-pressure, unschedulable and
+# network-unavailable taints (NoSchedule) from the conditions and spec.unschedulable
+# (pkg/controller/nodelifecycle doNoScheduleTaintingPass), not-ready/unreachable (NoExecute)
+# from Ready.
+PRESSURE = {
+    "MemoryPressure": (
+        "node.kubernetes.io/memory-pressure",
+        "the kubelet evicts pods to reclaim memory and the scheduler places no new pod there "
+        "(taint node.kubernetes.io/memory-pressure:NoSchedule)",
+        "`kubectl describe node {n}` (Allocated resources); `kubectl top pods -A --sort-by="
+        "memory` for the pods on {n}; lower their memory use or limits or move them; the "
+        "threshold is the kubelet's evictionHard memory.available"),
+    "DiskPressure": (
+        "node.kubernetes.io/disk-pressure",
+        "the kubelet evicts pods and deletes unused images to reclaim disk, and the scheduler "
+        "places no new pod there (taint node.kubernetes.io/disk-pressure:NoSchedule)",
+        "on {n}: `df -h /var/lib/kubelet /var/lib/containerd /var/log`; `crictl rmi --prune`; "
+        "free the filesystem (container logs, images, emptyDirs); the thresholds are the "
+        "kubelet's evictionHard nodefs.available / imagefs.available"),
+    "PIDPressure": (
+        "node.kubernetes.io/pid-pressure",
+        "the kubelet evicts pods to free process IDs and the scheduler places no new pod "
+        "there (taint node.kubernetes.io/pid-pressure:NoSchedule)",
+        "on {n}: `ps -eLf | wc -l` against `cat /proc/sys/kernel/pid_max`; find the pod that "
+        "forks without end; cap pods with the kubelet's podPidsLimit"),
+    "NetworkUnavailable": (
+        "node.kubernetes.io/network-unavailable",
+        "the node's pod network is not set up (the CNI or the route controller did not mark it "
+        "ready): the scheduler places no new pod there (taint node.kubernetes.io/network-"
+        "unavailable:NoSchedule) and its pods cannot reach the other nodes' pods",
+        "check the pod network add-on's pod on {n} (`kubectl get pods -A -o wide "
+        "--field-selector spec.nodeName={n}`) and its logs; Calico and Cilium set this "
+        "condition to False once their agent runs there"),
+}
+# The taints that follow from Ready (cluster_nodes_ready reports them) or from a cordon.
+READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+EFFECT = {
+    "NoSchedule": "the scheduler places no new pod there without a toleration",
+    "PreferNoSchedule": "the scheduler avoids placing pods there",
+    "NoExecute": "pods without a toleration for it are evicted (after their "
+                 "tolerationSeconds)",
+}
+OUT_OF_SERVICE_WHY = (
+    "node.kubernetes.io/out-of-service (non-graceful node shutdown, KEP-2268): the pods "
+    "there are force-deleted and their volumes detached; left after the node is back, "
+    "nothing without a toleration runs there again")
+
+
+def _since(stamp: str | None, now: datetime) -> str:
+    when = parse_time(stamp)
+    return f" for {human((now - when).total_seconds())} (since {stamp})" if when else ""
+
+
+def _taint_text(t: dict, now: datetime) -> str:
+    text = f"taint {t.get('key')}" + (f"={t['value']}" if t.get("value") else "")
+    return text + f":{t.get('effect')}" + _since(t.get("timeAdded"), now)
+
+
+def _expected_status(kind: str) -> str:
+    """Ready and other *Ready conditions say True when well; every other node condition
+    (the kubelet's pressures, NetworkUnavailable, node-problem-detector's KernelDeadlock,
+    ReadonlyFilesystem, …) says True when its problem is there."""
+    return "True" if kind.endswith("Ready") else "False"
+
+
+@check("cluster_node_health",
+       "beyond Ready: no Node condition reporting a problem, none cordoned, no "
+       "node.kubernetes.io taint left",
+       area="node",
+       needs=("api",),
+       reads=("Nodes: conditions, spec.unschedulable, taints (API)",),
+       asserts=("per Node: MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable and "
+                "any custom condition (node-problem-detector's) not True (a *Ready condition "
+                "True), each failure with since when and what it stops; not cordoned "
+                "(spec.unschedulable); no node.kubernetes.io/* taint besides the ones "
+                "cluster_nodes_ready explains (not-ready, unreachable)"),
+       prevents="pods evicted or never scheduled on a node that looks Ready")
+def cluster_node_health(ctx: Context) -> list[Finding]:
+    state = ctx.api
+    findings = []
+    for node in sorted(state.nodes, key=_name):
+        name = _name(node)
+        taints = {t.get("key"): t for t in node.get("spec", {}).get("taints") or []}
+        evidence = (f"kubectl get node {name} -o jsonpath='{{.status.conditions}}"
+                    f"{{.spec.unschedulable}}{{.spec.taints}}'",)
+        bad = []
+        ready = condition(node, "Ready") or {}
+        for cond in node.get("status", {}).get("conditions") or []:
+            kind, status = cond.get("type", "?"), cond.get("status")
+            if kind == "Ready" or status == _expected_status(kind):
+                continue
+            if status == "Unknown" and ready.get("status") != "True":
+                continue  # the kubelet stopped posting: cluster_nodes_ready says why
+            text = f"{kind}={status}" + (f" ({cond['reason']})" if cond.get("reason") else "")
+            text += (f": {cond['message']}" if cond.get("message") else "")
+            text += _since(cond.get("lastTransitionTime"), state.now)
+            taint_key, why, fix = PRESSURE.get(kind, (None, (
+                f"the node reports the problem {kind} (a condition set by "
+                f"{cond.get('reason') or 'a node agent'}, e.g. node-problem-detector): "
+                "nothing evicts because of it, but what it names is wrong on the node"),
+                f"`kubectl describe node {{n}}`: condition {kind}; fix what it reports on "
+                "{n} (node-problem-detector's: `journalctl -k`, its monitors' logs)"))
+            if taint_key in taints:
+                text += "; " + _taint_text(taints.pop(taint_key), state.now)
+            bad.append(Finding(f"{name}:{kind}", False, text, f"{kind}="
+                               f"{_expected_status(kind)}", why, fix.format(n=name),
+                               evidence))
+        if node.get("spec", {}).get("unschedulable"):
+            text = "cordoned (spec.unschedulable=true)"
+            if UNSCHEDULABLE in taints:
+                text += "; " + _taint_text(taints.pop(UNSCHEDULABLE), state.now)
+            bad.append(Finding(
+                f"{name}:cordoned", False, text, "schedulable",
+                "the scheduler places no new pod there (DaemonSet pods still run): the "
+                "cluster has a node less than it seems, and a drain left half-done stays so",
+                f"`kubectl uncordon {name}` once its maintenance is over (or `kubectl drain "
+                f"{name} --ignore-daemonsets` and `kubectl delete node {name}` to retire it)",
+                evidence))
+        for key, t in sorted(taints.items()):
+            if not str(key).startswith("node.kubernetes.io/") or key in READY_TAINTS:
+                continue
+            why = (OUT_OF_SERVICE_WHY if key == "node.kubernetes.io/out-of-service" else
+                   f"{EFFECT.get(t.get('effect'), 'the scheduler honours it')}; no condition "
+                   "or cordon explains it any more")
+            bad.append(Finding(f"{name}:{key}", False, _taint_text(t, state.now),
+                               f"no {key} taint", why,
+                               f"if {name} is healthy again: `kubectl taint nodes {name} "
+                               f"{key}-`", evidence))
+        if bad:
+            findings += bad
+        else:
+            conds = ", ".join(f"{c.get('type')}={c.get('status')}"
+                              for c in node.get("status", {}).get("conditions") or []
+                              if c.get("type") != "Ready") or "no condition besides Ready"
+            findings.append(passed(name, f"{conds}; schedulable; no node.kubernetes.io taint",
+                                   "no problem condition, not cordoned", *evidence))
+    if not state.nodes:
+        findings.append(Finding("nodes", False, f"the API at {state.endpoint} lists no Node",
+                                "Nodes to judge", "nothing can be scheduled",
+                                "see cluster_nodes_ready", ("kubectl get nodes",)))
+    return findings

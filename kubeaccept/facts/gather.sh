@@ -64,6 +64,15 @@ for f in /etc/fstab /etc/docker/daemon.json /etc/containerd/config.toml \
   sec "file $f"
   if [ -f "$f" ]; then base64 -w0 < "$f" || echo "!unreadable"; else echo "!missing"; fi
 done
+# The resolver file the kubelet hands pods with dnsPolicy Default, CoreDNS's among them:
+# --resolv-conf in kubeadm-flags.env (flags win), else the config's resolvConf, else the
+# kubelet's default /etc/resolv.conf.
+rc=$(sed -n 's/.*--resolv-conf=\([^ "]*\).*/\1/p' /var/lib/kubelet/kubeadm-flags.env 2>/dev/null)
+[ -n "$rc" ] || rc=$(sed -n 's/^resolvConf:[[:space:]]*//p' /var/lib/kubelet/config.yaml \
+  2>/dev/null | tr -d "\"' ")
+case $rc in /*) ;; *) rc=/etc/resolv.conf ;; esac
+sec "file $rc"
+if [ -f "$rc" ]; then base64 -w0 < "$rc" || echo "!unreadable"; else echo "!missing"; fi
 sec certificates
 # Certificates only (never keys): kubeadm's PKI, the kubeconfigs' client certificates, and
 # kubelet's client certificate (its .pem also holds the key: keep the certificate block).

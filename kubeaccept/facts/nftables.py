@@ -12,6 +12,7 @@ import ipaddress
 import itertools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kubeaccept.facts.iptables import Packet, Rule, Verdict
@@ -49,11 +50,27 @@ class NftRuleset:
     sets: dict[tuple[str, str, str], list]
     source: str = "nft"
 
-    def base_chains(self, hook: str, skip_tables: frozenset[str] = IPTABLES_TABLES):
+    def base_chains(self, hook: str, skip_tables: frozenset[str] = IPTABLES_TABLES,
+                    shown: Mapping[str, frozenset[str]] | None = None):
+        """The base chains on `hook` by priority, but those of `skip_tables` (iptables-save
+        shows them); `shown`: table -> the chains iptables-save showed of a table it showed
+        only in part ("contains incompatible base-chains"): its other base chains count."""
+        shown = shown or {}
+
+        def counted(c) -> bool:
+            if c.family != "ip" or c.table not in skip_tables:
+                return True
+            return c.table in shown and c.name not in shown[c.table]
         chains = [c for c in self.chains.values() if c.hook == hook
-                  and c.family in ("ip", "inet")
-                  and not (c.family == "ip" and c.table in skip_tables)]
+                  and c.family in ("ip", "inet") and counted(c)]
         return sorted(chains, key=lambda c: c.priority)
+
+    def set_lookups(self, tables: frozenset[str] = IPTABLES_TABLES) -> frozenset[str]:
+        """The ip tables of `tables` with a rule matching against a set (`@name`):
+        iptables-nft-save shows such a rule without the match (1.8.7-1.8.13: `ip saddr
+        @blocked drop` is printed `-A FORWARD -j DROP`)."""
+        return frozenset(table for (family, table, _, _), expr in self.exprs.items()
+                         if family == "ip" and table in tables and _uses_set(expr))
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -132,6 +149,13 @@ def parse(text: str) -> NftRuleset:
                             prio if isinstance(prio, int) else 0,
                             str(c.get("policy", "accept")), tuple(made))
     return NftRuleset(out, exprs, sets)
+
+
+def _uses_set(exprs: list) -> bool:
+    """A match against a named set: `"right": "@blocked"`."""
+    return any(isinstance(e, dict) and isinstance(m := e.get("match"), dict)
+               and isinstance(m.get("right"), str) and m["right"].startswith("@")
+               for e in exprs)
 
 
 # --- rendering (for messages) ---------------------------------------------------------------
@@ -370,9 +394,10 @@ class _Walk:
 
 
 def evaluate(rs: NftRuleset, hook: str, packet: Packet,
-             unreadable_iptables: frozenset[str] = frozenset()) -> Verdict | None:
+             unreadable_iptables: frozenset[str] = frozenset(),
+             shown: Mapping[str, frozenset[str]] | None = None) -> Verdict | None:
     """What the nftables base chains at `hook` do; None when there is none (not ours)."""
-    chains = rs.base_chains(hook, IPTABLES_TABLES - unreadable_iptables)
+    chains = rs.base_chains(hook, IPTABLES_TABLES - unreadable_iptables, shown)
     if not chains:
         return None
     walk = _Walk(rs, packet)

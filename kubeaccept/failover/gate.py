@@ -175,7 +175,8 @@ class Gate:
         previous = _trap_sigterm()
         t0 = None
         try:
-            self.journal.write(target.name, self.inventory.source, on.text, on.kind)
+            self.journal.write(target.name, self.inventory.source, on.text, on.kind,
+                               self.inventory.role_groups)
             self.say(f"failover {target.name}: powering off ({off.describe()})")
             power.run(off, target, self.options.power_timeout, self.settings.connect_timeout)
             t0 = time.monotonic()

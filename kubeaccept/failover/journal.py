@@ -15,9 +15,11 @@ class Journal:
     def __init__(self, path: Path):
         self.path = path
 
-    def write(self, host: str, inventory: str, power_on: str, kind: str) -> None:
+    def write(self, host: str, inventory: str, power_on: str, kind: str,
+              role_groups: str = "") -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"host": host, "inventory": inventory, "power_on": power_on, "kind": kind,
+                 "role_groups": role_groups,
                  "powered_off_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                  "runner_pid": os.getpid()}
         tmp = self.path.with_suffix(".tmp")

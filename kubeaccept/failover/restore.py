@@ -30,7 +30,7 @@ def restore(journal_path: Path, kubeconfig: str | None = None,
         say(f"kubeaccept-restore: no journal at {journal_path}: nothing to restore")
         return 0
     try:
-        inventory = load_hosts(entry["inventory"], Path.cwd())
+        inventory = load_hosts(entry["inventory"], Path.cwd(), entry.get("role_groups"))
         host = inventory.get(entry["host"])
         _, on = power.methods(host)
     except (InventoryError, KeyError, power.PowerError) as exc:

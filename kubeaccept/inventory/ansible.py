@@ -29,6 +29,7 @@ from kubeaccept.model.roles import (
     RUNTIME_GROUPS,
     WORKER,
     roles_of_groups,
+    roles_of_vars,
     with_stacked_etcd,
 )
 
@@ -213,7 +214,7 @@ def _connection_type(value: Any) -> str:
 
 
 def _host(name: str, groups: frozenset[str], raw: Mapping[str, Any], templar, src: Path,
-          bastion: Mapping[str, Any] | None) -> Host:
+          bastion: Mapping[str, Any] | None, role_groups: Mapping[str, str]) -> Host:
     from ansible import constants as C
 
     where = f"{src}: host {name}"
@@ -230,10 +231,14 @@ def _host(name: str, groups: frozenset[str], raw: Mapping[str, Any], templar, sr
     connection = _connection_type(pick("ansible_connection"))
     become = to_bool(pick("ansible_become") or False, f"{where}: ansible_become")
     become_password = _plugin_options("become", "sudo", raw, templar, where).get("become_pass")
+    plain = _plain_vars(raw, templar, C.INTERNAL_STATIC_VARS)
+    try:
+        roles = roles_of_groups(groups, role_groups) | roles_of_vars(plain)
+    except ValueError as exc:
+        raise InventoryError(f"{where}: {exc}") from None
     common = {"name": str(name), "become": become, "groups": groups,
               "become_password": None if become_password is None else str(become_password),
-              "roles": roles_of_groups(groups), "connection": connection,
-              "vars": MappingProxyType(_plain_vars(raw, templar, C.INTERNAL_STATIC_VARS))}
+              "roles": roles, "connection": connection, "vars": MappingProxyType(plain)}
     for n in ("ansible_host_key_checking", "ansible_ssh_host_key_checking"):
         if (v := pick(n)) is not None:  # ansible reads any other word as false: refuse it
             to_bool(v, f"{where}: {n}")
@@ -315,8 +320,11 @@ def _add_runtime_groups(manager) -> None:
                                           {"add_group": group, "parent_groups": ["all"]})
 
 
-def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
-    """Load an inventory file (or directory) as ansible does, group_vars and host_vars included."""
+def load_inventory(path: Path, *, allow_example: bool = False,
+                   role_groups: Mapping[str, str] | None = None) -> Inventory:
+    """Load an inventory file (or directory) as ansible does, group_vars and host_vars included;
+    roles from the groups (and --role-groups' `role_groups`, group -> role) and host variables.
+    Hosts without a role are kept (the run names them and says how to map them)."""
     from ansible.errors import AnsibleError
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
@@ -351,7 +359,7 @@ def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
                 groups = frozenset(str(g.name) for g in h.get_groups()) - {"all", "ungrouped"}
                 raw = raws[name]
                 hosts.append(_host(name, groups, raw, Templar(loader, variables=raw), path,
-                                   bastion))
+                                   bastion, role_groups or {}))
             cluster: dict[str, Any] = {}
             for g in (manager.groups[n] for n in CLUSTER_GROUPS if n in manager.groups):
                 cluster.update(g.get_vars())
@@ -369,11 +377,9 @@ def load_inventory(path: Path, *, allow_example: bool = False) -> Inventory:
         raise InventoryError(f"{path} is an example inventory; copy it to inventory/<cluster>/, "
                              "put your nodes in and drop kubeaccept_example, "
                              "or pass --hosts=PATH to your own inventory")
-    if not any(h.roles for h in hosts):
-        found = ", ".join(sorted(set(manager.groups) - {"all", "ungrouped"})) or "none"
-        what = f"{len(hosts)} hosts, none" if hosts else "no hosts"
-        raise InventoryError(f"{path} has {what} in a known group (groups found: {found}; "
-                             f"expected: {', '.join(GROUP_ROLES)})")
+    if not hosts:
+        raise InventoryError(f"{path} has no hosts: put the cluster's hosts in it (groups "
+                             f"kubeaccept knows: {', '.join(GROUP_ROLES)})")
     return Inventory(str(path), _with_stacked_etcd(hosts), MappingProxyType(cluster))
 
 

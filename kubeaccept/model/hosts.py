@@ -51,6 +51,7 @@ class Inventory:
     hosts: tuple[Host, ...]
     # Variables of groups all and k8s_cluster (kube_pods_subnet, kube_version, ...).
     cluster_vars: Mapping[str, Any] = _no_vars()
+    role_groups: str = ""  # --role-groups as given (the failover journal re-reads with it)
 
     def by_role(self, *roles: str) -> tuple[Host, ...]:
         return tuple(h for h in self.hosts if h.roles.intersection(roles))
@@ -69,7 +70,8 @@ class Inventory:
             d.update(groups=sorted(h.groups), roles=sorted(h.roles), vars=dict(h.vars))
             return d
         return json.dumps({"source": self.source, "hosts": [plain(h) for h in self.hosts],
-                           "cluster_vars": dict(self.cluster_vars)})
+                           "cluster_vars": dict(self.cluster_vars),
+                           "role_groups": self.role_groups})
 
     @classmethod
     def from_json(cls, text: str) -> Inventory:
@@ -77,7 +79,8 @@ class Inventory:
         hosts = tuple(Host(**{**h, "groups": frozenset(h["groups"]),
                               "roles": frozenset(h["roles"]),
                               "vars": MappingProxyType(h["vars"])}) for h in data["hosts"])
-        return cls(data["source"], hosts, MappingProxyType(data["cluster_vars"]))
+        return cls(data["source"], hosts, MappingProxyType(data["cluster_vars"]),
+                   data.get("role_groups", ""))
 
 
 def node_ip(host: Host) -> str:
@@ -96,6 +99,12 @@ def as_root(host: Host, line: str) -> tuple[str, bytes]:
     return f"sudo -n -- {line}", b""
 
 
+def _example(groups) -> str:
+    """A --role-groups value for these groups, as an example to edit."""
+    names = sorted(groups) or ["GROUP"]
+    return f"worker={','.join(names)}"
+
+
 def unassigned(inventory: Inventory) -> list[str]:
     """One line per host kubeaccept does not test because none of its groups gives a role."""
     known = ", ".join(GROUP_ROLES)
@@ -106,7 +115,9 @@ def unassigned(inventory: Inventory) -> list[str]:
         groups = ", ".join(sorted(h.groups)) or "none"
         why = ("it is kubespray's bastion, through which the other hosts are reached"
                if h.name == "bastion" else
-               f"put it in one of the groups kubeaccept knows ({known}) or leave it out")
+               f"put it in one of the groups kubeaccept knows ({known}), map its groups "
+               f"(--role-groups {_example(h.groups)}), set kubernetes_role (control_plane, "
+               "master, node) or kubeaccept_roles in its host variables, or leave it out")
         lines.append(f"host {h.name} is not tested: none of its groups ({groups}) gives it a "
                      f"role; {why}")
     return lines

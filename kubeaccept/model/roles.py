@@ -47,9 +47,48 @@ RUNTIME_GROUPS = {
 }
 
 
-def roles_of_groups(groups):
-    """The roles a host has, given the names of the groups it belongs to."""
-    return frozenset(GROUP_ROLES[g] for g in groups if g in GROUP_ROLES)
+def roles_of_groups(groups, role_groups=None):
+    """The roles a host has, given the names of the groups it belongs to (and the run's
+    --role-groups mapping, group -> role)."""
+    mapping = {**GROUP_ROLES, **(role_groups or {})}
+    return frozenset(mapping[g] for g in groups if g in mapping)
+
+
+# Host variables naming a host's role where no group does: geerlingguy.kubernetes's
+# `kubernetes_role` (its defaults/main.yml: control_plane; `node` for workers; `master` in
+# older playbooks), and kubeaccept's own `kubeaccept_roles` (a list, or words split by commas).
+ROLE_VAR = "kubernetes_role"
+VAR_ROLES = {"control_plane": CONTROL_PLANE, "master": CONTROL_PLANE, "node": WORKER}
+OWN_VAR = "kubeaccept_roles"
+
+
+def roles_of_vars(variables) -> frozenset:
+    """The roles host variables give; ValueError naming a role kubeaccept does not know."""
+    out = set()
+    if (v := variables.get(ROLE_VAR)) is not None and str(v) in VAR_ROLES:
+        out.add(VAR_ROLES[str(v)])
+    own = variables.get(OWN_VAR)
+    if own is not None:
+        words = own if isinstance(own, list | tuple) else str(own).replace(",", " ").split()
+        for w in map(str, words):
+            if w not in ALL_ROLES:
+                raise ValueError(f"{OWN_VAR} names {w!r}, not one of {', '.join(ALL_ROLES)}")
+            out.add(w)
+    return frozenset(out)
+
+
+def parse_role_groups(text: str | None) -> dict[str, str]:
+    """--role-groups "control_plane=k8smaster,masters worker=k8snodes" -> group -> role."""
+    out: dict[str, str] = {}
+    for entry in (text or "").replace(";", " ").split():
+        role, eq, groups = entry.partition("=")
+        if not eq or not groups.strip(","):
+            raise ValueError(f"--role-groups: {entry!r} is not ROLE=GROUP[,GROUP...] (e.g. "
+                             "control_plane=k8smaster worker=k8snodes)")
+        if role not in ALL_ROLES:
+            raise ValueError(f"--role-groups: {role!r} is not a role ({', '.join(ALL_ROLES)})")
+        out.update(dict.fromkeys((g for g in groups.split(",") if g), role))
+    return out
 
 
 def with_stacked_etcd(roles_by_host: dict) -> dict:

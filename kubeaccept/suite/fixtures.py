@@ -26,7 +26,9 @@ def node(request: pytest.FixtureRequest) -> NodeContext:
         roles = "/".join(request.node.get_closest_marker("roles").args)
         groups = ", ".join(g for g, r in GROUP_ROLES.items() if r in roles.split("/"))
         pytest.fail(f"{state.inventory.source} has no host in role {roles}: put the cluster's "
-                    f"hosts in one of the groups {groups}", pytrace=False)
+                    f"hosts in one of the groups {groups}, or map yours: --role-groups "
+                    f"{roles.split('/')[0]}=YOUR_GROUP (or kubernetes_role / kubeaccept_roles "
+                    "in the host variables)", pytrace=False)
     # in the background: this host's tests run as soon as its own facts are in
     state.store.prefetch(request.config.stash.get(SELECTED, None) or [host], wait=False)
     found = state.store.get(host)

@@ -14,6 +14,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kubeaccept-list", action="store_true",
                     help="print every check (id, area, where it runs, title, what it reads) "
                     "and exit, connecting to nothing")
+    group.addoption("--role-groups", default=None, metavar="ROLE=GROUP[,GROUP] ...",
+                    help="map your inventory's groups to roles, e.g. \"control_plane=k8smaster "
+                    "worker=k8snodes\" (roles: control_plane, worker, etcd, lb); hosts may also "
+                    "say kubernetes_role (control_plane/master/node) or kubeaccept_roles")
     group.addoption("--connect-timeout", type=float, default=10.0,
                     help="SSH connect/login timeout per host, seconds (default 10)")
     group.addoption("--command-timeout", type=float, default=60.0,

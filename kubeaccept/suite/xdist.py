@@ -38,7 +38,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if not spec:
         return None  # not a kubeaccept run: xdist's own choice
     try:
-        config.stash[LOADED] = load_hosts(spec, Path.cwd())
+        config.stash[LOADED] = load_hosts(spec, Path.cwd(),
+                                          getattr(config.option, "role_groups", None))
     except (InventoryError, ValueError):
         return 0  # pytest_configure says what is wrong with it
     hosts = len(config.stash[LOADED].hosts)
@@ -66,7 +67,8 @@ def inventory_of(config: pytest.Config, spec: str) -> Inventory:
     (0.8 s per process at 50 hosts); the controller reuses what -n auto read."""
     if is_worker(config) and "kubeaccept_inventory" in config.workerinput:
         return Inventory.from_json(config.workerinput["kubeaccept_inventory"])
-    return config.stash.get(LOADED, None) or load_hosts(spec, Path.cwd())
+    return config.stash.get(LOADED, None) or load_hosts(
+        spec, Path.cwd(), getattr(config.option, "role_groups", None))
 
 
 def sharing(config: pytest.Config, inventory: Inventory) -> tuple[Path | None, tuple[int, int]]:

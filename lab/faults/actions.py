@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable
 
 from cryptography import x509
@@ -140,6 +141,77 @@ def _pleg(rt: HostRuntime) -> None:
                   "message": PLEG, "lastHeartbeatTime": _ago(0),
                   "lastTransitionTime": _ago(200)})
     kube.patch(f"/api/v1/nodes/{name}/status", {"status": {"conditions": conds}})
+
+
+# As the kubelet v1.37.2 words DiskPressure (pkg/kubelet/nodestatus/setters.go) and
+# node-problem-detector its KernelDeadlock (config/kernel-monitor.json: reason DockerHung on
+# "task docker:\w+ blocked for more than \w+ seconds.").
+DISK_PRESSURE = {"type": "DiskPressure", "status": "True", "reason": "KubeletHasDiskPressure",
+                 "message": "kubelet has disk pressure"}
+KERNEL_DEADLOCK = {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung",
+                   "message": "task docker:7 blocked for more than 120 seconds."}
+
+
+def _pressure(rt: HostRuntime) -> None:
+    """The node's kubelet reports DiskPressure and node-problem-detector a KernelDeadlock;
+    Ready stays True. The real controller-manager then taints it disk-pressure:NoSchedule."""
+    kube, name = _kube(rt), rt.host.name
+    kube.patch(f"/api/v1/nodes/{name}",
+               {"metadata": {"annotations": {cluster.LAB_STATUS: "lab"}}})
+    node = kube.call("GET", f"/api/v1/nodes/{name}")
+    conds = [c for c in node["status"]["conditions"]
+             if c["type"] not in ("DiskPressure", "KernelDeadlock")]
+    for c in (DISK_PRESSURE, KERNEL_DEADLOCK):
+        conds.append({**c, "lastHeartbeatTime": _ago(0), "lastTransitionTime": _ago(420)})
+    for c in conds:
+        if c["type"] == "Ready":
+            c["lastHeartbeatTime"] = _ago(0)
+    kube.patch(f"/api/v1/nodes/{name}/status", {"status": {"conditions": conds}})
+    deadline = time.monotonic() + 30  # the controller's taint, as a cluster operator sees it
+    while time.monotonic() < deadline:
+        taints = kube.call("GET", f"/api/v1/nodes/{name}").get("spec", {}).get("taints") or []
+        if any(t.get("key") == "node.kubernetes.io/disk-pressure" for t in taints):
+            return
+        time.sleep(0.5)
+    raise LabError(f"kube-controller-manager did not taint {name} disk-pressure in 30 s")
+
+
+def _cordon(rt: HostRuntime) -> None:
+    """kubectl cordon: spec.unschedulable; the controller-manager adds the unschedulable taint."""
+    kube, name = _kube(rt), rt.host.name
+    kube.patch(f"/api/v1/nodes/{name}", {"spec": {"unschedulable": True}})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        taints = kube.call("GET", f"/api/v1/nodes/{name}").get("spec", {}).get("taints") or []
+        if any(t.get("key") == "node.kubernetes.io/unschedulable" for t in taints):
+            return
+        time.sleep(0.5)
+    raise LabError(f"kube-controller-manager did not taint {name} unschedulable in 30 s")
+
+
+# The stub resolv.conf systemd-resolved 252.39 writes (Debian 12's package, its template as the
+# binary holds it: selftests/unit/fixtures/dns/systemd-resolved-252.39-stub-resolv.conf), as
+# /etc/resolv.conf is where systemd-resolved is the resolver.
+STUB_RESOLV = """\
+# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).
+# Do not edit.
+nameserver 127.0.0.53
+options edns0 trust-ad
+"""
+
+
+def _resolv_stub(rt: HostRuntime) -> None:
+    rt.sh("cp /etc/resolv.conf /etc/resolv.conf.kubeaccept-lab && cat > /etc/resolv.conf "
+          f"<<'EOF'\n{STUB_RESOLV}EOF")
+
+
+def _coredns_forward_itself(rt: HostRuntime) -> None:
+    """A stub zone sent to the cluster DNS Service: CoreDNS forwards it to itself."""
+    kube = _kube(rt)
+    cm = kube.call("GET", "/api/v1/namespaces/kube-system/configmaps/coredns")
+    corefile = cm["data"]["Corefile"] + "corp.example:53 {\n    forward . 10.96.0.10\n}\n"
+    kube.patch("/api/v1/namespaces/kube-system/configmaps/coredns",
+               {"data": {"Corefile": corefile}})
 
 
 def _flapping(rt: HostRuntime) -> None:
@@ -279,6 +351,47 @@ def _add_member_back(rt: HostRuntime) -> None:
         rt.stop("etcd")
         rt.sh("rm -rf /var/lib/etcd")
         _etcdctl(rt, other, f"member add {rt.host.name} --peer-urls={peer}")
+
+
+def _as_learner(rt: HostRuntime) -> None:
+    """This control plane's member removed and added back as a learner (`etcdctl member add
+    --learner`, as kubeadm's join does before it promotes), started again empty: the join
+    that stopped before `member promote`."""
+    other = _other_member(rt)
+    members = json.loads(_etcdctl(rt, other, "member list -w json"))["members"]
+    mine = next(m["ID"] for m in members if m.get("name") == rt.host.name)
+    _etcdctl(rt, other, f"member remove {mine:x}")
+    rt.stop("etcd")
+    rt.sh("rm -rf /var/lib/etcd")
+    _etcdctl(rt, other, f"member add {rt.host.name} --learner "
+             f"--peer-urls=https://{rt.host.ip}:2380")
+    rt.start_services()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # started: etcd names the member once it joined
+        members = json.loads(_etcdctl(rt, other, "member list -w json"))["members"]
+        if any(m.get("name") == rt.host.name and m.get("isLearner") for m in members):
+            return
+        time.sleep(0.5)
+    raise LabError(f"the learner on {rt.host.name} did not start within 30 s")
+
+
+def _promote(rt: HostRuntime) -> None:
+    """heal: `etcdctl member promote` once the learner has caught up (etcd refuses before)."""
+    other = _other_member(rt)
+    deadline = time.monotonic() + 30
+    while True:
+        members = json.loads(_etcdctl(rt, other, "member list -w json"))["members"]
+        learner = next((m for m in members if m.get("isLearner")
+                        and f"https://{rt.host.ip}:2380" in m.get("peerURLs", [])), None)
+        if learner is None:
+            return
+        try:
+            _etcdctl(rt, other, f"member promote {learner['ID']:x}")
+            return
+        except LabError:  # etcd refuses to promote a learner that has not caught up yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def _no_health_checks(rt: HostRuntime) -> None:

@@ -37,6 +37,7 @@ def facts(name="n1", sections=None, files=None, **named) -> NodeFacts:
     default_files = {"/var/lib/kubelet/config.yaml": KUBELET,
                      "/var/lib/kubelet/kubeadm-flags.env": FLAGS_CONTAINERD,
                      "/etc/containerd/config.toml": CONTAINERD,
+                     "/etc/resolv.conf": "nameserver 192.0.2.53\n",
                      "/etc/fstab": "UUID=x / ext4 defaults 0 1\n#/swap.img none swap sw 0 0\n"}
     default_files.update(files or {})
     for path, text in default_files.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from kubeaccept.model.roles import CONTROL_PLANE
 
@@ -60,7 +61,7 @@ def test_one_member_down_keeps_quorum():
 def test_quorum_lost_and_split_leaders():
     v = {"cp1": view("cp1", s=status((1,)), h=health((1,), (2, 3)))}
     out = {f.subject: f for f in failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=v), readyz=None))}
-    assert "quorum lost: 1 of 3 members healthy" in out["etcd:quorum"].observed
+    assert "quorum lost: 1 of 3 voting members healthy" in out["etcd:quorum"].observed
     v = {"cp1": view("cp1", s=status(leader=0x11, terms={3: 6}))}
     out = {f.subject: f for f in failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=v), readyz=None))}
     assert "raft terms [5, 6]" in out["etcd:leader"].observed
@@ -110,3 +111,37 @@ def test_no_etcdctl_on_one_node_is_fine_when_another_answers():
     v = {h.name: view(h.name) for h in CPS}
     v["cp2"] = facts("cp2", etcd="!no-etcdctl")
     assert not failed(judge("cluster_etcd", cluster=on_cluster(hosts=CPS, facts=v), readyz=None))
+
+
+# etcd 3.7.3's own answers for a one-voter cluster with a learner added by `etcdctl member add
+# cp4 --learner` (run here in a private network namespace: fixtures/etcd/learner-*); the
+# learner's health answer is "etcdserver: rpc not supported for learner".
+ETCD = Path(__file__).parent / "fixtures" / "etcd"
+
+
+def learner_view(name):
+    lines = ["!etcdctl member list", (ETCD / "learner-member-list.json").read_text().strip(),
+             "!stderr member list", "",
+             "!etcdctl endpoint status --cluster",
+             (ETCD / "learner-endpoint-status.json").read_text().strip(),
+             "!etcdctl endpoint health --cluster",
+             (ETCD / "learner-endpoint-health.json").read_text().strip(),
+             "!stderr endpoint health --cluster",
+             (ETCD / "learner-endpoint-health.stderr").read_text().replace("\n", " ")]
+    return facts(name, etcd="\n".join(lines))
+
+
+def test_a_learner_is_named_and_not_counted_in_the_quorum():
+    cps = [host("cp1", "127.0.0.1", (CONTROL_PLANE,)), host("cp4", "127.0.0.2", (CONTROL_PLANE,))]
+    assert "rpc not supported for learner" in (ETCD / "learner-endpoint-health.json").read_text()
+    out = judge("cluster_etcd", cluster=on_cluster(hosts=cps, facts={
+        h.name: learner_view(h.name) for h in cps}), readyz=None)
+    bad = {f.subject: f for f in failed(out)}
+    assert set(bad) == {"etcd:cp4"}, bad
+    assert bad["etcd:cp4"].observed == ('member cp4 (127.0.0.2) is a learner ("isLearner": true '
+                                        "in etcdctl member list): it replicates but does not "
+                                        "vote")
+    assert "etcdctl member promote e6581c632a177362" in bad["etcd:cp4"].fix
+    by = {f.subject: f for f in out}
+    assert by["etcd:quorum"].observed == "1 of 1 voting members healthy"
+    assert by["etcd:members"].observed == "2 members: cp1, cp4 (learner)"

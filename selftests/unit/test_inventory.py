@@ -7,7 +7,7 @@ import pytest
 from kubeaccept.inventory import load_hosts
 from kubeaccept.inventory.ansible import load_inventory, resolve_inventory_path
 from kubeaccept.inventory.specs import parse_host_specs
-from kubeaccept.model.hosts import Host, InventoryError, unchecked_host_keys
+from kubeaccept.model.hosts import Host, InventoryError, unassigned, unchecked_host_keys
 from kubeaccept.model.roles import CONTROL_PLANE, ETCD, LB, WORKER
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
@@ -215,12 +215,63 @@ def test_ansible_settings_and_output_are_restored(kubespray):
     assert not {"warning", "display", "error_as_warning"} & set(vars(Display()))
 
 
-def test_no_known_groups(tmp_path):
-    hosts = write(tmp_path / "hosts.ini", "[servers]\na\nb\n")
-    with pytest.raises(InventoryError, match=r"found: servers; expected: kube_control_plane, "):
-        load_inventory(hosts)
+def test_no_known_groups_is_kept_and_named_with_how_to_map_it(tmp_path):
+    """Never refused: hosts in groups kubeaccept does not know are listed with the mapping
+    that would give them a role."""
+    inv = load_inventory(write(tmp_path / "hosts.ini", "[servers]\na\nb\n"))
+    assert [h.roles for h in inv.hosts] == [frozenset(), frozenset()]
+    (line, _) = unassigned(inv)
+    assert "host a is not tested: none of its groups (servers) gives it a role" in line
+    assert "--role-groups worker=servers" in line and "kubernetes_role" in line
     with pytest.raises(InventoryError, match="no hosts"):
         load_inventory(write(tmp_path / "empty.yaml", "all:\n  children:\n    kube_node:\n"))
+
+
+# geerlingguy.kubernetes's inventories: groups of any name, the role in `kubernetes_role`
+# (its defaults/main.yml says control_plane; workers say node; older playbooks master).
+GEERLINGGUY = """\
+all:
+  children:
+    k8smaster:
+      hosts:
+        km1: {ansible_host: 192.0.2.11}
+      vars: {kubernetes_role: control_plane}
+    k8snodes:
+      hosts:
+        kn1: {ansible_host: 192.0.2.21, kubernetes_role: node}
+        kn2: {ansible_host: 192.0.2.22, kubernetes_role: master}
+    storage:
+      hosts:
+        st1: {ansible_host: 192.0.2.31}
+        st2: {ansible_host: 192.0.2.32, kubeaccept_roles: [worker]}
+"""
+
+
+def test_roles_from_host_variables_as_ansible_resolves_them(tmp_path):
+    from .ansible_reference import ansible_inventory_host
+
+    path = write(tmp_path / "hosts.yaml", GEERLINGGUY)
+    inv = load_inventory(path)
+    roles = {h.name: set(h.roles) for h in inv.hosts}
+    assert roles == {"km1": {CONTROL_PLANE, ETCD}, "kn1": {WORKER},
+                     "kn2": {CONTROL_PLANE, ETCD}, "st1": set(), "st2": {WORKER}}
+    # the variable as Ansible itself resolves it (group vars under host vars)
+    assert ansible_inventory_host(path, "km1", tmp_path)["kubernetes_role"] == "control_plane"
+    assert ansible_inventory_host(path, "kn2", tmp_path)["kubernetes_role"] == "master"
+
+
+def test_role_groups_map_any_group(tmp_path):
+    path = write(tmp_path / "hosts.yaml", GEERLINGGUY)
+    inv = load_hosts(str(path), tmp_path, "worker=storage lb=none")
+    assert set(inv.get("st1").roles) == {WORKER}
+    with pytest.raises(InventoryError, match=r"^--role-groups: 'workers' is not a role"):
+        load_hosts(str(path), tmp_path, "workers=storage")
+    with pytest.raises(InventoryError, match=r"is not ROLE=GROUP"):
+        load_hosts(str(path), tmp_path, "worker")
+    bad = write(tmp_path / "bad.yaml", "all:\n  hosts:\n    x: {kubeaccept_roles: boss}\n")
+    with pytest.raises(InventoryError, match=r"host x: kubeaccept_roles names 'boss'"):
+        load_inventory(bad)
+
 
 
 def test_bad_boolean_is_reported(tmp_path):

@@ -218,8 +218,7 @@ def test_kubespray_local_reads_the_sample_group_vars_through_its_symlink():
 
 
 def test_kubespray_sample_as_shipped_has_no_hosts():
-    with pytest.raises(InventoryError, match=r"has no hosts in a known group \(groups found: "
-                       r"etcd, k8s_cluster|has no hosts in a known group \(groups found: etcd"):
+    with pytest.raises(InventoryError, match=r"inventory.ini has no hosts: put the cluster's "):
         load_inventory(KUBESPRAY / "sample" / "inventory.ini")
 
 

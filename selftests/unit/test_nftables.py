@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kubeaccept.facts import nftables
 from kubeaccept.facts.iptables import Packet
 
@@ -114,18 +116,99 @@ def test_node_firewall_input_fails_on_an_nft_only_drop():
     assert "nft delete rule inet host input handle" in bad[0].fix
 
 
+# iptables-nft 1.8.9 (this machine's, Debian 12) over a `table ip filter` that nft 1.0.6 made
+# with a set lookup in FORWARD, in a private network namespace: what iptables-nft-save printed
+# (fixtures/nft/incompatible-filter.iptables-save-1.8.9) and nft -j list ruleset.
+INCOMPATIBLE_1_8_9 = (FIX / "incompatible-filter.iptables-save-1.8.9").read_text()
+
+
 def test_incompatible_table_is_unknown_not_open():
-    """iptables-nft-save prints `# Table 'filter' is incompatible, use 'nft' tool.` for a
-    table it cannot represent: without nft's own answer the verdict is unknown."""
-    text = ("# Table 'filter' is incompatible, use 'nft' tool.\n*nat\n:PREROUTING ACCEPT [0:0]\n"
-            "COMMIT\n!exit 0")
-    f = facts("n1", sections={"iptables-save": text})
+    """Without nft's own answer, a table iptables-nft-save cannot show is undecided, quoted
+    as iptables printed it, never "nothing filters"."""
+    assert INCOMPATIBLE_1_8_9.startswith("# Table `filter' is incompatible, use 'nft' tool.")
+    f = facts("n1", sections={"iptables-save": INCOMPATIBLE_1_8_9})
     out = judge("node_firewall_forward", node=context(f))
     assert [x.ok for x in out] == [False]
-    assert "table ip filter exists but its rules could not be read" in out[0].observed
+    assert ("iptables-save printed \"# Table `filter' is incompatible, use 'nft' tool.\": "
+            "table ip filter exists but its rules could not be read") in out[0].observed
     assert "nft list table ip filter" in out[0].observed
+    assert "nothing filters" not in out[0].observed
+
+
+def test_incompatible_table_is_judged_from_nfts_ruleset():
+    """nft(8): every base chain on the hook filters the packet; the incompatible table's
+    FORWARD rejects pod traffic to 10.244.0.0/16 (nft's rule, handle 4)."""
+    out = judge("node_firewall_forward", node=context(_nft_facts("incompatible-filter",
+                                                                   INCOMPATIBLE_1_8_9)))
+    bad = [f for f in out if not f.ok]
+    assert bad and all("REJECT by ip filter FORWARD handle" in f.observed for f in bad), out
+    assert all("nothing filters" not in f.observed for f in out)
 
 
 def test_fixture_sources_are_the_nft_files():
     for json_file in FIX.glob("*.json"):
         assert json_file.with_suffix(".nft").exists()
+
+
+# Real iptables-nft-save outputs of Debian's iptables 1.8.7 (bullseye), 1.8.9 (bookworm) and
+# 1.8.11 (trixie), each run in a private network namespace over the same rules (fixtures/nft/
+# README.md): a table iptables made, then a base chain `extra` added by nft 1.0.6 that drops
+# pod traffic; and a set match nft added to the iptables-made FORWARD.
+
+
+def _save(name: str) -> str:
+    return (FIX / name).read_text()
+
+
+@pytest.mark.parametrize("version", ["1.8.9", "1.8.11"])
+def test_a_base_chain_iptables_does_not_show_is_judged_from_nft(version):
+    """1.8.9+: "# Table `filter' contains incompatible base-chains, use 'nft' tool to list
+    them." on stdout, exit 0, the FORWARD it made shown, `extra` left out; nft(8): every base
+    chain on the hook filters the packet, so `extra`'s drop is the verdict."""
+    save = _save(f"foreign-base-chain.iptables-save-{version}")
+    assert "# Table `filter' contains incompatible base-chains, use 'nft' tool to list them." \
+        in save
+    out = judge("node_firewall_forward", node=context(_nft_facts("foreign-base-chain", save)))
+    bad = [f for f in out if not f.ok]
+    assert bad and all("DROP by ip filter extra handle" in f.observed for f in bad), out
+    # without nft's answer: unknown, saying why, never a pass
+    f = facts("n1", sections={"iptables-save": save})
+    (only,) = judge("node_firewall_forward", node=context(f))
+    assert not only.ok and "has base chains iptables does not show, and they filter too" in \
+        only.observed and "nft list table ip filter" in only.observed
+
+
+def test_iptables_1_8_7_crashing_on_that_table_is_judged_from_nft():
+    """1.8.7 aborts on it ("free(): double free detected in tcache 2", exit 134): every
+    iptables table is then read from nft."""
+    save = _save("foreign-base-chain.iptables-save-1.8.7")
+    out = judge("node_firewall_forward", node=context(_nft_facts("foreign-base-chain", save)))
+    bad = [f for f in out if not f.ok]
+    assert bad and all("DROP by ip filter extra handle" in f.observed for f in bad), out
+    f = facts("n1", sections={"iptables-save": save})
+    (only,) = judge("node_firewall_forward", node=context(f))
+    assert not only.ok and ("iptables-save failed (exit status 134): free(): double free "
+                            "detected in tcache 2") in only.observed
+
+
+def test_a_set_match_iptables_prints_as_a_bare_drop_is_read_from_nft():
+    """iptables-nft-save (1.8.7-1.8.13) prints nft's `ip saddr @blocked drop` as `-A FORWARD
+    -j DROP`: taken as is, every pod packet would be dropped. nft's own rule matches only the
+    (empty) set: pod traffic is accepted by the rule iptables made before it."""
+    save = _save("set-lookup.iptables-save-1.8.9")
+    assert "-A FORWARD -j DROP" in save
+    out = judge("node_firewall_forward", node=context(_nft_facts("set-lookup", save)))
+    assert out and all(f.ok for f in out), [f.observed for f in out if not f.ok]
+    assert all("ACCEPT by ip filter FORWARD handle" in f.observed for f in out)
+
+
+def test_the_fix_follows_the_error():
+    """A crash or a table iptables cannot show wants nft, not root; a permission error root."""
+    crash = facts("n1", sections={"iptables-save": _save(
+        "foreign-base-chain.iptables-save-1.8.7")})
+    (f,) = judge("node_firewall_forward", node=context(crash))
+    assert "install nftables' nft on n1" in f.fix and "root" not in f.fix
+    # iptables-nft-save 1.8.9 run as uid 65534 (setpriv) in a private network namespace
+    denied = facts("n1", sections={"iptables-save": _save("not-root.iptables-save-1.8.9")})
+    (f,) = judge("node_firewall_forward", node=context(denied))
+    assert f.fix == "run the suite as root or with ansible_become=true"
