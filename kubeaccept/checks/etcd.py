@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlsplit
 
 from kubeaccept.facts import NodeFacts
@@ -64,8 +65,24 @@ def _learner_ips(members: list[dict]) -> set[str]:
             for u in m.get("peerURLs") or [] if isinstance(u, str)}
 
 
-def api_opinion(control_planes: list[Host], readyz: dict) -> list[Finding]:
-    """The second opinion: what each apiserver's /readyz?verbose says about its etcd."""
+def etcdctl_error(stderr: str) -> str:
+    """etcdctl's own conclusion from its stderr (the facts keep it on one line): the
+    `Error: ...` it ends with, else the `error` of its last JSON log record (zap), else its
+    start; never a whole log record."""
+    text = " ".join(stderr.split())
+    if "Error: " in text:
+        return text[text.rindex("Error: "):][:200]
+    logged = re.findall(r'"error":"((?:[^"\\]|\\.)*)"', text)
+    if logged:
+        return logged[-1][:200]
+    return text[:200]
+
+
+def api_opinion(control_planes: list[Host], readyz: dict,
+                learners: dict | None = None) -> list[Finding]:
+    """The second opinion: what each apiserver's /readyz?verbose says about its etcd.
+    `learners`: node IP -> member ID (hex) of members that are learners."""
+    learners = learners or {}
     findings = []
     for h in control_planes:
         answer = readyz.get(f"https://{node_ip(h)}:6443/readyz?verbose")
@@ -74,7 +91,18 @@ def api_opinion(control_planes: list[Host], readyz: dict) -> list[Finding]:
         lines = [ln for ln in answer.body.splitlines() if ln[3:].startswith("etcd")]
         bad = [ln for ln in lines if ln.startswith("[-]")]
         subject = f"etcd:api-view:{h.name}"
-        if bad:
+        if bad and node_ip(h) in learners:
+            # kubeadm points each apiserver at its own member (--etcd-servers=
+            # https://127.0.0.1:2379); a learner answers no client request.
+            findings.append(Finding(
+                subject, False, f"kube-apiserver on {h.name}: {'; '.join(bad)}; its own etcd "
+                "member is a learner", "[+]etcd ok",
+                "kubeadm points each apiserver at its own member (--etcd-servers="
+                "https://127.0.0.1:2379) and a learner serves no client request (\"etcdserver: "
+                f"rpc not supported for learner\"): the apiserver on {h.name} is down until "
+                "its member votes", f"etcdctl member promote {learners[node_ip(h)]}",
+                (f"GET {answer.url}",)))
+        elif bad:
             findings.append(Finding(subject, False,
                                     f"kube-apiserver on {h.name}: {'; '.join(bad)}",
                                     "[+]etcd ok", QUORUM_WHY, FIX_MEMBER,
@@ -132,9 +160,9 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
                 _field(e, "Status", "header", "member_id"))
         err = view.get("stderr member list", "").strip()
         if not listed:
-            errors[h.name] = err or "no answer from the local member"
+            errors[h.name] = etcdctl_error(err) or "no answer from the local member"
         evidence.append(f"{h.name}: etcdctl member list -> "
-                        f"{len(listed.get('members', [])) if listed else 'error: ' + err[:120]}")
+                        f"{len(listed.get('members', [])) if listed else 'error: ' + etcdctl_error(err)}")
     unreachable = {h.name: facts[h.name] for h in control_planes
                    if isinstance(facts.get(h.name), str)}
     if members is None and unreachable and len(unreachable) == len(errors):
@@ -187,7 +215,7 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
             findings.append(Finding(
                 f"{subj}:{name}", False, f"member {name} ({ip}) is a learner "
                 f"(\"isLearner\": true in etcdctl member list): it replicates but does not "
-                "vote", "a voting member",
+                f"vote; the quorum counts the {len(voters)} voting members", "a voting member",
                 "a learner counts neither towards the quorum nor as a spare: the cluster has "
                 "one voting member fewer than it has control planes. kubeadm adds a joining "
                 "control plane's member as a learner and promotes it once it has caught up "
@@ -228,4 +256,6 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
     else:
         findings.append(passed(f"{subj}:quorum", f"{healthy} of {total} voting members healthy",
                                f"more than {total // 2} healthy"))
-    return findings + api_opinion(control_planes, readyz or {})
+    learner_ids = {ip: (f"{m['ID']:x}" if _int(m.get("ID")) is not None else "<ID>")
+                   for ip, m in learners.items()}
+    return findings + api_opinion(control_planes, readyz or {}, learner_ids)

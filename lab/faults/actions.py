@@ -370,6 +370,7 @@ def _as_learner(rt: HostRuntime) -> None:
     while time.monotonic() < deadline:  # started: etcd names the member once it joined
         members = json.loads(_etcdctl(rt, other, "member list -w json"))["members"]
         if any(m.get("name") == rt.host.name and m.get("isLearner") for m in members):
+            rt.wait_ready(30)  # and listening again on every port it had (2379, 2380)
             return
         time.sleep(0.5)
     raise LabError(f"the learner on {rt.host.name} did not start within 30 s")

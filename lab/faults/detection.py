@@ -211,7 +211,10 @@ FAULTS = {f.name: f for f in (
     Fault("etcd-learner", "cp3's etcd member a learner (a join stopped before `member "
           "promote`)", "cp3", control_plane=True,
           expect=(("cluster_etcd", ("member cp3 (198.18.0.13) is a learner", "does not vote",
-                                    "etcdctl member promote", "2 of 2 voting members")),),
+                                    "etcdctl member promote", "the quorum counts the 2 voting",
+                                    "kube-apiserver on cp3", "its own etcd member is a learner")),
+                  # kubeadm's apiserver reads its own member only: a learner stops it (real)
+                  ("cluster_control_plane", ("cp3:readyz", "[-]etcd failed"))),
           action=_as_learner, undo=_promote),
     Fault("node-flapping", "NodeReady x8929 / NodeNotReady x8932 events (report 02)", "w2",
           control_plane=True,

@@ -140,8 +140,39 @@ def test_a_learner_is_named_and_not_counted_in_the_quorum():
     assert set(bad) == {"etcd:cp4"}, bad
     assert bad["etcd:cp4"].observed == ('member cp4 (127.0.0.2) is a learner ("isLearner": true '
                                         "in etcdctl member list): it replicates but does not "
-                                        "vote")
+                                        "vote; the quorum counts the 1 voting members")
     assert "etcdctl member promote e6581c632a177362" in bad["etcd:cp4"].fix
     by = {f.subject: f for f in out}
     assert by["etcd:quorum"].observed == "1 of 1 voting members healthy"
     assert by["etcd:members"].observed == "2 members: cp1, cp4 (learner)"
+
+
+def test_a_learners_own_apiserver_is_said_to_stop_on_it():
+    """kubeadm's kube-apiserver reads only its own member (--etcd-servers=https://127.0.0.1:2379,
+    kubeadm's manifests); a learner answers no client request (etcd 3.7.3: "rpc not supported
+    for learner"), so the /readyz [-]etcd line on that control plane is the learner's doing,
+    and its fix is the promotion, not certificates or ports."""
+    from kubeaccept.model.apistate import Answer
+    cps = [host("cp1", "127.0.0.1", (CONTROL_PLANE,)), host("cp4", "127.0.0.2", (CONTROL_PLANE,))]
+    url = "https://127.0.0.2:6443/readyz?verbose"
+    readyz = {url: Answer(url, 500, "[+]ping ok\n[-]etcd failed: reason withheld\n")}
+    out = judge("cluster_etcd", cluster=on_cluster(hosts=cps, facts={
+        h.name: learner_view(h.name) for h in cps}), readyz=readyz)
+    bad = {f.subject: f for f in failed(out)}
+    assert set(bad) == {"etcd:cp4", "etcd:api-view:cp4"}, bad
+    view = bad["etcd:api-view:cp4"]
+    assert "its own etcd member is a learner" in view.observed
+    assert view.fix == "etcdctl member promote e6581c632a177362"
+
+
+def test_etcdctl_errors_are_its_conclusion_not_its_log():
+    """etcdctl 3.7.3 logs zap JSON records, then ends with `Error: ...` (the real stderr of
+    `endpoint health --cluster` with a learner: fixtures/etcd/learner-endpoint-health.stderr)."""
+    from kubeaccept.checks.etcd import etcdctl_error
+    real = (ETCD / "learner-endpoint-health.stderr").read_text()
+    assert etcdctl_error(real) == "Error: unhealthy cluster"
+    assert etcdctl_error(real.replace("\n", " ")) == "Error: unhealthy cluster"
+    record = real.splitlines()[0]
+    assert etcdctl_error(record) == ("rpc error: code = FailedPrecondition desc = etcdserver: "
+                                     "rpc not supported for learner")
+    assert etcdctl_error("") == ""
