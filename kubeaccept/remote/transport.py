@@ -64,7 +64,9 @@ def _known_hosts_file(host: Host) -> str:
     return host.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
 
 
-def _cause(host: Host, exc: BaseException, timeout: float, jump: bool = False) -> str:
+def _cause(host: Host, exc: BaseException, timeout: float, jump: bool = False,
+           elapsed: float | None = None) -> str:
+    """`elapsed`: how long the attempt took, so that "within Ns" is said only when N s passed."""
     where = f"{host.user}@{host.address}:{host.port}"
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
         exc = next(iter(exc.errors.values()))  # paramiko wraps the socket error per address
@@ -85,6 +87,12 @@ def _cause(host: Host, exc: BaseException, timeout: float, jump: bool = False) -
         return (f"host key of {host.address} is not in {kh}: add it "
                 f"(ssh-keyscan -p {host.port} {host.address} >> {kh})"
                 + ("" if jump else " or set ansible_host_key_checking=false"))
+    if _no_handshake(exc) and elapsed is not None and elapsed < timeout * 0.9:
+        # paramiko says "Error reading SSH protocol banner" for an EOF too: the peer hung up
+        return (f"{where} closed the connection after {elapsed:.1f}s without an SSH banner "
+                f"(paramiko: {str(exc).strip() or type(exc).__name__}): not an SSH server, or "
+                "sshd dropped the client (MaxStartups, tcp wrappers, a DenyUsers/Match rule: "
+                "see its log)")
     if _no_handshake(exc):
         return f"no SSH handshake with {where} within {timeout:g}s (not an SSH server, or it hangs)"
     if getattr(exc, "errno", None) == errno.EHOSTUNREACH:
@@ -259,11 +267,12 @@ class Connection:
                 raise Unreachable(f"cannot start ProxyCommand {how.proxy_command!r}: "
                                   f"{exc.strerror}") from None
         client = _client([how.known_hosts], how.check_host_key, host.address, host.port)
+        started = time.monotonic()
         try:
             _login(client, host.address, host.port, host.user, connect_timeout, host.key_file,
                    host.password, sock)
         except (OSError, paramiko.SSHException, EOFError) as exc:
-            cause = _cause(host, exc, connect_timeout)
+            cause = _cause(host, exc, connect_timeout, elapsed=time.monotonic() - started)
             # no SSH server answered through the proxy (it failed, or is still trying)
             if self._proxy is not None and (_no_handshake(exc) or isinstance(
                     exc, (EOFError, TimeoutError, paramiko.ProxyCommandFailure))):
@@ -285,6 +294,7 @@ class Connection:
             where = replace(host, address=jump.host, port=jump.port,
                             user=jump.user or getpass.getuser(),
                             known_hosts=how.jump_known_hosts[-1])
+            started = time.monotonic()
             try:
                 _login(client, where.address, where.port, where.user, timeout, host.key_file,
                        None, sock)
@@ -293,7 +303,8 @@ class Connection:
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 self._close_hops()
                 raise Unreachable(f"through jump host {jump}: "
-                                  f"{_cause(where, exc, timeout, jump=True)}") from None
+                                  f"{_cause(where, exc, timeout, jump=True, elapsed=time.monotonic() - started)}"
+                                  ) from None
         return sock
 
     def _close_hops(self) -> None:

@@ -58,6 +58,61 @@ def test_connect_to_a_closed_local_port_is_unreachable_quickly():
         Connection(h, connect_timeout=2)
 
 
+def _listener(behaviour: str):
+    """A real TCP server on 127.0.0.1 that either closes each connection at once ("close")
+    or accepts and never writes ("silent"); returns (port, stop)."""
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    held = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            (conn.close() if behaviour == "close" else held.append(conn))
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def stop():
+        srv.close()
+        for c in held:
+            c.close()
+    return srv.getsockname()[1], stop
+
+
+def test_a_peer_that_hangs_up_is_not_said_to_have_taken_the_timeout():
+    """paramiko 3/4 raises "Error reading SSH protocol banner" both for silence until
+    banner_timeout and for an EOF at once (transport.py _check_banner); "within 10s" is said
+    only when 10 s passed."""
+    port, stop = _listener("close")
+    h = host().__class__(name="x", address="127.0.0.1", port=port, host_key_checking=False)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unreachable) as err:
+            Connection(h, connect_timeout=10)
+    finally:
+        stop()
+    assert time.monotonic() - started < 5
+    assert "closed the connection after" in str(err.value)
+    assert "without an SSH banner" in str(err.value) and "within 10s" not in str(err.value)
+
+
+def test_a_silent_peer_is_said_to_have_taken_the_whole_timeout():
+    port, stop = _listener("silent")
+    h = host().__class__(name="x", address="127.0.0.1", port=port, host_key_checking=False)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unreachable, match=r"no SSH handshake with .* within 1\.5s"):
+            Connection(h, connect_timeout=1.5)
+    finally:
+        stop()
+    assert time.monotonic() - started >= 1.4
+
+
 # --- ansible_connection=local -------------------------------------------------------------
 
 
