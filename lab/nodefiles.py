@@ -9,7 +9,7 @@ from pathlib import Path
 from kubeaccept.model.roles import CONTROL_PLANE
 
 from . import pki
-from .plan import KUBE_VERSION, POD_SUBNET, SERVICE_SUBNET, VIP, LabHost
+from .plan import FIRST_CONTROL_PLANE, KUBE_VERSION, POD_SUBNET, SERVICE_SUBNET, VIP, LabHost
 
 DAEMON_JSON = {  # field report 03
     "exec-opts": ["native.cgroupdriver=systemd"],
@@ -185,6 +185,11 @@ def host_files(host: LabHost, cas: pki.ClusterCAs) -> dict[str, bytes]:
     files = {path: text.encode() for path, text in node_files(host).items()}
     files["/var/lib/kubelet/pki/kubelet-client-current.pem"] = pki.kubelet_client_pem(
         cas, host.name)
+    # kubeadm 1.37: kubelet.conf names the controlPlaneEndpoint, except on a control plane
+    # that joined, whose kubelet talks to its own apiserver (cmd/phases/join/kubelet.go).
+    joined = CONTROL_PLANE in host.roles and host.name != FIRST_CONTROL_PLANE
+    files["/etc/kubernetes/kubelet.conf"] = pki.kubelet_conf(
+        cas, f"https://{host.ip if joined else VIP}:6443")
     if CONTROL_PLANE in host.roles:
         files.update(pki.control_plane_files(cas, host.name, host.ip, VIP))
     return files

@@ -126,6 +126,23 @@ def control_plane_files(cas: ClusterCAs, hostname: str, ip: str, vip: str,
     return files
 
 
+def kubelet_conf(cas: ClusterCAs, server: str) -> bytes:
+    """/etc/kubernetes/kubelet.conf as kubeadm's kubelet-finalize phase leaves it: the rotated
+    client certificate by path (kubelet-client-current.pem), not inline."""
+    pem = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    doc = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "system:node@kubernetes",
+        "clusters": [{"name": "kubernetes", "cluster": {
+            "server": server,
+            "certificate-authority-data": base64.b64encode(cas.ca.pem()[0]).decode()}}],
+        "contexts": [{"name": "system:node@kubernetes",
+                      "context": {"cluster": "kubernetes", "user": "system:node"}}],
+        "users": [{"name": "system:node", "user": {"client-certificate": pem,
+                                                   "client-key": pem}}],
+    }
+    return yaml.safe_dump(doc, sort_keys=False).encode()
+
+
 def kubelet_client_pem(cas: ClusterCAs, hostname: str, days: float = 365) -> bytes:
     """/var/lib/kubelet/pki/kubelet-client-current.pem: certificate and key in one file."""
     cert, key = issue(f"system:node:{hostname}", cas.ca, orgs=["system:nodes"],

@@ -12,6 +12,7 @@ from kubeaccept.model.roles import CONTROL_PLANE, ETCD, LB, WORKER
 NODE_NETWORK = ipaddress.ip_network("198.18.0.0/16")
 GATEWAY = "198.18.0.1"  # the lab bridge's address in the root namespace (where pytest runs)
 VIP = "198.18.0.100"    # controlPlaneEndpoint, served by HAProxy on the LB host
+FIRST_CONTROL_PLANE = "cp1"  # where `kubeadm init` ran; the others joined
 POD_SUBNET = "10.244.0.0/16"
 SERVICE_SUBNET = "10.96.0.0/12"
 KUBE_VERSION = "v1.37.2"  # what lab.build builds

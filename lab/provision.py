@@ -14,7 +14,7 @@ from kubeaccept.model.roles import CONTROL_PLANE, ETCD, LB, WORKER
 from . import cluster, nodefiles, pki
 from .hosts import listeners, sshd_config
 from .nodefiles import host_files, write_tree
-from .plan import POD_SUBNET, SERVICE_SUBNET, SYSTEM_PATH, VIP, LabHost
+from .plan import FIRST_CONTROL_PLANE, POD_SUBNET, SERVICE_SUBNET, SYSTEM_PATH, VIP, LabHost
 from .system import python_m, run
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def prepare_files(lab: LabState, hosts: list[LabHost]) -> None:
     for h in hosts:
         if h.is_node:
             write_tree(lab.dir / "hosts" / h.name / "files", host_files(h, cas))
-    admin = lab.dir / "hosts" / "cp1" / "files" / "etc/kubernetes/admin.conf"
+    admin = lab.dir / "hosts" / FIRST_CONTROL_PLANE / "files" / "etc/kubernetes/admin.conf"
     if admin.exists():
         shutil.copy(admin, lab.dir / "admin.conf")
     if "kwok" in lab.state.get("binaries", {}):

@@ -18,12 +18,17 @@ COMPONENTS = {6443: "kube-apiserver", 10257: "kube-controller", 10259: "kube-sch
 
 
 def endpoint(ctx: ClusterContext) -> tuple[str, int] | None:
-    """The controlPlaneEndpoint: kubespray's loadbalancer_apiserver, else the LB host."""
+    """The controlPlaneEndpoint as the cluster names it: the server of the control planes'
+    admin.conf (kubeadm writes the controlPlaneEndpoint there), else kubespray's
+    loadbalancer_apiserver; never a guess from an inventory host and a fixed port
+    (cluster_api_endpoint compares it with kubeadm-config's)."""
+    from kubeaccept.checks.endpoint import from_admin_confs  # noqa: PLC0415 - same layer
+    if ep := from_admin_confs(ctx):
+        return ep
     lb = ctx.inventory.cluster_vars.get("loadbalancer_apiserver") or {}
     if isinstance(lb, dict) and lb.get("address"):
         return str(lb["address"]), int(lb.get("port") or 6443)
-    hosts = ctx.inventory.by_role(LB)
-    return (node_ip(hosts[0]), 6443) if hosts else None
+    return None
 
 
 def readyz_urls(ctx: ClusterContext) -> list[str]:
@@ -74,8 +79,9 @@ def _failed_checks(body: str) -> list[str]:
        asserts=("every control plane runs kube-apiserver, controller-manager, scheduler and "
                 "etcd; each apiserver's `/readyz?verbose` is 200 (TLS verified against the "
                 "cluster CA; the `[-]` lines are quoted); the controlPlaneEndpoint "
-                "(kubespray's `loadbalancer_apiserver`, else the LB host) answers through the"
-                " LB; the LB's HAProxy backends are exactly the control planes"),
+                "(the control planes' admin.conf server, else kubespray's "
+                "`loadbalancer_apiserver`) answers through the LB; the LB's HAProxy backends "
+                "are exactly the control planes"),
        prevents=("`The connection to the server …:6443 was refused` whenever the LB picks the"
                  " broken one"))
 def cluster_control_plane(ctx: Context) -> list[Finding]:

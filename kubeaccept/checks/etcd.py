@@ -161,8 +161,9 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
         err = view.get("stderr member list", "").strip()
         if not listed:
             errors[h.name] = etcdctl_error(err) or "no answer from the local member"
-        evidence.append(f"{h.name}: etcdctl member list -> "
-                        f"{len(listed.get('members', [])) if listed else 'error: ' + etcdctl_error(err)}")
+        answer = (len(listed.get("members", [])) if listed
+                  else "error: " + etcdctl_error(err))
+        evidence.append(f"{h.name}: etcdctl member list -> {answer}")
     unreachable = {h.name: facts[h.name] for h in control_planes
                    if isinstance(facts.get(h.name), str)}
     if members is None and unreachable and len(unreachable) == len(errors):

@@ -230,6 +230,17 @@ class NodeFacts:
         return out
 
     @cached_property
+    def kubeconfig_servers(self) -> dict[str, str]:
+        """Path of each kubeadm kubeconfig on the node -> its `server:` ("" when it has none);
+        None of them on the node: {}."""
+        out = {}
+        for line in (self.section("kubeconfigs") or "").splitlines():
+            path, _, server = line.partition(" ")
+            if path.startswith("/"):
+                out[path] = server.strip().strip("\"'")
+        return out
+
+    @cached_property
     def dns(self) -> dict | None:
         """The cluster-DNS query: {"tool", "command", "rc", "output"}; tool "udp" (bash's
         /dev/udp; output: the decoded reply as `dig +short` prints it), "dig", "nslookup",

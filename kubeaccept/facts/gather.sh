@@ -85,6 +85,13 @@ for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf \
 done
 f=/var/lib/kubelet/pki/kubelet-client-current.pem
 [ -f "$f" ] && echo "$f $(sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' "$f" | base64 -w0)"
+# The server each of kubeadm's kubeconfigs names (the endpoint this node's clients use).
+sec kubeconfigs
+for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf \
+         /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf \
+         /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf; do
+  [ -f "$f" ] && echo "$f $(sed -n 's/^ *server: *//p' "$f" | head -n 1)"
+done
 if [ -f /etc/kubernetes/pki/etcd/healthcheck-client.crt ]; then
   # kubeadm's etcd, asked with kubeadm's healthcheck client certificate: etcdctl on the host,
   # else the one inside the etcd static pod.

@@ -302,9 +302,9 @@ class Connection:
                     "direct-tcpip", (nxt.host, nxt.port), ("127.0.0.1", 0), timeout=timeout)
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 self._close_hops()
-                raise Unreachable(f"through jump host {jump}: "
-                                  f"{_cause(where, exc, timeout, jump=True, elapsed=time.monotonic() - started)}"
-                                  ) from None
+                cause = _cause(where, exc, timeout, jump=True,
+                               elapsed=time.monotonic() - started)
+                raise Unreachable(f"through jump host {jump}: {cause}") from None
         return sock
 
     def _close_hops(self) -> None:

@@ -72,6 +72,31 @@ def _expiring_apiserver_cert(rt: HostRuntime) -> None:
     rt.write(f"{pki.PKI}/apiserver.key", key, 0o600)
 
 
+def _apiserver_cert_without_endpoint(rt: HostRuntime) -> None:
+    """apiserver.crt re-issued from the cluster CA with the SANs kubeadm gives it when the
+    endpoint was not in the configuration (the VIP left out: an endpoint added later without
+    `kubeadm init phase certs apiserver`). The file is the evidence; the apiserver keeps
+    serving its old certificate (as cert-expiring), so the lab's API stays up."""
+    old = _host_pki(rt, "apiserver").cert
+    sans = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    pair = pki.issue("kube-apiserver", _host_pki(rt, "ca"), usages=[pki.SERVER],
+                     dns=sans.get_values_for_type(x509.DNSName),
+                     ips=[str(i) for i in sans.get_values_for_type(x509.IPAddress)
+                          if str(i) != VIP])
+    cert, key = pair.pem()
+    rt.write(f"{pki.PKI}/apiserver.crt", cert)
+    rt.write(f"{pki.PKI}/apiserver.key", key, 0o600)
+
+
+def _kubelet_conf_pinned(address: str) -> Callable[[HostRuntime], None]:
+    """kubelet.conf's server one control plane's address instead of the endpoint (a node
+    joined to cp1 directly, before the load balancer existed)."""
+    def action(rt: HostRuntime) -> None:
+        rt.sh(f"sed -i 's#^\\( *server: \\).*#\\1https://{address}:6443#' "
+              "/etc/kubernetes/kubelet.conf")
+    return action
+
+
 def _other_ca(rt: HostRuntime) -> None:
     """This control plane's Kubernetes PKI from a CA of its own (a botched join); etcd's PKI
     stays, so etcd keeps its quorum. The apiserver, controller-manager and scheduler are

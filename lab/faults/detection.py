@@ -13,6 +13,7 @@ from .actions import (
     NFT_INPUT_DROP,
     SECRET_TOKEN,
     SWAP_UNIT,
+    _apiserver_cert_without_endpoint,
     _as_learner,
     _calico_loose,
     _cordon,
@@ -24,6 +25,7 @@ from .actions import (
     _expiring_apiserver_cert,
     _flannel_network,
     _flapping,
+    _kubelet_conf_pinned,
     _other_ca,
     _pleg,
     _pressure,
@@ -126,6 +128,21 @@ FAULTS = {f.name: f for f in (
           expect=(("node_certificates[{host}]", ("/etc/kubernetes/pki/apiserver.crt: expires",
                                                  "in 9 days", "kubeadm certs renew")),),
           action=_expiring_apiserver_cert),
+    Fault("apiserver-cert-without-endpoint", "cp2's apiserver.crt without the "
+          "controlPlaneEndpoint among its SANs", "cp2",
+          # kube-apiserver reloads its serving certificate: clients of the VIP fail TLS
+          # whenever HAProxy picks cp2 (round robin), the outage the check foretells
+          may_also_fail=(*API_COLLATERAL, "cluster_control_plane"),
+          expect=(("cluster_api_endpoint", (
+              "cp2:apiserver.crt", "does not cover 198.18.0.100",
+              "x509: certificate is valid for 10.96.0.1, 198.18.0.12, 127.0.0.1, not "
+              "198.18.0.100", "apiServer.certSANs", "kubeadm init phase certs apiserver")),),
+          action=_apiserver_cert_without_endpoint),
+    Fault("kubelet-conf-pinned", "w1's kubelet.conf names cp1's apiserver, not the endpoint",
+          "w1", expect=(("cluster_api_endpoint", (
+              "w1:kubelet.conf", "server https://198.18.0.11:6443: control plane cp1 only",
+              "w1 goes NotReady", "--server=https://198.18.0.100:6443")),),
+          action=_kubelet_conf_pinned("198.18.0.11")),
     Fault("different-ca", "a control plane with a CA of its own", "cp3",
           may_also_fail=API_COLLATERAL,
           restart=("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
