@@ -4,6 +4,7 @@ balancer, and the load balancer's backends = the control planes."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from kubeaccept.checks import ClusterContext
 from kubeaccept.facts import NodeFacts
@@ -156,9 +157,45 @@ def _ready(subject: str, answer: Answer | None, url: str) -> Finding:
     else:
         bad = _failed_checks(answer.body)
         observed = f"HTTP {answer.status}" + (f": {'; '.join(bad)}" if bad else "")
-    return Finding(subject, False, observed, "200 ok",
-                   "clients sent here fail; through the LB, requests fail whenever it picks "
-                   "this apiserver (\"The connection to the server … was refused\" / "
-                   "\"etcdserver: request timed out\")",
-                   "crictl logs <kube-apiserver container>; the [-] lines name the failing "
-                   "check (etcd: see cluster_etcd)", (f"GET {url}",))
+    why, fix = readyz_diagnosis(answer)
+    return Finding(subject, False, observed, "200 ok", why, fix, (f"GET {url}",))
+
+
+LB_WHY = ("clients sent here fail; through the LB, requests fail whenever it picks this "
+          "apiserver")
+
+
+def readyz_diagnosis(answer: Answer | None) -> tuple[str, str]:
+    """(why, fix) for a /readyz that is not 200, from what actually happened: an HTTP answer
+    with failing checks, a TLS verification error (which one), a refusal, a timeout."""
+    body = answer.body if answer is not None else ""
+    host = urlsplit(answer.url).hostname if answer is not None else "?"
+    if answer is not None and answer.status is not None:
+        return (f"{LB_WHY} (\"The connection to the server … was refused\" / \"etcdserver: "
+                "request timed out\")", "crictl logs <kube-apiserver container>; the [-] lines "
+                "name the failing check (etcd: see cluster_etcd)")
+    if "mismatch" in body or "not valid for" in body:
+        # OpenSSL's hostname check, as Python's ssl words it ("IP address mismatch, ...")
+        return (f"its serving certificate does not cover {host}: {LB_WHY} with \"x509: "
+                f"certificate is valid for …, not {host}\"",
+                "see cluster_api_endpoint: add the address to apiServer.certSANs and "
+                "regenerate the certificate (kubeadm init phase certs apiserver)")
+    if "certificate verify failed" in body or "CERTIFICATE_VERIFY_FAILED" in body:
+        return (f"its certificate is not signed by the cluster CA: {LB_WHY} with \"x509: "
+                "certificate signed by unknown authority\"",
+                "see node_cluster_ca: every control plane needs the same "
+                "/etc/kubernetes/pki/ca.crt (copy it with `kubeadm join --control-plane "
+                "--certificate-key`, then regenerate that node's certificates)")
+    if "refused" in body.lower():
+        return (f"nothing listens on {host}:6443: kube-apiserver is not running there; "
+                f"{LB_WHY}", "crictl ps -a --name kube-apiserver; crictl logs <its id>; "
+                "check /etc/kubernetes/manifests/kube-apiserver.yaml")
+    if "timed out" in body or "timeout" in body.lower():
+        return (f"{host}:6443 did not answer in time: a firewall drops 6443, the host is "
+                f"down, or the apiserver hangs; {LB_WHY}",
+                f"from another node: nc -vz -w 3 {host} 6443 (see node_firewall and "
+                "node_listening_ports); on the node: crictl logs <kube-apiserver container>")
+    if "No route to host" in body or "unreachable" in body.lower():
+        return (f"{host} is not reachable (no route): host down, or a firewall rejects with "
+                f"icmp-host-prohibited; {LB_WHY}", f"ping {host}; firewall-cmd --list-all")
+    return (LB_WHY, "crictl logs <kube-apiserver container> on that control plane")
