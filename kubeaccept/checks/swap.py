@@ -3,7 +3,9 @@
 At boot, systemd (not `swapon -a`) activates swap: systemd-fstab-generator turns each
 /etc/fstab `swap` line into a `.swap` unit pulled in by swap.target unless it says `noauto`
 (or `systemd.swap=0` / `fstab=0` is on the kernel command line); `.swap` unit files start when
-a boot target wants them; zram-generator makes /dev/zramN swap from its config. A masked unit
+a boot target wants them; a service a boot target wants may turn swap on itself
+(dphys-swapfile, zramswap, any swapon); zram-generator makes /dev/zramN swap from its config
+(kubeaccept.facts.zramgen). A masked unit
 never starts; a device that does not exist makes its unit wait (90 s) and fail. Then kubelet's
 own rule decides whether swap is a problem: `failSwapOn` (default true), and with it false,
 `memorySwap.swapBehavior` on cgroup v2 only (KEP-2400)."""
@@ -15,7 +17,7 @@ import re
 from kubeaccept.checks import NodeContext
 from kubeaccept.facts.config import KUBELET_CONFIG, ConfigError, load
 from kubeaccept.facts.swapboot import SwapBoot, escape_path, source_path, unit_field
-from kubeaccept.facts.swapservices import SwapServices, analyse
+from kubeaccept.facts.swapservices import Service, SwapServices, analyse
 from kubeaccept.model.findings import Finding, passed
 from kubeaccept.model.registry import Context, check
 from kubeaccept.model.roles import NODE
@@ -213,7 +215,9 @@ class _Judge:
         zram-tools' zramswap, zram-config, any swapon/mkswap)."""
         memtotal = self.boot.memtotal_kb if self.boot else None
         for name, svc in sorted(svcs.services.items()):
-            effect = analyse(svc, svcs, memtotal)
+            # a masked service is read as the unit under its mask, to say what it would do
+            bare = Service(name, tuple(f for f in svc.files if f[1] is not None), svc.wants)
+            effect = analyse(bare, svcs, memtotal)
             if effect is None:
                 continue
             state = svc.is_enabled()
@@ -281,7 +285,9 @@ def kubelet_allows(ctx: NodeContext) -> tuple[bool | None, str, str]:
        roles=NODE,
        reads=("/proc/swaps",
               "/etc/fstab",
-              "systemd swap units and zram-generator config",
+              "systemd swap units and zram-generator config, /proc/meminfo MemTotal",
+              "boot services that turn swap on: unit files, drop-ins, ExecStart* scripts, "
+              "/etc/dphys-swapfile, /etc/default/zramswap",
               "kubelet config.yaml, kubeadm-flags.env"),
        asserts=("swap on now (`/proc/swaps`) or that systemd will start at the next boot, "
                 "decided as systemd decides it: `/etc/fstab` `swap` lines as "
@@ -291,9 +297,17 @@ def kubelet_allows(ctx: NodeContext) -> tuple[bool | None, str, str]:
                 " by `systemctl mask` or `swap.target` masked never starts, "
                 "`systemd.swap=0`/`fstab=0` on the kernel command line), `.swap` unit files "
                 "pulled in by a boot target's `.wants/`/`.requires/` symlink (not-enabled "
-                "ones noted), zram-generator's `[zramN]` devices (config precedence `/etc` > "
-                "`/run` > `/usr/local/lib` > `/usr/lib`, drop-ins, `zram-size = 0`, "
-                "`systemd.zram=0`, the generator installed); zswap is noted, never failed. "
+                "ones noted), services a boot target wants whose ExecStart* turns swap on "
+                "(Debian's dphys-swapfile with its CONF_SWAPFILE/CONF_SWAPSIZE, zram-tools' "
+                "zramswap with SIZE/PERCENT, zram-config, any swapon/mkswap in the unit or "
+                "the script it runs; masks in /etc and /run, drop-ins, `systemctl "
+                "is-enabled`'s word quoted), zram-generator's devices as its 1.1.2 release "
+                "makes them (main file `/run` > `/etc` > `/usr/local/lib` > `/usr/lib`, "
+                "drop-ins sorted by name across all four, links to /dev/null, "
+                "`systemd.zram` on the kernel command line with or without a config, "
+                "`host-memory-limit` against MemTotal, `zram-size` evaluated, size 0, "
+                "`fs-type`/`mount-point` not swap, a configuration error that stops the "
+                "generator, the generator installed or masked); zswap is noted, never failed. "
                 "Then kubelet's rule: `failSwapOn` (config, or `--fail-swap-on` in "
                 "kubeadm-flags.env) true fails every source; false passes only with "
                 "`swapBehavior` NoSwap/LimitedSwap on cgroup v2 (UnlimitedSwap refused from "
@@ -311,15 +325,18 @@ def node_swap(ctx: Context) -> list[Finding]:
     if boot is not None:
         judge.units(units)
         judge.zram()
-    services = node.facts.swap_services
-    if services is not None:
-        judge.services(services)
         if boot.zswap in ("Y", "1"):
             judge.notes.append("zswap is on: it compresses pages on their way to swap and is "
                                "no swap by itself")
+    services = node.facts.swap_services
+    if services is not None:
+        judge.services(services)
     note = "; ".join(judge.notes)
     scope = ("/proc/swaps, /etc/fstab, swap units, zram-generator" if boot is not None else
              "/proc/swaps and /etc/fstab (no swap-boot facts: units and zram not read)")
+    scope = scope[:-1] + ", services not read)" if services is None and boot is None else (
+        scope + (", boot services" if services is not None else
+                 " (no swap-services facts: services not read)"))
     if not judge.on:
         lines = len(fstab_entries(node.facts.file("/etc/fstab").text or ""))
         evidence = ("/proc/swaps: header only",

@@ -267,7 +267,7 @@ def analyse(svc: Service, svcs: SwapServices, memtotal_kb: int | None) -> Effect
                           f"systemctl disable --now {svc.name} (or apt purge zram-config)")
         hit = swapon_in(command)
         if hit:
-            return Effect(True, f"`{line}` runs {hit.split()[0] if hit else 'swapon'}", fix)
+            return Effect(True, f"`{line}` runs {_SWAPON.search(hit).group(1)}", fix)
         exe = command.lstrip("-@:+!").split()[0] if command.strip("-@:+! ") else ""
         script = svcs.execs.get(exe)
         if script is not None and swapon_in(script):
