@@ -3,7 +3,9 @@
 At boot, systemd (not `swapon -a`) activates swap: systemd-fstab-generator turns each
 /etc/fstab `swap` line into a `.swap` unit pulled in by swap.target unless it says `noauto`
 (or `systemd.swap=0` / `fstab=0` is on the kernel command line); `.swap` unit files start when
-a boot target wants them; zram-generator makes /dev/zramN swap from its config. A masked unit
+a boot target wants them; a service a boot target wants may turn swap on itself
+(dphys-swapfile, zramswap, any swapon); zram-generator makes /dev/zramN swap from its config
+(kubeaccept.facts.zramgen). A masked unit
 never starts; a device that does not exist makes its unit wait (90 s) and fail. Then kubelet's
 own rule decides whether swap is a problem: `failSwapOn` (default true), and with it false,
 `memorySwap.swapBehavior` on cgroup v2 only (KEP-2400)."""
@@ -14,7 +16,8 @@ import re
 
 from kubeaccept.checks import NodeContext
 from kubeaccept.facts.config import KUBELET_CONFIG, ConfigError, load
-from kubeaccept.facts.swapboot import SwapBoot, escape_path, source_path, unit_field, zram_config
+from kubeaccept.facts.swapboot import SwapBoot, escape_path, source_path, unit_field
+from kubeaccept.facts.swapservices import Service, SwapServices, analyse
 from kubeaccept.model.findings import Finding, passed
 from kubeaccept.model.registry import Context, check
 from kubeaccept.model.roles import NODE
@@ -149,36 +152,95 @@ class _Judge:
 
     # --- zram -----------------------------------------------------------------------------
     def zram(self) -> None:
+        """zram-generator as its 1.1.2 release decides (kubeaccept.facts.zramgen)."""
         boot = self.boot
-        main, devices = zram_config(boot)
-        if not devices:
+        out = boot.zram()
+        configured = out.files or boot.cmdline_flag("systemd.zram") is not None
+        if not configured:
             return
         if not boot.zram_generator:
-            self.notes.append(f"{main or 'zram-generator.conf.d'} configures "
-                              f"{', '.join(devices)} but zram-generator is not installed")
+            if out.swaps or out.undecided:
+                self.notes.append(f"{', '.join(out.files) or 'systemd.zram'} configures zram "
+                                  "swap but zram-generator is not installed")
             return
-        if boot.cmdline_flag("systemd.zram") in ("0", "no", "false", "off"):
-            self.notes.append("systemd.zram=0 on the kernel command line: zram-generator makes "
-                              "no device")
+        if boot.generator_masked():
+            self.notes.append(f"{boot.generator_masked()} links zram-generator to /dev/null: "
+                              "it does not run")
             return
-        for dev, keys in sorted(devices.items()):
-            size = keys.get("zram-size", "min(ram / 2, 4096)")
-            service = f"systemd-zram-setup@{dev}.service"
-            if size.strip() in ("0", "0.0"):
-                self.notes.append(f"[{dev}] zram-size = 0: no {dev}")
+        if out.disabled:
+            self.notes.append(f"{out.disabled}: zram-generator makes no device")
+            return
+        if out.error:
+            self.notes.append(f"zram-generator stops on its configuration and makes no device "
+                              f"({out.error}; it logs it to the kernel log, `dmesg`)")
+            return
+        for dev, why in out.dropped:
+            self.notes.append(f"zram [{dev}]: not made: {why}")
+        files = ", ".join(out.files) or "no file"
+        for dev, why in out.undecided:
+            self.on.append(Finding(
+                f"{self.name}:zram:{dev}", False,
+                f"zram-generator may make swap at boot and this could not be decided: {why} "
+                f"(files read: {files})", "no swap now and none at boot", WHY,
+                "after a boot, `zramctl` and `swapon --show` say; `systemctl mask "
+                "dev-zramN.swap` keeps zram swap off whatever the size",
+                (f"zram-generator files read in order: {files}",)))
+        for dev in out.devices:
+            if not dev.swap:
+                self.notes.append(f"zram [{dev.name}] is a file system at {dev.mount_point} "
+                                  "(mount-point set), not swap")
                 continue
-            if keys.get("swap-priority") is None and keys.get("mount-point"):
-                self.notes.append(f"[{dev}] is mounted at {keys['mount-point']}, not swap")
-                continue
-            mask = boot.masked(service) or boot.masked(f"dev-{dev}.swap")
+            unit = f"dev-{dev.name}.swap"
+            mask = (boot.masked(unit) or boot.masked(f"systemd-zram-setup@{dev.name}.service")
+                    or boot.masked("swap.target"))
             if mask:
-                self.notes.append(f"[{dev}]: {mask} masks it")
+                self.notes.append(f"zram [{dev.name}]: {mask} masks it")
                 continue
-            self.source(f"zram:{dev}", f"zram-generator makes /dev/{dev} swap at boot "
-                        f"({main or 'a drop-in'}: [{dev}] zram-size = {size})",
-                        f"put an empty /etc/systemd/zram-generator.conf in place (it replaces "
-                        f"{main}), or systemctl mask {service}",
-                        (f"{main}: [{dev}] zram-size = {size}",))
+            keys = " ".join(f"{k} = {v}" for k, v in sorted(dev.keys.items())) or "(defaults)"
+            source = ("systemd.zram on the kernel command line" if not out.files
+                      else f"files read in order: {files}")
+            self.source(f"zram:{dev.name}",
+                        f"zram-generator makes /dev/{dev.name} swap at boot "
+                        f"({dev.size_mb:.0f} MB; [{dev.name}] {keys}; {source}), "
+                        f"as {unit} wanted by swap.target",
+                        f"systemctl mask {unit} (a link in /etc beats the generated unit), or "
+                        f"remove [{dev.name}] from {files} (Debian: apt purge "
+                        "systemd-zram-generator; Fedora: dnf remove zram-generator-defaults)",
+                        (f"zram-generator: [{dev.name}] {keys}", f"read: {files}",
+                         f"MemTotal: {boot.memtotal_kb} kB"))
+
+    # --- services -------------------------------------------------------------------------
+    def services(self, svcs: SwapServices) -> None:
+        """Services a boot target wants whose Exec lines turn swap on (dphys-swapfile,
+        zram-tools' zramswap, zram-config, any swapon/mkswap)."""
+        memtotal = self.boot.memtotal_kb if self.boot else None
+        for name, svc in sorted(svcs.services.items()):
+            # a masked service is read as the unit under its mask, to say what it would do
+            bare = Service(name, tuple(f for f in svc.files if f[1] is not None), svc.wants)
+            effect = analyse(bare, svcs, memtotal)
+            if effect is None:
+                continue
+            state = svc.is_enabled()
+            if svc.masked():
+                self.notes.append(f"{name}: masked ({svc.masked()}): it never starts, though "
+                                  f"{effect.what}")
+                continue
+            wants = svc.boot_wants()
+            if not wants:
+                self.notes.append(f"{name} is linked only from "
+                                  f"{', '.join(p for p, _ in svc.wants) or 'nothing'}, which "
+                                  "no boot reaches: it does not start at boot")
+                continue
+            if not effect.swap:
+                self.notes.append(f"{name}: {effect.what}")
+                continue
+            frag = svc.fragment()
+            self.source(f"service:{name}",
+                        f"{name} ({frag[0] if frag else '?'}; systemctl is-enabled: {state}) "
+                        f"is started at boot by {', '.join(wants)}, and {effect.what}",
+                        effect.fix + f"; `systemctl mask {name}` also keeps a manual start "
+                        "from turning swap on",
+                        tuple(wants) + effect.evidence)
 
 
 def kubelet_allows(ctx: NodeContext) -> tuple[bool | None, str, str]:
@@ -223,7 +285,9 @@ def kubelet_allows(ctx: NodeContext) -> tuple[bool | None, str, str]:
        roles=NODE,
        reads=("/proc/swaps",
               "/etc/fstab",
-              "systemd swap units and zram-generator config",
+              "systemd swap units and zram-generator config, /proc/meminfo MemTotal",
+              "boot services that turn swap on: unit files, drop-ins, ExecStart* scripts, "
+              "/etc/dphys-swapfile, /etc/default/zramswap",
               "kubelet config.yaml, kubeadm-flags.env"),
        asserts=("swap on now (`/proc/swaps`) or that systemd will start at the next boot, "
                 "decided as systemd decides it: `/etc/fstab` `swap` lines as "
@@ -233,9 +297,17 @@ def kubelet_allows(ctx: NodeContext) -> tuple[bool | None, str, str]:
                 " by `systemctl mask` or `swap.target` masked never starts, "
                 "`systemd.swap=0`/`fstab=0` on the kernel command line), `.swap` unit files "
                 "pulled in by a boot target's `.wants/`/`.requires/` symlink (not-enabled "
-                "ones noted), zram-generator's `[zramN]` devices (config precedence `/etc` > "
-                "`/run` > `/usr/local/lib` > `/usr/lib`, drop-ins, `zram-size = 0`, "
-                "`systemd.zram=0`, the generator installed); zswap is noted, never failed. "
+                "ones noted), services a boot target wants whose ExecStart* turns swap on "
+                "(Debian's dphys-swapfile with its CONF_SWAPFILE/CONF_SWAPSIZE, zram-tools' "
+                "zramswap with SIZE/PERCENT, zram-config, any swapon/mkswap in the unit or "
+                "the script it runs; masks in /etc and /run, drop-ins, `systemctl "
+                "is-enabled`'s word quoted), zram-generator's devices as its 1.1.2 release "
+                "makes them (main file `/run` > `/etc` > `/usr/local/lib` > `/usr/lib`, "
+                "drop-ins sorted by name across all four, links to /dev/null, "
+                "`systemd.zram` on the kernel command line with or without a config, "
+                "`host-memory-limit` against MemTotal, `zram-size` evaluated, size 0, "
+                "`fs-type`/`mount-point` not swap, a configuration error that stops the "
+                "generator, the generator installed or masked); zswap is noted, never failed. "
                 "Then kubelet's rule: `failSwapOn` (config, or `--fail-swap-on` in "
                 "kubeadm-flags.env) true fails every source; false passes only with "
                 "`swapBehavior` NoSwap/LimitedSwap on cgroup v2 (UnlimitedSwap refused from "
@@ -256,9 +328,15 @@ def node_swap(ctx: Context) -> list[Finding]:
         if boot.zswap in ("Y", "1"):
             judge.notes.append("zswap is on: it compresses pages on their way to swap and is "
                                "no swap by itself")
+    services = node.facts.swap_services
+    if services is not None:
+        judge.services(services)
     note = "; ".join(judge.notes)
     scope = ("/proc/swaps, /etc/fstab, swap units, zram-generator" if boot is not None else
              "/proc/swaps and /etc/fstab (no swap-boot facts: units and zram not read)")
+    scope = scope[:-1] + ", services not read)" if services is None and boot is None else (
+        scope + (", boot services" if services is not None else
+                 " (no swap-services facts: services not read)"))
     if not judge.on:
         lines = len(fstab_entries(node.facts.file("/etc/fstab").text or ""))
         evidence = ("/proc/swaps: header only",

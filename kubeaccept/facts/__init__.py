@@ -347,3 +347,10 @@ class NodeFacts:
         node's facts predate the `swap-boot` section."""
         from kubeaccept.facts.swapboot import parse as parse_swap_boot
         return parse_swap_boot(self.section("swap-boot"))
+
+    @cached_property
+    def swap_services(self):
+        """Boot services that turn swap on (kubeaccept.facts.swapservices); None when the
+        node's facts predate the `swap-services` section."""
+        from kubeaccept.facts.swapservices import parse as parse_swap_services
+        return parse_swap_services(self.section("swap-services"))

@@ -38,15 +38,23 @@ for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system \
     else echo "unit $f $(head -c 16384 "$f" | base64 -w0)"; fi
   done
 done
-for f in /etc/systemd/zram-generator.conf /usr/lib/systemd/zram-generator.conf \
-         /usr/local/lib/systemd/zram-generator.conf /run/systemd/zram-generator.conf \
-         /etc/systemd/zram-generator.conf.d/*.conf /usr/lib/systemd/zram-generator.conf.d/*.conf; do
-  [ -f "$f" ] && echo "zram-conf $f $(head -c 16384 "$f" | base64 -w0)"
+# zram-generator reads the main file and the drop-ins of these four (zram-generator.conf(5));
+# a link to /dev/null empties a file, a dangling link is no file
+for d in /usr/lib/systemd /usr/local/lib/systemd /etc/systemd /run/systemd; do
+  for f in "$d"/zram-generator.conf "$d"/zram-generator.conf.d/*.conf; do
+    if [ -L "$f" ] && [ "$(readlink "$f")" = /dev/null ]; then echo "zram-null $f"
+    elif [ -f "$f" ]; then echo "zram-conf $f $(head -c 16384 "$f" | base64 -w0)"; fi
+  done
 done
 for f in /usr/lib/systemd/system-generators/zram-generator \
          /lib/systemd/system-generators/zram-generator; do
   [ -e "$f" ] && echo "zram-generator $f"
 done
+# a generator of the same name in /etc or /run replaces it; a link to /dev/null disables it
+for f in /etc/systemd/system-generators/zram-generator /run/systemd/system-generators/zram-generator; do
+  [ -L "$f" ] && echo "generator-link $f $(readlink "$f")"
+done
+read -r l < /proc/meminfo && echo "meminfo $l"
 val /proc/cmdline; echo "cmdline $v"
 for d in by-uuid by-label by-partuuid by-partlabel; do
   for l in /dev/disk/$d/*; do [ -L "$l" ] && echo "disk $l"; done
@@ -57,6 +65,60 @@ awk 'FILENAME == "/etc/fstab" { if ($1 !~ /^#/ && $3 == "swap") print $1; next }
      sub(/^What=/, "")' /etc/fstab /etc/systemd/system/*.swap /run/systemd/system/*.swap \
   2>/dev/null | while read -r src; do
   case $src in /*) [ -e "$src" ] && echo "exists $src" ;; esac
+done
+# Services a boot target wants (a .wants/.requires link in a unit directory) whose unit file,
+# drop-ins or ExecStart* script turns swap on: the unit files of each (a mask is a link to
+# /dev/null), the links that want it, and the known packages' config files.
+sec swap-services
+udirs="/etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system"
+[ /lib/systemd/system -ef /usr/lib/systemd/system ] || udirs="$udirs /lib/systemd/system"
+names=" "
+for d in $udirs; do
+  for l in "$d"/*.target.wants/*.service "$d"/*.target.requires/*.service; do
+    [ -L "$l" ] || [ -e "$l" ] || continue
+    case $names in *" ${l##*/} "*) ;; *) names="$names${l##*/} " ;; esac
+  done
+done
+swapish() { case $1 in *swapon*|*mkswap*|*zram*|*dphys-swapfile*) return 0 ;; esac; return 1; }
+for n in $names; do
+  files= hit=
+  for d in $udirs; do
+    for f in "$d/$n" "$d/$n.d"/*.conf; do
+      if [ -L "$f" ] && [ "$(readlink "$f")" = /dev/null ]; then files="$files $f"; continue; fi
+      [ -f "$f" ] || continue
+      files="$files $f"; t=$(head -c 16384 "$f")
+      # the unit names swap itself, or one of its ExecStart* programs is a script that does
+      swapish "$t" && { hit=1; continue; }
+      while IFS= read -r l; do
+        case $l in ExecStart=*|ExecStartPre=*|ExecStartPost=*) ;; *) continue ;; esac
+        x=${l#*=}; x=${x#[-@:+!]}; x=${x#[-@:+!]}; x=${x#[-@:+!]}; x=${x%% *}
+        case $x in /*) ;; *) continue ;; esac
+        first=; [ -f "$x" ] && IFS= read -r first < "$x" 2>/dev/null
+        case $first in '#!'*) ;; *) continue ;; esac
+        s=$(head -c 16384 "$x"); swapish "$s" || continue
+        hit=1; files="$files exec:$x"
+      done <<EOF
+$t
+EOF
+    done
+  done
+  [ -n "$hit" ] || continue
+  for f in $files; do
+    case $f in
+      exec:*) echo "svc-exec ${f#exec:} $(head -c 16384 "${f#exec:}" | base64 -w0)" ;;
+      *) if [ -L "$f" ] && [ "$(readlink "$f")" = /dev/null ]; then echo "svc-link $f /dev/null"
+         else echo "svc-unit $f $(head -c 16384 "$f" | base64 -w0)"; fi ;;
+    esac
+  done
+  for d in $udirs; do
+    for l in "$d"/*.target.wants/"$n" "$d"/*.target.requires/"$n"; do
+      [ -L "$l" ] || [ -e "$l" ] || continue
+      if [ -L "$l" ]; then echo "svc-want $l $(readlink "$l")"; else echo "svc-want $l"; fi
+    done
+  done
+done
+for f in /etc/dphys-swapfile /etc/default/zramswap; do
+  [ -f "$f" ] && echo "svc-conf $f $(head -c 16384 "$f" | base64 -w0)"
 done
 for f in /etc/fstab /etc/docker/daemon.json /etc/containerd/config.toml \
          /var/lib/kubelet/config.yaml /var/lib/kubelet/kubeadm-flags.env \

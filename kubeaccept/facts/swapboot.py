@@ -9,12 +9,12 @@ import base64
 import re
 from dataclasses import dataclass, field
 
+from kubeaccept.facts import zramgen
+
 # systemd's unit search path, highest priority first (systemd.unit(5)); /lib is /usr/lib on
 # merged-/usr systems and counts after it.
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
              "/usr/lib/systemd/system", "/lib/systemd/system")
-# zram-generator.conf(5): the same name in a higher directory replaces the lower one.
-ZRAM_DIRS = ("/etc/systemd", "/run/systemd", "/usr/local/lib/systemd", "/usr/lib/systemd")
 BOOT_TARGETS = ("swap.target", "local-fs.target", "sysinit.target", "basic.target",
                 "multi-user.target", "default.target", "graphical.target")
 
@@ -45,6 +45,17 @@ class SwapBoot:
     exists: frozenset[str] = frozenset()
     zswap: str | None = None
     extra: dict = field(default_factory=dict, compare=False)
+    memtotal_kb: int | None = None  # /proc/meminfo MemTotal
+    generator_links: tuple[tuple[str, str], ...] = ()  # /etc or /run system-generators links
+
+    def zram(self) -> zramgen.Outcome:
+        """What zram-generator makes at boot (kubeaccept.facts.zramgen)."""
+        return zramgen.generate(dict(self.zram_confs), self.memtotal_kb, self.cmdline)
+
+    def generator_masked(self) -> str | None:
+        """A link in /etc or /run that replaces zram-generator with /dev/null
+        (systemd.generator(7)): it does not run."""
+        return next((p for p, t in self.generator_links if t == "/dev/null"), None)
 
     def unit(self, name: str) -> UnitFile | None:
         """The unit file systemd uses for `name`: the first in the search path."""
@@ -88,7 +99,7 @@ def parse(text: str | None) -> SwapBoot | None:
     if text is None:
         return None
     files, confs, disks, exists = [], [], set(), set()
-    generator, cmdline, zswap = False, "", None
+    generator, cmdline, zswap, memtotal, glinks = False, "", None, None, []
     for line in text.splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "unit":
@@ -100,8 +111,16 @@ def parse(text: str | None) -> SwapBoot | None:
         elif kind == "zram-conf":
             path, _, data = rest.partition(" ")
             confs.append((path, _b64(data)))
+        elif kind == "zram-null":
+            confs.append((rest.strip(), ""))
         elif kind == "zram-generator":
             generator = True
+        elif kind == "generator-link":
+            path, _, target = rest.partition(" ")
+            glinks.append((path, target.strip()))
+        elif kind == "meminfo":
+            m = re.match(r"MemTotal:\s*(\d+)", rest)
+            memtotal = int(m.group(1)) if m else None
         elif kind == "cmdline":
             cmdline = rest
         elif kind == "disk":
@@ -111,7 +130,7 @@ def parse(text: str | None) -> SwapBoot | None:
         elif kind == "zswap":
             zswap = rest.strip()
     return SwapBoot(tuple(files), tuple(confs), generator, cmdline, frozenset(disks),
-                    frozenset(exists), zswap)
+                    frozenset(exists), zswap, memtotal_kb=memtotal, generator_links=tuple(glinks))
 
 
 def _b64(data: str) -> str:
@@ -153,28 +172,3 @@ def source_path(source: str) -> str:
             value = source[len(tag):].strip('"')
             return f"/dev/disk/{d}/" + value.replace("/", "\\x2f")
     return source
-
-
-def zram_config(boot: SwapBoot) -> tuple[str | None, dict[str, dict[str, str]]]:
-    """(main file used, {"zram0": {key: value}}) after zram-generator's precedence and
-    drop-ins."""
-    main = None
-    for d in ZRAM_DIRS:
-        main = next((p for p, _ in boot.zram_confs if p == f"{d}/zram-generator.conf"), None)
-        if main:
-            break
-    texts = [t for p, t in boot.zram_confs if p == main]
-    texts += [t for p, t in sorted(boot.zram_confs, key=lambda pt: pt[0].rsplit("/", 1)[-1])
-              if ".conf.d/" in p]
-    sections: dict[str, dict[str, str]] = {}
-    current = None
-    for text in texts:
-        for raw in text.splitlines():
-            line = raw.split("#", 1)[0].split(";", 1)[0].strip()
-            if line.startswith("[") and line.endswith("]"):
-                current = line[1:-1].strip()
-                sections.setdefault(current, {})
-            elif "=" in line and current:
-                k, _, v = line.partition("=")
-                sections[current][k.strip()] = v.strip()
-    return main, {k: v for k, v in sections.items() if re.fullmatch(r"zram\d+", k)}

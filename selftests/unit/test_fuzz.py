@@ -27,7 +27,7 @@ from kubeaccept.facts import FactsError, FileFact, NodeFacts, containerd, docker
 from kubeaccept.facts import iptables as firewall
 from kubeaccept.facts.config import ConfigError, load, parse_text
 from kubeaccept.facts.swapboot import parse as parse_swap_boot
-from kubeaccept.facts.swapboot import zram_config
+from kubeaccept.facts.swapservices import parse as parse_swap_services
 from kubeaccept.inventory.ansible import load_inventory
 from kubeaccept.inventory.specs import parse_host_specs
 from kubeaccept.model.findings import Finding
@@ -658,6 +658,9 @@ boot_line = st.one_of(
               st.sampled_from(("/dev/null", "/etc/systemd/system/swapfile2.swap"))
               | text_like(SWAP_UNIT, ZRAM).map(b64) | token).map(" ".join),
     st.sampled_from(("zram-generator", "cmdline systemd.swap=0 fstab", "cmdline systemd.zram=0",
+                     "meminfo MemTotal: 8013220 kB", "meminfo MemTotal:", "cmdline systemd.zram",
+                     "zram-null /etc/systemd/zram-generator.conf",
+                     "generator-link /etc/systemd/system-generators/zram-generator /dev/null",
                      "disk /dev/disk/by-uuid/8e2f1b4c-7a3d-4e5f-9b6a-1c2d3e4f5a6b",
                      "exists /swapfile2", "zswap Y", "zswap", "unit", "link"))
     | junk_line)
@@ -680,8 +683,11 @@ def test_swap(boot, fstab, swaps, kubelet):
         assert number >= 1 and line and isinstance(source, str) and options
     parsed = parse_swap_boot(boot)
     if parsed is not None:
-        zram_config(parsed)
-    f = facts(sections={"swaps": swaps, **({"swap-boot": boot} if boot is not None else {})},
+        parsed.zram()
+    services = boot and boot.replace("zram-conf", "svc-unit").replace("link ", "svc-want ")
+    parse_swap_services(services)
+    f = facts(sections={"swaps": swaps, **({"swap-boot": boot} if boot is not None else {}),
+                        **({"swap-services": services} if services is not None else {})},
               files={"/etc/fstab": fstab, "/var/lib/kubelet/config.yaml": kubelet})
     only_findings(judge("node_swap", node=context(f)))
 

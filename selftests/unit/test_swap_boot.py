@@ -21,8 +21,10 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def boot(*lines: str, cmdline="BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet") -> str:
-    return "\n".join([*lines, f"cmdline {cmdline}", "zswap N"])
+def boot(*lines: str, cmdline="BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet",
+         meminfo="MemTotal:        8013220 kB") -> str:
+    return "\n".join([*lines, f"cmdline {cmdline}", "zswap N"]
+                     + ([f"meminfo {meminfo}"] if meminfo else []))
 
 
 def judge(fstab: str, boot_lines: str | None, kubelet: str | None = None, cgroup="cgroup2fs",
@@ -130,13 +132,14 @@ def test_fedora_zram_generator_defaults_fail():
     out = judge("", boot(*lines))
     assert not out[0].ok and out[0].subject == "n1:zram:zram0"
     assert "zram-size = min(ram, 8192)" in out[0].observed
-    assert "empty /etc/systemd/zram-generator.conf" in out[0].fix
+    assert "7825 MB" in out[0].observed  # min(ram, 8192) with MemTotal 8013220 kB
+    assert "systemctl mask dev-zram0.swap" in out[0].fix
     # the empty /etc file the package's comment recommends replaces /usr/lib's
     emptied = judge("", boot(*lines, f"zram-conf /etc/systemd/zram-generator.conf {b64('')}"))
     assert emptied[0].ok
     zero = judge("", boot(lines[1], "zram-conf /etc/systemd/zram-generator.conf "
                           + b64("[zram0]\nzram-size = 0\n")))
-    assert zero[0].ok and "zram-size = 0" in zero[0].note
+    assert zero[0].ok and "its size is 0 (0 with ram = 7825)" in zero[0].note
     not_installed = judge("", boot(lines[0]))
     assert not_installed[0].ok and "not installed" in not_installed[0].note
 
