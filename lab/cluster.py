@@ -139,11 +139,13 @@ def _daemonset(name: str, ns: str, image: str, labels: dict, host_network: bool 
                          "containers": [container]}}}}
 
 
-def calico_node() -> dict:
-    """calico-node told to accept loose reverse-path filtering (report 01's alternative)."""
-    return _daemonset("calico-node", "kube-system", "docker.io/calico/node:v3.29.1",
-                      {"k8s-app": "calico-node"},
-                      env=[{"name": "FELIX_IGNORELOOSERPF", "value": "true"}])
+def calico_node(image: str = "docker.io/calico/node:v3.29.1", ignore_loose_rpf: bool = True
+                ) -> dict:
+    """calico-node, told to accept loose reverse-path filtering (report 01's alternative) or
+    not; its image's version decides whether Felix reads conf/all (up to v3.11)."""
+    return _daemonset("calico-node", "kube-system", image, {"k8s-app": "calico-node"},
+                      env=[{"name": "FELIX_IGNORELOOSERPF", "value": "true"}]
+                      if ignore_loose_rpf else None)
 
 
 # k8s.io/examples/admin/dns/dnsutils.yaml, the pod field report 03 checks DNS from; on a

@@ -24,7 +24,10 @@ from kubeaccept.remote.transport import CommandTimeout, Unreachable, sudo_refuse
 
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 CONFIGMAPS = ("kube-system/kubeadm-config", "kube-flannel/kube-flannel-cfg",
-              "kube-system/kube-flannel-cfg", "kube-system/coredns")
+              "kube-system/kube-flannel-cfg", "kube-system/coredns", "kube-system/cilium-config")
+# Custom resources read where their CRD exists (a 404 means the CNI is not installed)
+CALICO_IPPOOLS = ("/apis/crd.projectcalico.org/v1/ippools", "/apis/projectcalico.org/v3/ippools")
+CILIUM_NODES = "/apis/cilium.io/v2/ciliumnodes"
 # A load balancer in front of apiservers may hand one call to a broken backend: ask again.
 ATTEMPTS = 3
 
@@ -180,6 +183,15 @@ def connect(kubeconfig: dict, source: str, control_planes: list[Host],
     raise ApiUnavailable("no apiserver answered /readyz (" + "; ".join(tried) + ")")
 
 
+def _first_found(api: Api, paths: tuple[str, ...]) -> list[dict]:
+    """The items of the first of `paths` the apiserver serves ([] when none is: 404)."""
+    for path in paths:
+        found = api.get(path, missing_ok=True)
+        if found is not None:
+            return found.get("items", [])
+    return []
+
+
 def read_state(api: Api) -> ApiState:
     """Everything the cluster checks read, fetched in parallel."""
     lists = {"nodes": "/api/v1/nodes", "pods": "/api/v1/pods", "events": "/api/v1/events",
@@ -194,10 +206,14 @@ def read_state(api: Api) -> ApiState:
         maps = {k: pool.submit(api.get, p, True) for k, p in singles.items()}
         felix_f = pool.submit(api.get, felix, True)
         certs_f = pool.submit(api.get, certs, True, METADATA_ONLY)
+        pools_f = pool.submit(_first_found, api, CALICO_IPPOOLS)
+        cilium_f = pool.submit(api.get, CILIUM_NODES, True)
         data = {k: f.result() for k, f in listed.items()}
         configmaps = {k: f.result() for k, f in maps.items() if f.result() is not None}
         secret = certs_f.result()
         return ApiState(endpoint=api.endpoint, configmaps=configmaps,
                         felix_configurations=(felix_f.result() or {}).get("items", []),
+                        calico_ippools=pools_f.result(),
+                        cilium_nodes=(cilium_f.result() or {}).get("items", []),
                         kube_system_secrets=frozenset({"kubeadm-certs"} if secret else ()),
                         **data)

@@ -342,6 +342,13 @@ class NodeFacts:
         return out
 
     @cached_property
+    def cni_dir(self):
+        """/etc/cni/net.d as gathered (kubeaccept.facts.cni.CniDir); None when the node's
+        facts predate the `cni-conf` section."""
+        from kubeaccept.facts.cni import parse as parse_cni_dir
+        return parse_cni_dir(self.section("cni-conf"))
+
+    @cached_property
     def swap_boot(self):
         """What systemd will do about swap at boot (kubeaccept.facts.swapboot); None when the
         node's facts predate the `swap-boot` section."""

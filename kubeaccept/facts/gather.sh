@@ -216,6 +216,24 @@ done
   /^udp / { sub(/^udp  */, ""); udp = udp $0 "\n"; next }
   { tcp = tcp $0 "\n"; udp = udp $0 "\n" }
   END { printf "\n@@%s listen-tcp\n%s\n@@%s listen-udp\n%s", t, tcp, t, udp }'
+# The CNI configuration the runtime loads (the first of *.conf/*.conflist/*.json by name):
+# at most 32 entries, each file at most 64 KiB; other files (calico-kubeconfig holds a token,
+# *.cilium_bak) by name only. Token and password values in the JSON are blanked.
+sec cni-conf
+if [ -d /etc/cni/net.d ]; then
+  n=0
+  for f in /etc/cni/net.d/*; do
+    [ -f "$f" ] || continue
+    n=$((n + 1)); if [ "$n" -gt 32 ]; then echo "!truncated"; break; fi
+    case $f in
+      *.conf|*.conflist|*.json)
+        if [ ! -r "$f" ]; then echo "$f !unreadable"
+        elif [ "$(wc -c < "$f")" -gt 65536 ]; then echo "$f !too-large"
+        else echo "$f $(sed -E 's#("[^"]*(token|password|secret)[^"]*"[[:space:]]*:[[:space:]]*")[^"]*"#\1***"#Ig' "$f" | base64 -w0)"; fi ;;
+      *) echo "$f !other" ;;
+    esac
+  done
+else echo "!no-dir"; fi
 sec addresses; if have ip; then ip -o -4 addr show 2>&1; else echo "!missing ip"; fi
 sec links; if have ip; then ip -o link show 2>&1; else echo "!missing ip"; fi
 sec bridges

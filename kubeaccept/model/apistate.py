@@ -17,10 +17,15 @@ class ApiState:
     deployments: list[dict] = field(default_factory=list)
     services: list[dict] = field(default_factory=list)
     # "namespace/name" -> ConfigMap, for the ones checks read: kube-system/kubeadm-config,
-    # kube-flannel/kube-flannel-cfg or kube-system/kube-flannel-cfg, kube-system/coredns
+    # kube-flannel/kube-flannel-cfg or kube-system/kube-flannel-cfg, kube-system/coredns,
+    # kube-system/cilium-config
     configmaps: dict[str, dict] = field(default_factory=dict)
     # Calico's FelixConfiguration objects (crd.projectcalico.org/v1), empty without Calico
     felix_configurations: list[dict] = field(default_factory=list)
+    # Calico's IPPools (crd.projectcalico.org/v1, else projectcalico.org/v3 through Calico's
+    # API server) and Cilium's CiliumNodes (cilium.io/v2): empty where the CRD is absent
+    calico_ippools: list[dict] = field(default_factory=list)
+    cilium_nodes: list[dict] = field(default_factory=list)
     kube_system_secrets: frozenset[str] = frozenset()      # names only, never the data
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 

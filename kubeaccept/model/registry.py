@@ -22,7 +22,7 @@ NEEDS = {
     "api": "api",  # ApiState: the API's objects, read once per run
     "readyz": "apiserver_readyz",  # each apiserver's and the endpoint's /readyz?verbose
     "dns_lookup": "dns_lookup",  # nslookup from the dnsutils pod, or why there is none
-    "calico_rpf_exception": "calico_rpf_exception",  # Calico told to accept loose rp_filter
+    "cluster_cni": "cluster_cni",  # the CNI's DaemonSets and pods (checks.cni.ClusterCni)
     "baseline": "kubeaccept_baseline",  # the --compare-baseline file, and where to record
 }
 

@@ -7,6 +7,7 @@ import pytest
 
 from kubeaccept.api import dnsutils, kubeapi
 from kubeaccept.checks import ClusterContext, NodeContext
+from kubeaccept.checks.cni import ClusterCni, cluster_view
 from kubeaccept.checks.dns import DnsLookup
 from kubeaccept.checks.sysctl import calico_ignores_loose_rpf
 from kubeaccept.model.apistate import ApiState
@@ -107,9 +108,10 @@ def dns_lookup(request: pytest.FixtureRequest, kube):
 
 
 @pytest.fixture(scope="session")
-def calico_rpf_exception(api_state) -> str | None:
-    """Evidence that Calico is told to accept loose rp_filter, or None (also without API)."""
-    return None if isinstance(api_state, str) else calico_ignores_loose_rpf(api_state)
+def cluster_cni(api_state) -> ClusterCni:
+    """The CNI's DaemonSets, their pods' nodes and Calico's IgnoreLooseRPF, from the API (or
+    why it could not be read: the checks then judge from the node alone)."""
+    return cluster_view(api_state, calico_ignores_loose_rpf)
 
 
 class BaselineRecorder:

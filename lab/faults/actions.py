@@ -319,9 +319,17 @@ def _flannel_network(rt: HostRuntime) -> None:
 
 def _calico_loose(rt: HostRuntime) -> None:
     """rp_filter=2 on a node of a Calico cluster told to accept it (report 01's way out)."""
+    _calico_with_loose_rpf(rt, cluster.calico_node())
+
+
+def _calico_311_loose(rt: HostRuntime) -> None:
+    """rp_filter=2 where calico-node v3.11.3 runs, as in field report 01."""
+    _calico_with_loose_rpf(rt, cluster.calico_node("docker.io/calico/node:v3.11.3", False))
+
+
+def _calico_with_loose_rpf(rt: HostRuntime, ds: dict) -> None:
     rt.sh("sysctl -qw net.ipv4.conf.all.rp_filter=2")
     kube = _kube(rt)
-    ds = cluster.calico_node()
     kube.create(ds)
     cluster.wait_for("calico-node to be ready", lambda: (lambda st: st.get(
         "desiredNumberScheduled") and st.get("numberReady") == st["desiredNumberScheduled"])(

@@ -15,6 +15,7 @@ from .actions import (
     SWAP_UNIT,
     _apiserver_cert_without_endpoint,
     _as_learner,
+    _calico_311_loose,
     _calico_loose,
     _cordon,
     _coredns_down,
@@ -38,16 +39,18 @@ from .actions import (
 from .fault import Fault
 
 FAULTS = {f.name: f for f in (
-    Fault("rp-filter-all", "net.ipv4.conf.all.rp_filter=2 (report 01)", "w1",
-          expect=(("node_rp_filter[{host}]", ("Kernel's RPF check is set to 'loose'",
-                                                "max(all=2")),),
+    # The lab runs flannel: conf/all loose is the kernel's loose mode there, said in a note
+    # without Calico's words (Calico's fatal case is rp-filter-all-calico).
+    Fault("rp-filter-all", "net.ipv4.conf.all.rp_filter=2 on a flannel node", "w1",
+          notes=(("node_rp_filter[{host}]", ("conf/all is loose (2)",
+                                              "flannel does not need strict mode")),),
           action=_sh("sysctl -qw net.ipv4.conf.all.rp_filter=2")),
-    # Loose on one interface with conf/all at 1 is the kernel's loose mode, which Calico's
-    # Felix does not check (it reads conf/all only): nothing may fail, the note says why.
+    # Loose on one interface with conf/all at 1 is the kernel's loose mode: nothing may fail,
+    # the note says why.
     Fault("rp-filter-iface", "rp_filter=2 on eth0 only (kernel loose mode, not Calico's fatal "
           "case)", "cp2",
           notes=(("node_rp_filter[{host}]", ("eth0=2", "net.ipv4.conf.eth0.rp_filter=1",
-                                              "Felix reads only conf/all")),),
+                                              "asymmetric routes keep working")),),
           action=_sh("sysctl -qw net.ipv4.conf.eth0.rp_filter=2")),
     Fault("ip-forward-off", "net.ipv4.ip_forward=0", "cp3",  # no pod of CoreDNS or dnsutils there
           expect=(("node_ip_forward[{host}]", ("net.ipv4.ip_forward = 0",)),),
@@ -265,9 +268,15 @@ FAULTS = {f.name: f for f in (
           control_plane=True,
           expect=(("cluster_pod_network", ("10.245.0.0/16", "10.244.0.0/16")),),
           action=_flannel_network),
-    Fault("calico-loose-rpf", "rp_filter=2 where calico-node has FELIX_IGNORELOOSERPF=true",
-          "w1", control_plane=True, expect=(),
-          notes=(("node_rp_filter[{host}]", ("Calico is told to ignore it",
-                                              "loose rp_filter (2) accepted")),),
+    # calico-node v3.29.1: Felix stopped reading conf/all in v3.12 (IgnoreLooseRPF is gone)
+    Fault("calico-loose-rpf", "rp_filter=2 where calico-node v3.29.1 has "
+          "FELIX_IGNORELOOSERPF=true", "w1", control_plane=True, expect=(),
+          notes=(("node_rp_filter[{host}]", ("Felix does not read conf/all",
+                                              "has no effect any more")),),
           action=_calico_loose),
+    Fault("rp-filter-all-calico", "rp_filter=2 where calico-node v3.11.3 runs (report 01)",
+          "w1", control_plane=True,
+          expect=(("node_rp_filter[{host}]", ("Kernel's RPF check is set to 'loose'",
+                                                "max(all=2")),),
+          action=_calico_311_loose),
 )}

@@ -7,6 +7,7 @@ import dataclasses
 
 from kubeaccept.checks import ClusterContext, NodeContext
 from kubeaccept.checks.all import load
+from kubeaccept.checks.cni import ClusterCni, CniDaemonSet, image_version
 from kubeaccept.facts import NodeFacts
 from kubeaccept.model.hosts import Host, Inventory
 from kubeaccept.model.registry import run as judge  # noqa: F401 - the tests' way to run a check
@@ -88,3 +89,16 @@ def dns_node(host_name: str, answer, settings: Settings) -> NodeContext:
     f = facts(host_name)
     f.__dict__["dns"] = None if answer is None else dataclasses.asdict(answer)
     return NodeContext(host(host_name), f, Inventory("test", (host(host_name),), {}), settings)
+
+
+NO_API = ClusterCni(problem="no API in this test")
+
+
+def cni_cluster(name="calico-node", image="docker.io/calico/node:v3.11.3", nodes=("n1",),
+                exception=None, namespace="kube-system") -> ClusterCni:
+    """A ClusterCni with one CNI DaemonSet whose pod runs on `nodes` (what cni.cluster_view
+    reads from the API: the DaemonSet, its agent container's image, its pods' nodeName)."""
+    from kubeaccept.checks.cni import daemonset_cnis
+    cnis = daemonset_cnis(name)
+    return ClusterCni("", (CniDaemonSet(f"{namespace}/{name}", cnis, image, image_version(image)),),
+                      {n: frozenset(cnis) for n in nodes}, {n: () for n in nodes}, exception)

@@ -10,7 +10,7 @@ from kubeaccept.checks import dns, nodes, pods, sysctl
 from kubeaccept.model.apistate import ApiState
 from kubeaccept.model.settings import Settings
 
-from .factory import CP, context, dns_node, facts, host, judge, on_cluster
+from .factory import CP, cni_cluster, context, dns_node, facts, host, judge, on_cluster
 
 NOW = datetime(2026, 11, 23, 22, 0, 0, tzinfo=UTC)
 SETTINGS = Settings()
@@ -386,7 +386,7 @@ def test_pod_network_without_flannel_or_kubeadm_config():
         "kube-system/kubeadm-config"]})
     out = judge("cluster_pod_network", api=state, cluster=on_cluster(ips=[]))
     assert not failed(out) and "flannel Network" not in {f.subject for f in out}
-    assert "no flannel ConfigMap" in out[0].observed
+    assert "no flannel ConfigMap" in next(f for f in out if f.subject == "kubeadm podSubnet").observed
     missing = failed(judge("cluster_pod_network", api=healthy(configmaps={}), cluster=on_cluster(ips=[])))
     assert [f.subject for f in missing] == ["kubeadm podSubnet"]
     assert "upload-config kubeadm" in missing[0].fix
@@ -567,10 +567,12 @@ def test_calico_ignores_loose_rpf_evidence():
 
 
 def test_rp_filter_loose_allowed_by_calico_exception():
+    """IgnoreLooseRPF (felix v3.11.3 config/config_params.go; FELIX_IGNORELOOSERPF in
+    calico-node's env): Felix logs a warning instead of exiting."""
     evidence = "DaemonSet kube-system/calico-node: FELIX_IGNORELOOSERPF=true"
     ctx = context(facts(sysctl=loose_all()))
-    assert failed(judge("node_rp_filter", node=ctx, calico_rpf_exception=None))  # without the exception, loose still fails
-    out = judge("node_rp_filter", node=ctx, calico_rpf_exception=evidence)
+    assert failed(judge("node_rp_filter", node=ctx, cluster_cni=cni_cluster()))  # without the exception, loose still fails
+    out = judge("node_rp_filter", node=ctx, cluster_cni=cni_cluster(exception=evidence))
     assert not failed(out)
     eth0 = next(f for f in out if f.subject == "n1:eth0")
     assert eth0.observed == f"effective rp_filter 2 = max(all=2, eth0=1) (loose), allowed: {evidence}"
@@ -579,10 +581,9 @@ def test_rp_filter_loose_allowed_by_calico_exception():
 
 def test_rp_filter_exception_does_not_allow_other_values():
     lines = loose_all().replace("net.ipv4.conf.all.rp_filter 2", "net.ipv4.conf.all.rp_filter 3")
-    out = failed(judge("node_rp_filter", node=context(facts(sysctl=lines)), calico_rpf_exception="FelixConfiguration default: "
-                                  "ignoreLooseRPF: true"))
+    out = failed(judge("node_rp_filter", node=context(facts(sysctl=lines)), cluster_cni=cni_cluster(
+        exception="FelixConfiguration default: ignoreLooseRPF: true")))
     assert out and all("effective rp_filter 3" in f.observed for f in out)
-
 
 
 # --- version skew (kubernetes.io/releases/version-skew-policy) ----------------------------

@@ -35,7 +35,17 @@ from kubeaccept.model.hosts import InventoryError
 from kubeaccept.model.roles import CONTROL_PLANE, WORKER
 from kubeaccept.model.settings import Settings
 
-from .factory import context, facts, host, judge, on_cluster, runtime_files, runtime_versions
+from .factory import (
+    NO_API,
+    cni_cluster,
+    context,
+    facts,
+    host,
+    judge,
+    on_cluster,
+    runtime_files,
+    runtime_versions,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -234,8 +244,11 @@ def test_sysctl_checks(lines, raw, bridges):
     for text in ("\n".join(f"{k} {v}" for k, v in lines), raw):
         named = {"sysctl": text} if bridges is None else {"sysctl": text, "bridges": bridges}
         ctx = context(facts("n1", **named))
-        only_findings(judge("node_rp_filter", node=ctx, calico_rpf_exception=None))
-        only_findings(judge("node_rp_filter", node=ctx, calico_rpf_exception="FelixConfiguration default: ignoreLooseRPF"))
+        only_findings(judge("node_rp_filter", node=ctx, cluster_cni=NO_API))
+        only_findings(judge("node_rp_filter", node=ctx, cluster_cni=cni_cluster(
+            exception="FelixConfiguration default: ignoreLooseRPF")))
+        only_findings(judge("node_rp_filter", node=ctx, cluster_cni=cni_cluster(
+            "cilium", "quay.io/cilium/cilium:v1.18.6")))
         only_findings(judge("node_ip_forward", node=ctx))
         only_findings(judge("node_bridge_nf_call_iptables", node=ctx))
 

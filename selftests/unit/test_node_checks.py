@@ -16,7 +16,7 @@ from kubeaccept.model.settings import Settings
 from kubeaccept.suite.verdict import failure_message
 from lab.faults import FAULTS
 
-from .factory import CP, context, facts, host, judge
+from .factory import CP, NO_API, cni_cluster, context, facts, host, judge
 
 
 def failed(findings):
@@ -30,45 +30,108 @@ def sysctl_with(**changes):
 
 
 # --- rp_filter / ip_forward / bridge-nf ---------------------------------------------------
+# Calico v3.11.3 (field report 01's) with its pod on n1, as checks.cni.cluster_view reads it
+CALICO_311 = cni_cluster()
+FELIX_FATAL = ("Kernel's RPF check is set to 'loose'.  This would allow endpoints to spoof "
+               "their IP address.  Calico requires net.ipv4.conf.all.rp_filter to be set to 0 "
+               "or 1.")
+
+
 def test_rp_filter_healthy():
-    assert not failed(judge("node_rp_filter", node=context(), calico_rpf_exception=None))
+    assert not failed(judge("node_rp_filter", node=context(), cluster_cni=NO_API))
 
 
-def test_rp_filter_all_loose_fails_every_interface_with_calico_message():
+def test_rp_filter_all_loose_fails_every_interface_with_felix_message_where_calico_311_runs():
+    """felix v3.11.3 dataplane/linux/int_dataplane.go: readRPFilter reads
+    /proc/sys/net/ipv4/conf/all/rp_filter and log.Fatal's the text field report 01 quotes
+    when it is above 1 (unless IgnoreLooseRPF)."""
     f = failed(judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.all.rp_filter": "2"}))), calico_rpf_exception=None))
+        **{"net.ipv4.conf.all.rp_filter": "2"}))), cluster_cni=CALICO_311))
     assert {x.subject for x in f} == {"n1:default", "n1:eth0", "n1:lo"}
-    assert "Kernel's RPF check is set to 'loose'" in f[0].why
+    assert f"[FATAL] {FELIX_FATAL}" in f[0].why and "v3.11.3" in f[0].why
     assert "net.ipv4.conf.all.rp_filter=1" in f[0].fix
+    assert any("kube-system/calico-node" in e and "has a pod on node n1" in e
+               for e in f[0].evidence)
+
+
+def test_felix_message_is_felix_311s_own_text():
+    """The text, copied from felix v3.11.3's int_dataplane.go, is field report 01's log line."""
+    report = Path("/work/shared/field-reports/01-calico-rp-filter-crashloop.txt")
+    if not report.exists():
+        pytest.skip("field reports not on this machine")
+    assert sysctl.FELIX_FATAL in report.read_text()
+
+
+def test_rp_filter_all_loose_where_calico_312_or_later_runs_is_a_note():
+    """felix commit 9eabe46c3 ("Use iptables for ipv4 RPF check (#2189)", first in v3.12.0)
+    removed the conf/all check and IgnoreLooseRPF: calico-node v3.29.1 runs with all=2."""
+    out = judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.all.rp_filter": "2"}))), cluster_cni=cni_cluster(
+            image="quay.io/calico/node:v3.29.1",
+            exception="DaemonSet kube-system/calico-node: FELIX_IGNORELOOSERPF=true"))
+    assert not failed(out)
+    eth0 = next(x for x in out if x.subject == "n1:eth0")
+    assert "Kernel's RPF check" not in eth0.note and "v3.29.1" in eth0.note
+    assert "Felix does not read conf/all" in eth0.note and "has no effect any more" in eth0.note
+
+
+def test_rp_filter_calico_of_unknown_version_fails_and_says_so():
+    out = failed(judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.all.rp_filter": "2"}))), cluster_cni=cni_cluster(
+            image="quay.io/calico/node:master")))
+    assert out and "version unknown" in out[0].why and "v3.12 and later" in out[0].why
 
 
 def test_rp_filter_one_interface_loose_is_a_note_not_calicos_crash():
     """Kernel (Documentation/networking/ip-sysctl.rst, rp_filter): the value used on an
     interface is max(conf/all, conf/<iface>); 2 is RFC 3704 loose mode, which drops a packet
-    only when its source has no route back at all. Calico's Felix reads only conf/all
-    (felix/dataplane/linux/int_dataplane.go, readRPFilter), so eth0=2 with all=1 neither
+    only when its source has no route back at all. Calico's Felix v3.11 reads only conf/all
+    (dataplane/linux/int_dataplane.go, readRPFilter), so eth0=2 with all=1 neither
     crash-loops calico-node nor breaks asymmetric routes: it passes with a note saying so."""
     out = judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "2"}))), calico_rpf_exception=None)
+        **{"net.ipv4.conf.eth0.rp_filter": "2"}))), cluster_cni=CALICO_311)
     assert not failed(out)
     eth0 = next(x for x in out if x.subject == "n1:eth0")
     assert eth0.ok and "max(all=1, eth0=2)" in eth0.observed and "loose on eth0 only" in eth0.observed
     assert "Kernel's RPF check" not in eth0.note and "Felix reads only conf/all" in eth0.note
     assert "no route back through any interface" in eth0.note and "asymmetric" in eth0.note
-    # the lab fault rp-filter-iface looks for these words in the note
     assert "eth0=2" in eth0.note and "sysctl -w net.ipv4.conf.eth0.rp_filter=1" in eth0.note
+    # without Calico the note explains loose mode and does not speak of Felix
+    plain = judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
+        **{"net.ipv4.conf.eth0.rp_filter": "2"}))), cluster_cni=NO_API)
+    note = next(x for x in plain if x.subject == "n1:eth0").note
+    assert "Felix" not in note and "Calico" not in note and "asymmetric routes keep working" in note
+
+
+FLANNEL_DS = cni_cluster("kube-flannel-ds", "ghcr.io/flannel-io/flannel:v0.26.1",
+                         namespace="kube-flannel")
 
 
 def test_lab_rp_filter_faults_words_come_from_the_check():
-    """selftests/lab/test_matrix.py matches the lab faults rp-filter-all (all=2: a failure with
-    Calico's FATAL text) and rp-filter-iface (eth0=2: nothing fails, a note) by these words."""
-    all2 = judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.all.rp_filter": "2"}))), calico_rpf_exception=None)
-    message = failure_message(all2, failed(all2))
-    for _, words in FAULTS["rp-filter-all"].expect:
+    """selftests/lab/test_matrix.py matches the lab faults by these words: the lab runs
+    flannel (rp-filter-all: all=2, a note, no Calico; rp-filter-iface: eth0=2, a note),
+    calico-node v3.11.3 (rp-filter-all-calico: Felix's FATAL text) and calico-node v3.29.1
+    with FELIX_IGNORELOOSERPF=true (calico-loose-rpf: a note)."""
+    loose_all = facts(sysctl=sysctl_with(**{"net.ipv4.conf.all.rp_filter": "2"}))
+    all2 = judge("node_rp_filter", node=context(loose_all), cluster_cni=FLANNEL_DS)
+    assert not failed(all2) and FAULTS["rp-filter-all"].expect == ()
+    notes = "\n".join(f"{f.subject}: {f.note}" for f in all2 if f.note)
+    assert "Calico" not in notes and "Felix" not in notes
+    for _, words in FAULTS["rp-filter-all"].notes:
+        assert all(w in notes for w in words), (words, notes)
+    calico = judge("node_rp_filter", node=context(loose_all), cluster_cni=CALICO_311)
+    message = failure_message(calico, failed(calico))
+    for _, words in FAULTS["rp-filter-all-calico"].expect:
         assert all(w in message for w in words), (words, message)
+    told = judge("node_rp_filter", node=context(loose_all), cluster_cni=cni_cluster(
+        image="docker.io/calico/node:v3.29.1",
+        exception="DaemonSet kube-system/calico-node: FELIX_IGNORELOOSERPF=true"))
+    notes = "\n".join(f"{f.subject}: {f.note}" for f in told if f.note)
+    assert not failed(told)
+    for _, words in FAULTS["calico-loose-rpf"].notes:
+        assert all(w in notes for w in words), (words, notes)
     eth0 = judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "2"}))), calico_rpf_exception=None)
+        **{"net.ipv4.conf.eth0.rp_filter": "2"}))), cluster_cni=FLANNEL_DS)
     assert not failed(eth0) and FAULTS["rp-filter-iface"].expect == ()
     notes = "\n".join(f"{f.subject}: {f.note}" for f in eth0 if f.note)
     for _, words in FAULTS["rp-filter-iface"].notes:
@@ -94,7 +157,7 @@ def test_rp_filter_dotted_interface_name_in_facts_and_in_the_fix():
     assert "1.rp_filter" not in sysctl.rp_filters(f.sysctls)  # no interface named "1"
     assert sysctl.conf_key("flannel.1") == "net.ipv4.conf.flannel/1.rp_filter"
     assert sysctl.conf_key("eth0.100") == "net.ipv4.conf.eth0/100.rp_filter"
-    ok = {x.subject: x for x in judge("node_rp_filter", node=context(f, host("k8s-master-01")), calico_rpf_exception=None)}
+    ok = {x.subject: x for x in judge("node_rp_filter", node=context(f, host("k8s-master-01")), cluster_cni=NO_API)}
     assert set(ok) == {f"k8s-master-01:{i}" for i in (
         "cni0", "default", "docker0", "eth0", "eth1", "flannel.1", "lo", "veth01b630bb",
         "veth50e87d52")}
@@ -102,10 +165,18 @@ def test_rp_filter_dotted_interface_name_in_facts_and_in_the_fix():
     flannel = ok["k8s-master-01:flannel.1"]
     assert "sysctl -w net.ipv4.conf.flannel/1.rp_filter=1" in flannel.note
     assert "/proc/sys/net/ipv4/conf/flannel.1/rp_filter = 2" in flannel.evidence
-    # all=2: Calico's crash text, and the fix writes both keys procps' way
+    # the node says flannel (flannel.1) without the API
+    assert any(e.startswith("CNI on this node: flannel (") and "flannel.1" in e
+               for e in flannel.evidence)
     loose = flannel_node(sysctl=f.sections["sysctl"].replace(
         "net.ipv4.conf.all.rp_filter 0", "net.ipv4.conf.all.rp_filter 2"))
-    bad = {x.subject: x for x in failed(judge("node_rp_filter", node=context(loose, host("k8s-master-01")), calico_rpf_exception=None))}
+    # a flannel node: all=2 is loose mode, not Calico's fatal case
+    plain = judge("node_rp_filter", node=context(loose, host("k8s-master-01")), cluster_cni=NO_API)
+    assert not failed(plain)
+    assert not any("Calico" in x.note or "Felix" in x.why for x in plain)
+    # Canal-like: Calico v3.11.3's pod on the same node: Felix's text, procps' keys in the fix
+    canal = cni_cluster("canal", "docker.io/calico/node:v3.11.3", nodes=("k8s-master-01",))
+    bad = {x.subject: x for x in failed(judge("node_rp_filter", node=context(loose, host("k8s-master-01")), cluster_cni=canal))}
     assert len(bad) == 9
     fix = bad["k8s-master-01:flannel.1"].fix
     assert fix.startswith("sysctl -w net.ipv4.conf.all.rp_filter=1 "
@@ -115,19 +186,30 @@ def test_rp_filter_dotted_interface_name_in_facts_and_in_the_fix():
 
 
 def test_rp_filter_never_silent_and_unreadable_values():
-    only_all = judge("node_rp_filter", node=context(facts(sysctl="net.ipv4.conf.all.rp_filter 1")), calico_rpf_exception=None)
+    only_all = judge("node_rp_filter", node=context(facts(sysctl="net.ipv4.conf.all.rp_filter 1")), cluster_cni=NO_API)
     assert [(x.ok, x.subject) for x in only_all] == [(True, "n1")]
     assert "no per-interface rp_filter was listed" in only_all[0].observed
     odd = failed(judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "cat: Permission denied"}))), calico_rpf_exception=None))
+        **{"net.ipv4.conf.eth0.rp_filter": "cat: Permission denied"}))), cluster_cni=NO_API))
     assert [x.subject for x in odd] == ["n1:eth0"] and "unreadable" in odd[0].observed
     three = failed(judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.eth0.rp_filter": "3"}))), calico_rpf_exception=None))
+        **{"net.ipv4.conf.eth0.rp_filter": "3"}))), cluster_cni=NO_API))
     assert "not a defined mode" in three[0].observed and "eth0.rp_filter=1" in three[0].fix
     default = next(x for x in judge("node_rp_filter", node=context(facts(sysctl=sysctl_with(
-        **{"net.ipv4.conf.default.rp_filter": "2"}))), calico_rpf_exception=None) if x.subject == "n1:default")
+        **{"net.ipv4.conf.default.rp_filter": "2"}))), cluster_cni=CALICO_311) if x.subject == "n1:default")
     assert default.ok and "interfaces created from now on" in default.note
     assert "Felix sets conf/default to 1" in default.note
+
+
+def test_rp_filter_unknown_cni_says_so_and_applies_the_kernels_rules():
+    """No CNI config, no CNI interface, no API: the finding names what was looked at."""
+    out = judge("node_rp_filter", node=context(facts(
+        sysctl=sysctl_with(**{"net.ipv4.conf.all.rp_filter": "2"}), cni_conf="!no-dir")),
+        cluster_cni=NO_API)
+    assert not failed(out)
+    note = next(x for x in out if x.subject == "n1:eth0").note
+    assert note.startswith("no CNI identified on this node (/etc/cni/net.d absent")
+    assert "no API in this test" in note and "Kernel's RPF check" not in note
 
 
 def test_ip_forward():

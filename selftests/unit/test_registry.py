@@ -67,7 +67,7 @@ def test_the_made_test_function_asks_for_the_needed_fixtures_and_is_named_after_
     assert list(inspect.signature(fn).parameters) == ["verdict", "api", "dns_lookup", "cluster"]
     node_fn = make_test(CHECKS["node_rp_filter"])
     assert list(inspect.signature(node_fn).parameters) == ["verdict", "node",
-                                                            "calico_rpf_exception"]
+                                                            "cluster_cni"]
     assert node_fn.pytestmark[0].args == ("control_plane", "worker")
 
 
