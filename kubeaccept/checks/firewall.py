@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 from kubeaccept.checks import NodeContext
 from kubeaccept.facts import nftables
-from kubeaccept.facts.firewalld import parse_zones
-from kubeaccept.facts.firewalld import zone_for as firewalld_zone_for
+from kubeaccept.facts.firewalld import Firewalld
 from kubeaccept.facts.iptables import (
     Packet,
     ParseError,
@@ -114,6 +113,15 @@ def _read_rulesets(facts) -> tuple[list, list[str]]:
                 errors.append(str(exc))
         else:
             errors.append(f"nft -j list ruleset failed: {(body.strip().splitlines() or ['?'])[-1]}")
+    if ruleset is None and nft is None:
+        fw = _firewalld_of(facts)
+        if fw is not None and fw.backend == "nftables":
+            # firewalld.conf(5): its nftables backend writes through libnftables; the nft
+            # program is not needed, and iptables-save does not show the table
+            errors.append("firewalld runs with FirewallBackend=nftables: its rules are in "
+                          "nftables' table inet firewalld, which iptables-save does not show, "
+                          "and the nft program is not installed (firewalld does not need it), "
+                          "so its rules could not be read (run: nft list table inet firewalld)")
     if ruleset is None:
         # iptables alone: what it could not show stays unknown, never "nothing filters"
         errors += failed
@@ -137,6 +145,23 @@ def _read_rulesets(facts) -> tuple[list, list[str]]:
     shown = {t: chains for t, (_, chains) in partial.items() if t not in hidden}
     out.append(NftView(ruleset, frozenset(hidden), shown))
     return out, errors
+
+
+def _firewalld_of(facts) -> Firewalld | None:
+    return facts.memo("firewalld", lambda: Firewalld.from_facts(facts))
+
+
+def _firewalld_in(sets: list) -> bool:
+    """Whether firewalld's own rules are in the rule sets walked: its nftables table, or the
+    chains its iptables backend makes (INPUT_ZONES in 0.9-1.x, INPUT_POLICIES in 2.x)."""
+    for rs in sets:
+        if isinstance(rs, NftView):
+            if any(c.table == "firewalld" for c in rs.ruleset.chains.values()):
+                return True
+        elif any(c.startswith(("INPUT_ZONES", "INPUT_POLICIES"))
+                 for c in getattr(rs.tables.get("filter"), "chains", {})):
+            return True
+    return False
 
 
 def _worst(sets: list, chain: str, packet: Packet) -> Verdict | None:
@@ -224,14 +249,20 @@ def _no_tool(ctx: NodeContext) -> bool:
        roles=NODE,
        reads=("iptables-save (nft and legacy)",
               "nft -j list ruleset",
-              "firewalld zones"),
+              "firewalld zones, policies and service files"),
        asserts=("`iptables-save` (nft and legacy backends) and nftables' own input base "
                 "chains evaluated for a NEW packet from each peer to each required port, to "
                 "the overlay's UDP port (below; 8472 by default) and the NodePort range "
                 "(30000 and 32767/tcp); names chain, rule number and rule text of a "
-                "DROP/REJECT (firewalld: the zone of the packet's source address first, then "
-                "of the interface, then the default; ports, services and accepting rich rules"
-                " count)"),
+                "DROP/REJECT. firewalld as its nftables rules order it: policies to HOST of "
+                "priority < 0, the zone of the packet's source, else of its interface, else "
+                "the default zone (rich rules by priority, rejects before accepts, ports, "
+                "protocols, services as the node's own XML defines them, includes followed, "
+                "/etc/firewalld/services first), the zone's target, policies of priority > 0, "
+                "then reject; names the zone, policy or rule with the firewall-cmd fix. A "
+                "service whose definition the node did not give, an ipset or MAC match or a "
+                "rate limit is undecidable unless firewalld's own rules (nft) decide it; "
+                "firewalld on nftables without the nft program: its rules could not be read"),
        prevents="firewalld/iptables closing cluster ports (report 03)")
 def node_firewall_input(ctx: Context) -> list[Finding]:
     node = ctx.node
@@ -242,21 +273,16 @@ def node_firewall_input(ctx: Context) -> list[Finding]:
     if errors:
         return _unreadable(node, errors)
     iface = node.facts.iface_of(node.ip)
-    firewalld = node.facts.section("firewalld")
-    zones = parse_zones(firewalld)[0] if firewalld else []
+    fw = _firewalld_of(node.facts)
+    fw_walked = fw is not None and _firewalld_in(sets)
     findings = []
     key = _source_key(sets, "INPUT")
     for label, proto, number, sources in _inbound(node):
         blocked: dict[str, list[str]] = {}
+        undecided: dict[tuple[str, str], list[str]] = {}
         uncertain: set[str] = set()
-        nft_block = None
-        for src in sources:
-            zone = firewalld_zone_for(zones, iface, node_ip(src)) if zones else None
-            if zone is not None and not zone.allows(proto, number, node_ip(src)):
-                blocked.setdefault(
-                    f"firewalld zone {zone.name} has no port, service or rich rule for "
-                    f"{number}/{proto} (ports: {zone.settings.get('ports') or '-'}; services: "
-                    f"{zone.settings.get('services') or '-'})", []).append(src.name)
+        notes_fw: list[str] = []
+        nft_block = fw_fix = None
         verdicts: dict[tuple, Verdict | None] = {}
         for src in sources:
             address = node_ip(src)
@@ -265,6 +291,18 @@ def node_firewall_input(ctx: Context) -> list[Finding]:
                 packet = Packet(proto, address, node.ip, number, in_iface=iface)
                 verdicts[cls] = _worst(sets, "INPUT", packet)
             verdict = verdicts[cls]
+            if fw is not None:
+                d = fw.decide(proto, number, address, iface, node.ip)
+                if d.action in ("REJECT", "DROP"):
+                    blocked.setdefault(f"firewalld {d.action}: {d.by}", []).append(src.name)
+                    fw_fix = fw_fix or d.fix
+                elif d.action is None and fw_walked and (verdict is None
+                                                         or verdict.action == "ACCEPT"):
+                    # the rules firewalld made decide it: say what its settings left open
+                    notes_fw.append(f"firewalld's settings alone do not decide it ({d.unknown}); "
+                                    "its rules in the walked rule set accept it")
+                elif d.action is None:
+                    undecided.setdefault((d.unknown, d.run), []).append(src.name)
             if verdict is None:
                 continue
             uncertain.update(verdict.uncertain)
@@ -274,18 +312,31 @@ def node_firewall_input(ctx: Context) -> list[Finding]:
                 if verdict.unit == "handle":
                     nft_block = verdict
         subject = f"{node.host.name}:{proto}/{number}"
-        notes = tuple(f"rule not evaluated: {u}" for u in sorted(uncertain))
+        notes = tuple(f"rule not evaluated: {u}" for u in sorted(uncertain)) + tuple(
+            dict.fromkeys(notes_fw))
         if blocked:
             detail = "; ".join(f"from {', '.join(s)}: {v}" for v, s in blocked.items())
             findings.append(Finding(
                 subject, False, f"{label} blocked {detail}", "accepted from the other nodes",
                 "the port is closed to the cluster even though it may listen; "
                 f"{_port_why(number, node.settings)}",
-                _nft_fix(nft_block, "", f"{proto} dport {number}") if nft_block else
-                f"delete that rule or insert an ACCEPT for {proto} dport {number} before it, "
-                "e.g. iptables -I INPUT <n> -p {0} --dport {1} -j ACCEPT (firewalld: "
-                "firewall-cmd --permanent --add-port={1}/{0} && firewall-cmd --reload)"
-                .format(proto, number), tuple(blocked) + notes))
+                fw_fix or (_nft_fix(nft_block, "", f"{proto} dport {number}") if nft_block else
+                           f"delete that rule or insert an ACCEPT for {proto} dport {number} "
+                           "before it, e.g. iptables -I INPUT <n> -p {0} --dport {1} -j ACCEPT "
+                           "(firewalld: firewall-cmd --permanent --add-port={1}/{0} && "
+                           "firewall-cmd --reload)".format(proto, number)),
+                tuple(blocked) + notes))
+        elif undecided:
+            (why, run), _ = next(iter(undecided.items()))
+            detail = "; ".join(f"from {', '.join(s)}: {w}" for (w, _), s in undecided.items())
+            findings.append(Finding(
+                subject, False, f"{label}: cannot be decided from firewalld's settings {detail}",
+                "accepted from the other nodes",
+                "whether firewalld lets it in is unknown: a definition that cannot be read is "
+                f"neither open nor closed; {_port_why(number, node.settings)} if it is closed",
+                f"on {node.host.name} run `{run}` and check it admits {number}/{proto} (and "
+                "install nftables' nft so the suite reads firewalld's own rules: "
+                "`nft -j list ruleset`)", tuple(w for w, _ in undecided) + notes))
         else:
             findings.append(passed(subject, f"{label} accepted from {len(sources)} "
                                    "node(s)", "accepted", *notes))

@@ -51,7 +51,7 @@ PROGRAMS: dict[str, re.Pattern] = {name: re.compile(rx, re.S) for name, rx in {
     # state, never changed
     "ip": r"-o (?:-4 addr|link) show", "ss": r"-H(?:tu|[tu])lnp",
     "iptables-save": r"", "iptables-legacy-save": r"", "nft": r"-j list ruleset",
-    "firewall-cmd": r"--state|--get-active-zones|--get-default-zone|--list-all --zone=\S+",
+    "firewall-cmd": r"--state|--get-default-zone|--list-all-zones|--list-all-policies",
     "etcdctl": _ETCDCTL,
     "crictl": r"ps -q --name \^etcd\$|exec \w+ etcdctl " + _ETCDCTL,
     "kubelet": r"--version", "containerd": r"--version", "dockerd": r"--version",

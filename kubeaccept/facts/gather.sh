@@ -246,12 +246,50 @@ fi
 # nftables' own tables (an `inet filter` of /etc/nftables.conf, firewalld's nftables backend),
 # whichever binary `iptables` is
 if have nft; then sec nft; nft -j list ruleset 2>&1; echo "!exit $?"; fi
+# firewalld: every zone (its header says "(active)"; 2.x also "(default)") and policy, the
+# default zone (it takes the interfaces no zone binds), the backend, and the definitions of the
+# services the active zones, the default zone and the active policies use, includes followed:
+# /etc/firewalld/services overrides /usr/lib/firewalld/services (firewalld.service(5)).
+# Three firewall-cmd calls after --state, at most 64 service files of at most 64 KiB.
 if have firewall-cmd && firewall-cmd --state >/dev/null 2>&1; then
   sec firewalld
-  for z in $(firewall-cmd --get-active-zones 2>/dev/null | grep -v '^[[:space:]]'); do
-    firewall-cmd --list-all --zone="$z" 2>&1
+  fwdef=$(firewall-cmd --get-default-zone 2>&1)
+  fwz=$(firewall-cmd --list-all-zones 2>&1); fwrc=$?
+  printf '%s\n!exit %s\ndefault-zone: %s\n' "$fwz" "$fwrc" "$fwdef"
+  sed -n 's/^[[:space:]]*FirewallBackend[[:space:]]*=[[:space:]]*/!backend /p' \
+    /etc/firewalld/firewalld.conf 2>/dev/null
+  sec firewalld-policies
+  fwp=$(firewall-cmd --list-all-policies 2>&1); fwrc=$?
+  printf '%s\n!exit %s\n' "$fwp" "$fwrc"
+  sec firewalld-services
+  set -f
+  todo=$(printf '%s\n%s\n' "$fwz" "$fwp" | while IFS= read -r l; do
+    case $l in
+      "") ;;
+      [!\ \	]*) on=; case $l in *active*|"$fwdef"|"$fwdef "*) on=1 ;; esac ;;
+      "  services:"*) [ -n "$on" ] && printf '%s\n' ${l#*:} ;;
+      *'service name="'*) [ -n "$on" ] && { s=${l#*service name=\"}; printf '%s\n' "${s%%\"*}"; } ;;
+    esac
+  done)
+  seen=" "; n=0
+  while [ -n "$todo" ]; do
+    more=
+    for s in $todo; do
+      case $seen in *" $s "*) continue ;; esac
+      seen="$seen$s "
+      case $s in *[!A-Za-z0-9_.+-]*) echo "$s !bad-name"; continue ;; esac
+      n=$((n + 1)); if [ "$n" -gt 64 ]; then echo "!truncated"; todo=; more=; break; fi
+      f=/etc/firewalld/services/$s.xml; [ -f "$f" ] || f=/usr/lib/firewalld/services/$s.xml
+      if [ ! -f "$f" ]; then echo "$s !missing"
+      elif [ ! -r "$f" ]; then echo "$s $f !unreadable"
+      else
+        echo "$s $f $(head -c 65536 "$f" | base64 -w0)"
+        more="$more $(sed -n "s/.*<include[^>]*service=[\"']\([^\"']*\).*/\1/p" "$f")"
+      fi
+    done
+    todo=$more
   done
-  echo "default-zone: $(firewall-cmd --get-default-zone 2>&1)"
+  set +f
 fi
 if have kubelet; then sec kubelet-version; kubelet --version 2>&1; fi
 if [ "$dns" != - ]; then

@@ -5,19 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubeaccept.checks import firewall
-from kubeaccept.facts.firewalld import parse_zones, zone_for
 from kubeaccept.model.roles import CONTROL_PLANE
 
 from .factory import context, facts, host, judge
-
-FIREWALLD_RHEL = """\
-public (active)
-  target: default
-  interfaces: eth0
-  services: cockpit dhcpv6-client ssh
-  ports: 6443/tcp 2379-2380/tcp 10250-10252/tcp 8472/udp
-  rich rules:
-default-zone: public"""
 
 OPEN = """*filter
 :INPUT ACCEPT [0:0]
@@ -90,22 +80,7 @@ def test_legacy_backend_rules_count_too():
     assert "[iptables-legacy-save]" in out[0].observed
 
 
-def test_firewalld_zone_ports_and_services():
-    zones, default = parse_zones(FIREWALLD_RHEL)
-    zone = zone_for(zones, "eth0")
-    assert default == "public" and zone.name == "public"
-    assert zone.allows("tcp", 2380) == "zone public port 2379-2380/tcp"
-    assert zone.allows("tcp", 22) == "zone public service ssh"
-    assert zone.allows("tcp", 30000) is None
-    # The worker's zone lacks the NodePort range: firewall_input says so, naming the zone.
-    out = failed(judge("node_firewall_input", node=cluster({"iptables_save": OPEN,
-                                                  "firewalld": FIREWALLD_RHEL})))
-    assert {f.subject for f in out} == {"w1:tcp/30000", "w1:tcp/32767"}
-    assert "firewalld zone public has no port, service or rich rule for 30000/tcp" in out[0].observed
-    assert "firewall-cmd --permanent --add-port=30000/tcp" in out[0].fix
-
-
-# --- CNI interface names (Calico) and firewalld's zones by source and rich rules -------------
+# --- CNI interface names (Calico) -----------------------------------------------------------
 CALICO = (Path(__file__).parent / "fixtures" / "firewall" / "calico-ipip.iptables-save")
 
 
@@ -134,43 +109,6 @@ def test_calico_without_a_workload_interface_is_not_a_false_failure():
 def overlay_and_pod(ctx):
     overlay, pod, _ = firewall.pod_interfaces(ctx)
     return overlay, pod
-
-
-FIREWALLD_SOURCES = """\
-trusted (active)
-  target: ACCEPT
-  icmp-block-inversion: no
-  interfaces:
-  sources: 192.0.2.0/28
-  services:
-  ports:
-public (active)
-  target: default
-  icmp-block-inversion: no
-  interfaces: eth0
-  sources:
-  services: ssh
-  ports:
-  rich rules:
-	rule family="ipv4" source address="192.0.2.0/24" port port="10250" protocol="tcp" accept
-	rule family="ipv4" source address="198.51.100.0/24" port port="30000-32767" protocol="tcp" accept
-default-zone: public"""
-
-
-def test_firewalld_zone_by_source_then_rich_rules():
-    """firewalld.zones(5): a zone bound to the packet's source address wins over the
-    interface's zone; firewalld.richlanguage(5): an accepting rich rule opens its port for
-    its source only."""
-    zones, _ = parse_zones(FIREWALLD_SOURCES)
-    assert zone_for(zones, "eth0", "192.0.2.11").name == "trusted"
-    assert zone_for(zones, "eth0", "192.0.2.21").name == "public"
-    public = zone_for(zones, "eth0", "192.0.2.21")
-    assert public.allows("tcp", 10250, "192.0.2.21").startswith("zone public rich rule")
-    assert public.allows("tcp", 30000, "192.0.2.21") is None  # that rule is for another net
-    # cp1 (192.0.2.11) is in trusted's source range: nothing it sends is blocked
-    out = failed(judge("node_firewall_input", node=cluster({"iptables_save": OPEN,
-                                                  "firewalld": FIREWALLD_SOURCES})))
-    assert out == []
 
 
 def test_forward_with_a_tiny_pod_subnet_says_it_was_not_checked():

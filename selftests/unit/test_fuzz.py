@@ -163,7 +163,8 @@ def b64(text: str | bytes) -> str:
 SECTIONS = ("hostname", "kernel", "os", "id", "sysctl", "swaps", "swap-boot", "certificates",
             "etcd", "sockets", "cgroupfs", "runtime-files", "runtime-versions", "listen-tcp",
             "listen-udp", "addresses", "links", "bridges", "iptables-save",
-            "iptables-legacy-save", "nft", "firewalld", "kubelet-version", "dns", "probes",
+            "iptables-legacy-save", "nft", "firewalld", "firewalld-policies",
+            "firewalld-services", "kubelet-version", "dns", "probes",
             "file /etc/fstab", "file /etc/containerd/config.toml",
             "file /var/lib/kubelet/config.yaml", "file /etc/docker/daemon.json",
             "file /etc/kubernetes/manifests/kube-apiserver.yaml", "end")
