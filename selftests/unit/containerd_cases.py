@@ -157,18 +157,34 @@ def binary(minor: str, cache_dir: Path | None = None) -> Path | None:
     return path if build.cached(name, path.parent.parent.parent) else None
 
 
-def dump(containerd: Path, files: dict[str, str]) -> tuple[int, str]:
-    """(exit code, output) of `containerd --config /etc/containerd/config.toml config dump`
-    with `files` at their node paths: a chroot holding them and the (static) binary only."""
-    with tempfile.TemporaryDirectory(prefix="ctd-dump-") as tmp:
-        root = Path(tmp)
+class Chroot:
+    """A directory holding only the (static) containerd binary, to run `config dump` in with
+    a case's files at their node paths (root: chroot)."""
+
+    def __init__(self, containerd: Path):
+        self.tmp = tempfile.TemporaryDirectory(prefix="ctd-dump-")
+        self.root = Path(self.tmp.name)
+        try:  # a hard link when the cache shares the file system, else one copy
+            os.link(containerd, self.root / "containerd")
+        except OSError:
+            shutil.copy(containerd, self.root / "containerd")
+
+    def dump(self, files: dict[str, str]) -> tuple[int, str]:
+        """(exit code, output) of `containerd --config /etc/containerd/config.toml config
+        dump` with `files`, and nothing else, under /etc."""
+        shutil.rmtree(self.root / "etc", ignore_errors=True)
         for path, text in files.items():
-            (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-            (root / path.lstrip("/")).write_text(text)
-        shutil.copy(containerd, root / "containerd")
-        proc = subprocess.run(["chroot", str(root), "/containerd", "--config", MAIN, "config",
-                               "dump"], capture_output=True, text=True, timeout=60)
-    return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stderr
+            (self.root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / path.lstrip("/")).write_text(text)
+        proc = subprocess.run(["chroot", str(self.root), "/containerd", "--config", MAIN,
+                               "config", "dump"], capture_output=True, text=True, timeout=60)
+        return proc.returncode, proc.stdout if proc.returncode == 0 else proc.stderr
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.tmp.cleanup()
 
 
 def trim(output: str) -> str:
@@ -329,26 +345,34 @@ def main(argv=None) -> int:
             print(f"containerd {minor}: not built (python -m lab.build containerd-{minor})",
                   file=sys.stderr)
             continue
-        for case in CASES:
-            try:
-                rc, out = dump(ctd, case.texts())
-            except FileNotFoundError as exc:
-                print(f"{case.name}: {exc}", file=sys.stderr)
-                continue
-            text = trim(out) if rc == 0 else error_lines(out)
-            said = drivers(text) if rc == 0 else f"exit {rc}: {out.strip().splitlines()[-1]}"
-            from lab import build
-            ctd_model = model(case.texts(), build.COMPONENTS[f"containerd-{minor}"]["version"])
-            wrong = disagreement(ctd_model, text if rc == 0 else None, None if rc == 0 else out)
-            print(f"{minor} {case.name}: {said}" + (f"\n    MODEL DISAGREES: {wrong}"
-                                                    if wrong else ""))
-            if args.write:
-                fixture(case.name, minor).parent.mkdir(parents=True, exist_ok=True)
-                fixture(case.name, minor).with_suffix(".toml" if rc == 0 else ".err") \
-                    .write_text(text)
+        with Chroot(ctd) as chroot:
+            run_cases(chroot, minor, args.write)
     if args.write:
         (FIXTURES / "README.md").write_text(readme())
     return 0
+
+
+def run_cases(chroot: Chroot, minor: str, write: bool) -> None:
+    """Print what containerd <minor> says of every case (and whether the model agrees)."""
+    from lab import build
+    version = build.COMPONENTS[f"containerd-{minor}"]["version"]
+    for case in CASES:
+        try:
+            files = case.texts()
+        except FileNotFoundError as exc:
+            print(f"{case.name}: {exc}", file=sys.stderr)
+            continue
+        rc, out = chroot.dump(files)
+        text = trim(out) if rc == 0 else error_lines(out)
+        said = drivers(text) if rc == 0 else f"exit {rc}: {text.splitlines()[0]}"
+        wrong = disagreement(model(files, version), text if rc == 0 else None,
+                             None if rc == 0 else text)
+        print(f"{minor} {case.name}: {said}" + (f"\n    MODEL DISAGREES: {wrong}"
+                                                if wrong else ""))
+        if write:
+            path = fixture(case.name, minor).with_suffix(".toml" if rc == 0 else ".err")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -222,15 +222,17 @@ def test_live_dump_agrees(minor):
     if os.geteuid() != 0:
         pytest.skip("chroot needs root")
     ran = 0
-    for case in cases.CASES:
-        try:
-            files = case.texts()
-        except FileNotFoundError:
-            continue
-        rc, out = cases.dump(ctd, files)
-        dumped, error = (cases.trim(out), None) if rc == 0 else (None, cases.error_lines(out))
-        assert (dumped, error) == recorded(case.name, minor), case.name
-        assert cases.disagreement(cases.model(files, VERSIONS[minor]), dumped, error) == "", \
-            case.name
-        ran += 1
+    with cases.Chroot(ctd) as chroot:
+        for case in cases.CASES:
+            try:
+                files = case.texts()
+            except FileNotFoundError:
+                continue
+            rc, out = chroot.dump(files)
+            dumped, error = ((cases.trim(out), None) if rc == 0 else
+                             (None, cases.error_lines(out)))
+            assert (dumped, error) == recorded(case.name, minor), case.name
+            assert cases.disagreement(cases.model(files, VERSIONS[minor]), dumped, error) == "", \
+                case.name
+            ran += 1
     assert ran >= len([c for c in cases.CASES if not c.real])
