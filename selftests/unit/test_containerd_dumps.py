@@ -146,8 +146,8 @@ def test_upgrade_with_nvidia_ctks_old_drop_in():
             "ignore_rdt_not_enabled_errors, runtimes} ignored") in out.why
     out = finding(files, "2.3")
     assert out.ok, out.why
-    assert ('/etc/containerd/conf.d/99-nvidia.toml: plugins."io.containerd.grpc.v1.cri".'
-            'containerd.default_runtime_name = "nvidia"') in out.evidence[3]
+    assert any('/etc/containerd/conf.d/99-nvidia.toml: plugins."io.containerd.grpc.v1.cri".'
+               'containerd.default_runtime_name = "nvidia"' in line for line in out.evidence)
 
 
 def test_containerd_reports_systemd_while_the_shim_runs_cgroupfs():
