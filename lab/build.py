@@ -1,9 +1,12 @@
-"""Build the lab's control-plane binaries from source with the local Go toolchain.
+"""Build the lab's control-plane binaries, and the containerd releases the self-tests judge
+the containerd model against, from source with the local Go toolchain.
 
 python -m lab.build [--cache-dir DIR] [COMPONENT ...]
 
 Each component is built in a throwaway wrapper module and published atomically as
-<cache>/<component>-<version>/{bin/,build.json}; a published build that runs is reused.
+<cache>/<stem>-<version>/{bin/,build.json} (stem: the component's name, or the program's for a
+component kept in several releases, e.g. containerd-2.2 -> containerd-v2.2.10); a published
+build that runs is reused.
 """
 
 from __future__ import annotations
@@ -59,6 +62,21 @@ COMPONENTS: dict[str, dict] = {
     },
 }
 
+_CTD = "github.com/containerd/containerd/v2"
+# containerd releases the containerd model is judged against (`containerd config dump`, no
+# daemon): one per minor, each the newest patch on the Go module proxy. 2.0-2.2 merge the
+# imported files before migrating them, 2.3 migrates each file first.
+CONTAINERD = {"2.0": ("v2.0.14", "1.23.0"), "2.1": ("v2.1.9", "1.24.2"),
+              "2.2": ("v2.2.10", "1.25.0"), "2.3": ("v2.3.7", "1.26.8")}
+for _minor, (_version, _go) in CONTAINERD.items():
+    COMPONENTS[f"containerd-{_minor}"] = {
+        "module": _CTD, "version": _version, "go_min": _go, "stem": "containerd",
+        "binaries": {"containerd": f"{_CTD}/cmd/containerd"},
+        # containerd's Makefile tags; btrfs needs cgo, which the cache's builds go without.
+        "tags": ["urfave_cli_no_docs", "no_btrfs"],
+        "ldflags": [f"-X {_CTD}/version.Version={_version}"],
+    }
+
 WRAPPER_GO_MOD = """module kubeaccept.local/build/{name}
 
 go {go}
@@ -102,15 +120,19 @@ def resolve(component: str) -> tuple[str, str]:
     """(component, binary) for a component or binary name."""
     if component in COMPONENTS:
         return component, next(iter(COMPONENTS[component]["binaries"]))
-    for name, spec in COMPONENTS.items():
-        if component in spec["binaries"]:
-            return name, component
+    owners = [name for name, spec in COMPONENTS.items() if component in spec["binaries"]]
+    if len(owners) == 1:
+        return owners[0], component
+    if owners:
+        raise BuildError(f"{component} is built in several releases; name one: "
+                         + ", ".join(owners))
     known = {*COMPONENTS, *(b for spec in COMPONENTS.values() for b in spec["binaries"])}
     raise BuildError(f"unknown component {component!r}; known: {', '.join(sorted(known))}")
 
 
 def component_dir(name: str, cache_dir: Path) -> Path:
-    return Path(cache_dir) / f"{name}-{COMPONENTS[name]['version']}"
+    spec = COMPONENTS[name]
+    return Path(cache_dir) / f"{spec.get('stem', name)}-{spec['version']}"
 
 
 def version_output(name: str, binary: Path) -> str | None:
@@ -190,7 +212,8 @@ def build(name: str, cache_dir: Path, timeout: float = BUILD_TIMEOUT) -> dict:
         out, log = tmp / final.name, tmp / "build.log"
         date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         ldflags = " ".join(["-s", "-w", *spec.get("ldflags", [])]).format(build_date=date)
-        cmd = [go, "build", "-trimpath", "-ldflags", ldflags, "-o", f"{out}/bin/",
+        tags = ["-tags", ",".join(spec["tags"])] if spec.get("tags") else []
+        cmd = [go, "build", "-trimpath", *tags, "-ldflags", ldflags, "-o", f"{out}/bin/",
                *spec["binaries"].values()]
         print(f"building {name} {spec['version']} with {goversion}...", file=sys.stderr)
         start = time.monotonic()

@@ -41,6 +41,10 @@ class Runtime:
     fix: str  # how to make it systemd
     notes: list[str]
     files: str = ""  # which config files were read
+    # The driver the runtime tells kubelet over CRI RuntimeConfig, where that differs from
+    # what its default runtime runs (containerd: from another runtime's options); None: same.
+    reported: str | None = None
+    reported_source: str = ""
 
 
 def _endpoint(ctx: NodeContext, kubelet: dict) -> str:
@@ -98,7 +102,7 @@ def read_runtime(ctx: NodeContext, runtime: str) -> Runtime | Finding:
         fix = f"set SystemdCgroup = true in [{ctd.options}] of {ctd.options_file}"
         evidence = (f"containerd config files: {', '.join(ctd.files) or 'none'}",)
         found = Runtime("containerd", ctd.driver, ctd.source, ctd.how, ctd.reports_driver, fix,
-                        notes, evidence[0])
+                        notes, evidence[0], ctd.reported, ctd.reported_source)
     else:
         crio = facts.runtime_versions.get("crio")
         return Runtime("cri-o", "systemd", "CRI-O's default cgroup_manager (systemd; crio.conf "
@@ -186,11 +190,19 @@ def mechanism(version, gate: bool | None, runtime: Runtime) -> tuple[bool | None
                 " not read, a missing one stops containerd); 1.x replaces a plugin's whole "
                 "table per imported file, 2.x merges key by key; config version 1 "
                 "`plugins.cri`, 2 `plugins.\"io.containerd.grpc.v1.cri\"`, 3/4 "
-                "`plugins.\"io.containerd.cri.v1.runtime\"` (2.0–2.2 ignore the version 2 path "
-                "in a version 3 config, 2.3+ migrate every file; 1.x refuses version 3, "
-                "2.0–2.2 version 4); the runtime `default_runtime_name` names (e.g. "
+                "`plugins.\"io.containerd.cri.v1.runtime\"`. containerd 2.0–2.2 merge the "
+                "files first (the merged version is the last file's with one) and migrate "
+                "version 2 keys once, on the merged config, only when that version is below 3 "
+                "and only into keys still missing — a version 2 conf.d drop-in under a "
+                "version 3 main that has a runtimes table is dropped; 2.3+ migrate each file "
+                "before merging; 1.x refuses version 3, 2.0–2.2 a merged version 4. The "
+                "model is judged against `containerd config dump` of containerd 2.0.14, "
+                "2.1.9, 2.2.10 and 2.3.7. The runtime `default_runtime_name` names (e.g. "
                 "`nvidia`), its `options.SystemdCgroup` (absent: false = cgroupfs in 1.x and "
-                "2.x); `disabled_plugins = [\"cri\"]` (Docker's containerd.io package) is \"CRI "
+                "2.x) is what the shim runs; what containerd 2.x tells kubelet over CRI "
+                "RuntimeConfig comes from the first runtime with runc options (the default "
+                "first, then by name), and the finding names both sides when they differ; "
+                "`disabled_plugins = [\"cri\"]` (Docker's containerd.io package) is \"CRI "
                 "disabled\", not a driver question. **Docker**: `--exec-opt` from dockerd's "
                 "systemd unit (`/etc`, `/run`, `/usr/local/lib`, `/usr/lib`, `/lib` "
                 "`systemd/system/docker.service` and `docker.service.d/*.conf` drop-ins: "
@@ -247,9 +259,16 @@ def node_cgroup_driver(ctx: Context) -> list[Finding]:
     if runtime.driver is None:
         return [Finding(name, True, f"{runtime.name}'s cgroup driver not checked", expected,
                         evidence=evidence, note="; ".join(runtime.notes))]
-    used = runtime.driver if from_cri else configured
+    told = runtime.reported or runtime.driver
+    used = told if from_cri else configured
     observed = f"{runtime.name} uses {runtime.driver}, kubelet uses {used}"
-    if from_cri:
+    if from_cri and told != runtime.driver:  # which side is which
+        observed = (f"{runtime.name}'s default runtime runs {runtime.driver} (the shim side), "
+                    f"{runtime.name} tells kubelet {told} over CRI (the RuntimeConfig side), "
+                    f"kubelet uses {used}")
+        evidence += (f"{runtime.name} answers RuntimeConfig with {told}: "
+                     f"{runtime.reported_source}",)
+    elif from_cri:
         observed += f" (told by {runtime.name} over CRI)"
     if runtime.driver == used == "systemd":
         # Worth a note: what only holds thanks to CRI, and what was not read.
@@ -258,6 +277,12 @@ def node_cgroup_driver(ctx: Context) -> list[Finding]:
                         note="; ".join(said + runtime.notes))]
     why = (MISMATCH_WHY.format(kubelet=used, runtime=runtime.name, driver=runtime.driver)
            if runtime.driver != used else CGROUPFS_WHY)
+    if from_cri and told != runtime.driver:
+        why += (f". {runtime.name} answers kubelet's RuntimeConfig from the first runtime whose "
+                "options it can read as runc's (the default runtime first, then the others by "
+                f"name; internal/cri/server/runtime_config_linux.go), here "
+                f"{runtime.reported_source}, while pods run with the default runtime: "
+                f"{runtime.source}")
     why += f". {runtime.source}; {kubelet_where}; {sentence}"
     if runtime.notes:
         why += "; " + "; ".join(runtime.notes)

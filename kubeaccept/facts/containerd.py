@@ -52,6 +52,10 @@ class Containerd:
     reports_driver: bool | None = None  # implements CRI RuntimeConfig (containerd >= 2.0)
     options: str = ""  # [table] of the default runtime's options, where SystemdCgroup goes
     options_file: str = MAIN
+    # What CRI RuntimeConfig tells kubelet (containerd 2.x), and from which runtime's options:
+    # not always the default runtime's driver.
+    reported: str | None = None
+    reported_source: str = ""
 
 
 @dataclass
@@ -70,6 +74,7 @@ class _Section:
     key: str  # plugins."<id>" the table is read under
     files: list[_File]
     major: int
+    origins: dict = field(default_factory=dict)  # 2.x: the table's leaves -> "file\0key"
 
 
 def read(facts: NodeFacts) -> Containerd:
@@ -302,52 +307,75 @@ def _merge_1x(files, version, ctd: Containerd) -> _Section | None:
                            {key: table})], 1)
 
 
+def _origins(tree, path: str, written: str, keys=()) -> dict | str:
+    """`tree` with every leaf replaced by "file\0key as written": where each value comes from."""
+    if isinstance(tree, dict) and tree:
+        return {k: _origins(v, path, written, (*keys, k)) for k, v in tree.items()}
+    if isinstance(tree, dict):
+        return {}
+    return f"{path}\0plugins.{_quote(written)}." + ".".join(keys)
+
+
 def _merge_2x(files, version, ctd: Containerd) -> _Section | None:
-    """containerd 2.x: version 1 plugin ids renamed, tables merged key by key. 2.3+ migrates
-    each file to version 4 as it loads it (a version 3 file's CRI_GRPC runtime keys too);
-    2.0-2.2 migrate the merged config once, and only when its last version is below 3."""
+    """containerd 2.x (cmd/containerd/server/config/config.go LoadConfig, mergeConfig):
+    version 1 plugin ids renamed, the files merged in order (mergo: tables key by key, a later
+    value replaces an earlier one), the merged `version` that of the last file with version 2+
+    (containerd's own default config counting first). 2.0-2.2 then migrate version 2 CRI keys
+    to plugins."io.containerd.cri.v1.runtime" once, on the merged config, only when its version
+    is below 3 and only into keys still missing (plugins/cri/runtime/plugin.go configMigration;
+    `config dump` and server.New alike). 2.3+ migrate each file before merging it
+    (LoadConfigWithPlugins), a version 3 file's version 2 keys too."""
     per_file = version >= (2, 3, 0) if version else any(
         _int(d.get("version")) >= 4 for _, d in files)
     newest = 4 if per_file or version is None else 3
     replace = version is not None and version < (2, 0, 2)
-    running, merged, loaded, disabled = newest, {}, [], []
+    running, merged, origins, loaded, disabled = newest, {}, {}, [], []
+    setter = ""  # the file whose `version` the merged config has
     for path, data in files:
         written = _int(data.get("version"))
-        if written > newest:
+        if written < 2 and running > newest and not per_file:
             ctd.problem = Problem(
-                f"containerd does not start: config version {written} in {path}",
-                f"{ctd.how} reads config versions up to {newest} (\"expected containerd config "
-                f"version equal to or less than `{newest}`, got `{written}`\"); kubelet has no "
-                "runtime and the node goes NotReady",
-                f"write {path} as version = {newest}, or upgrade containerd; restart containerd")
+                f"containerd does not start: it crashes reading {path} (no `version`) after a "
+                f"version {running} file",
+                f"{ctd.how} migrates a file without version to the version read so far and has "
+                f"no migration to version {running} (\"panic: runtime error: index out of range "
+                f"[{newest}] with length {newest}\"); kubelet has no runtime and the node goes "
+                "NotReady",
+                f"write every containerd file as version = {newest}, or upgrade containerd; "
+                "restart containerd")
             return None
         raw = data.get("plugins") if isinstance(data.get("plugins"), dict) else {}
         plugins = copy.deepcopy(raw)
+        tree = {k: _origins(v, path, k) for k, v in raw.items()}
         names = [str(d) for d in data.get("disabled_plugins") or []]
         if written < 2:
             plugins = {_v1_name(k): v for k, v in plugins.items()}
+            tree = {_v1_name(k): v for k, v in tree.items()}
             names = [_v1_name(n) for n in names]
         if per_file and written < running:
             _migrate_cri(plugins, replace)
-        running = running if per_file or written < 2 else written
+            _migrate_cri(tree, replace)
+        if written >= 2 and (written > running or not per_file):
+            running, setter = written, path
         loaded.append(_File(path, written, raw, plugins))
         disabled += [n for n in names if n not in disabled]
-    if not per_file and running < 3:
-        for f in loaded:
-            _migrate_cri(f.plugins, replace)
-    elif not per_file:
-        for f in loaded:
-            if not isinstance(_dig(f.plugins, CRI_GRPC, "containerd"), dict):
-                continue
-            why = (f"a file without `version = 2` is taken as version {running} with only its "
-                   "plugin names updated" if f.version < 2 else
-                   f"the merged config is version {running}, and containerd 2.0-2.2 migrate "
-                   "version 2 keys only when the last file read is below version 3")
-            ctd.notes.append(f"{f.path}: plugins.{_quote(_written_cri(f))}.containerd settings are "
-                             f"ignored: {why}, and version 3 reads plugins.\"{CRI_RUNTIME}\"."
-                             "containerd")
-    for f in loaded:
-        _deep_merge(merged, f.plugins)
+        _deep_merge(merged, plugins)
+        _deep_merge(origins, tree)
+    if running > newest:
+        last = files[-1][0]
+        ctd.problem = Problem(
+            f"containerd does not start: config version {running} in {setter}",
+            f"{ctd.how} reads config versions up to {newest}, and the merged config has the "
+            f"version of the last file with version 2 or more (\"failed to load TOML from "
+            f"{last}: expected containerd config version equal to or less than `{newest}`, got "
+            f"`{running}`\"); kubelet has no runtime and the node goes NotReady",
+            f"write the files as version = {newest}, or upgrade containerd; restart containerd")
+        return None
+    if not per_file:
+        _note_v2_keys(loaded, merged, running, ctd)
+        if running < 3:
+            _migrate_cri(merged, replace)
+            _migrate_cri(origins, replace)
     bad = [n for n in disabled if "." not in n]
     if bad:
         ctd.problem = Problem(
@@ -365,7 +393,40 @@ def _merge_2x(files, version, ctd: Containerd) -> _Section | None:
             return None
     table = merged.get(CRI_RUNTIME)
     return _Section(table if isinstance(table, dict) else {}, f"plugins.{_quote(CRI_RUNTIME)}",
-                    loaded, 2)
+                    loaded, 2, origins.get(CRI_RUNTIME) if isinstance(origins.get(CRI_RUNTIME),
+                                                                     dict) else {})
+
+
+def _note_v2_keys(loaded: list[_File], merged: dict, running: int, ctd: Containerd) -> None:
+    """Why containerd 2.0-2.2 drop a file's version 2 runtime settings."""
+    have = _dig(merged, CRI_RUNTIME, "containerd")
+    have = have if isinstance(have, dict) else {}
+    for f in loaded:
+        table = _dig(f.plugins, CRI_GRPC, "containerd")
+        if not isinstance(table, dict):
+            continue
+        where = f"{f.path}: plugins.{_quote(_written_cri(f))}.containerd"
+        if running >= 3:
+            why = (f"a file without `version = 2` is taken as version {running} with only its "
+                   "plugin names updated, and the merged config is version "
+                   f"{running}" if f.version < 2 else
+                   f"the merged config is version {running} (the last file with a version "
+                   "sets it)")
+            ctd.notes.append(f"{where} settings are ignored: {why}; containerd 2.0-2.2 migrate "
+                             "version 2 keys only for a merged version below 3, and version 3 "
+                             f"reads plugins.\"{CRI_RUNTIME}\".containerd")
+            continue
+        dropped = [k for k in table if k in have]
+        if not dropped:
+            continue
+        setters = [x.path for x in loaded if any(
+            _dig(x.plugins, CRI_RUNTIME, "containerd", k) is not None for k in dropped)]
+        ctd.notes.append(
+            f"{where}.{{{', '.join(dropped)}}} ignored: containerd 2.0-2.2 migrate version 2 "
+            "settings once, on the merged config, and only into keys still missing, and "
+            f"plugins.\"{CRI_RUNTIME}\".containerd already has them (from "
+            f"{', '.join(setters)}); write {f.path} as version 3 under plugins."
+            f"\"{CRI_RUNTIME}\" to have them read")
 
 
 def _written_cri(f: _File) -> str:
@@ -385,17 +446,16 @@ def _dig(data, *path):
 
 
 def _where(section: _Section, *path) -> tuple[str, str]:
-    """(file, key as that file writes it) of the last file setting plugins.<CRI>.<path>."""
+    """(file, key as that file writes it) the value at plugins.<CRI>.<path> comes from."""
+    if section.major == 2:
+        leaf = _dig(section.origins, *path)
+        return tuple(leaf.split("\0", 1)) if isinstance(leaf, str) else ("", "")
     if not section.files:
         return "", ""
-    target = CRI_RUNTIME if section.major == 2 else next(iter(section.files[0].plugins), "")
-    written = (CRI_RUNTIME, CRI_GRPC, "cri") if section.major == 2 else (target,)
+    target = next(iter(section.files[0].plugins), "")
     for f in reversed(section.files):
-        if _dig(f.plugins, target, *path) is None:
-            continue
-        for name in written:
-            if _dig(f.raw, name, *path) is not None:
-                return f.path, f"plugins.{_quote(name)}." + ".".join(path)
+        if _dig(f.plugins, target, *path) is not None:
+            return f.path, f"plugins.{_quote(target)}." + ".".join(path)
     return "", ""
 
 
@@ -450,11 +510,11 @@ def _runtime_driver(section: _Section, ctd: Containerd) -> None:
     path = ("containerd", "runtimes", name, "options", "SystemdCgroup")
     value = _dig(table, *path)
     file, key = _where(section, *path)
-    main = next((f for f in section.files if f.path == MAIN), None)
-    if section.major == 1:
-        layout = section.key.removeprefix("plugins.").strip('"')
-    else:  # where the main file's own config version keeps it
-        layout = CRI_RUNTIME if main is None or main.version >= 3 else CRI_GRPC
+    # containerd 2.x reads plugins."io.containerd.cri.v1.runtime" of any file, whatever its
+    # version (and 2.0-2.2 may drop a version 2 key: see _note_v2_keys).
+    layout = section.key.removeprefix("plugins.").strip('"')
+    if section.major == 2:
+        _reported(section, name, ctd)
     ctd.options_file = file or MAIN
     ctd.options = (key.removesuffix(".SystemdCgroup") if key else
                    f"plugins.{_quote(layout)}." + ".".join(path[:-1]))
@@ -473,3 +533,36 @@ def _runtime_driver(section: _Section, ctd: Containerd) -> None:
         return
     ctd.driver = "systemd" if value else "cgroupfs"
     ctd.source += f"{file}: {key} = {str(value).lower()}"
+
+
+def _reported(section: _Section, default: str, ctd: Containerd) -> None:
+    """The driver containerd 2.x answers kubelet's CRI RuntimeConfig with
+    (internal/cri/server/runtime_config_linux.go getCgroupDriver): the runtimes in order, the
+    default one first, the others by name; the first whose options decode as runc options
+    decides (SystemdCgroup true: systemd, else cgroupfs). A runtime without an options table
+    says nothing, so the answer can come from another runtime than the one pods run with.
+    containerd's own runc runtime always has options (SystemdCgroup = false by default)."""
+    containerd = section.table.get("containerd")
+    runtimes = containerd.get("runtimes") if isinstance(containerd, dict) else None
+    handlers = dict(runtimes) if isinstance(runtimes, dict) else {}
+    handlers.setdefault("runc", {})
+    for handler in sorted(handlers, key=lambda n: (n != default, n)):
+        runtime = handlers[handler] if isinstance(handlers[handler], dict) else {}
+        options = runtime.get("options")
+        kind = runtime.get("runtime_type") or (RUNC if handler == "runc" else "")
+        if handler == "runc" and not isinstance(options, dict):
+            options = {}
+        value = options.get("SystemdCgroup") if isinstance(options, dict) else None
+        if kind != RUNC or not isinstance(options, dict) or (
+                value is not None and not isinstance(value, bool)):
+            continue
+        ctd.reported = "systemd" if value is True else "cgroupfs"
+        file, key = _where(section, "containerd", "runtimes", handler, "options",
+                           "SystemdCgroup")
+        said = (f"{file}: {key} = {str(value).lower()}" if file else
+                "SystemdCgroup not set (containerd's default: false)")
+        ctd.reported_source = f"runtime \"{handler}\" ({said})"
+        return
+    ctd.reported = "systemd"
+    ctd.reported_source = ("no runtime's options name a driver: containerd answers systemd when "
+                           "it runs under systemd (/run/systemd/system exists), else cgroupfs")

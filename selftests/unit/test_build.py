@@ -243,3 +243,27 @@ def test_failed_build_leaves_no_binary(fake_go, monkeypatch, tmp_path, output, m
         build.ensure("kwok", cache)
     assert leftovers(cache) == []
     assert (cache / "logs/kwok.log").read_text().strip() == output
+
+
+def test_containerd_releases_are_kept_side_by_side(fake_go, tmp_path):
+    """One component per containerd minor, each cached as containerd-<version>; the build
+    passes containerd's Makefile tags (no btrfs: it needs cgo) and sets version.Version."""
+    minors = [n for n in build.COMPONENTS if n.startswith("containerd-")]
+    assert minors == ["containerd-2.0", "containerd-2.1", "containerd-2.2", "containerd-2.3"]
+    dirs = {build.component_dir(n, tmp_path).name for n in minors}
+    assert dirs == {"containerd-v2.0.14", "containerd-v2.1.9", "containerd-v2.2.10",
+                    "containerd-v2.3.7"}
+    with pytest.raises(build.BuildError, match="containerd is built in several releases; name "
+                                               "one: containerd-2.0, containerd-2.1"):
+        build.resolve("containerd")
+    seed_mod_cache(tmp_path, "github.com/containerd/containerd/v2", "v2.2.10",
+                   "module github.com/containerd/containerd/v2\n\ngo 1.25.0\n")
+    path = build.ensure("containerd-2.2", tmp_path / "cache")
+    assert path == tmp_path / "cache/containerd-v2.2.10/bin/containerd"
+    argv = json.loads(fake_go.read_text())["argv"]
+    assert argv[argv.index("-tags") + 1] == "urfave_cli_no_docs,no_btrfs"
+    assert ("-X github.com/containerd/containerd/v2/version.Version=v2.2.10"
+            in argv[argv.index("-ldflags") + 1])
+    assert argv[-1] == "github.com/containerd/containerd/v2/cmd/containerd"
+    assert build.cached("containerd-2.2", tmp_path / "cache")
+    assert not build.cached("containerd-2.3", tmp_path / "cache")
