@@ -60,9 +60,14 @@ def _host_of(url) -> str:
         return url
 
 
+def _peer_urls(member: dict) -> list[str]:
+    """A member's peerURLs; any other shape than a list of strings is none."""
+    urls = member.get("peerURLs")
+    return [u for u in urls if isinstance(u, str)] if isinstance(urls, list) else []
+
+
 def _learner_ips(members: list[dict]) -> set[str]:
-    return {_host_of(u) for m in members if m.get("isLearner") is True
-            for u in m.get("peerURLs") or [] if isinstance(u, str)}
+    return {_host_of(u) for m in members if m.get("isLearner") is True for u in _peer_urls(m)}
 
 
 def etcdctl_error(stderr: str) -> str:
@@ -183,7 +188,7 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
                         "an answering etcd cluster", QUORUM_WHY, FIX_MEMBER, tuple(evidence))]
     findings = []
     peer_ips = {_host_of(u): str(m.get("name", "?")) for m in members
-                for u in m.get("peerURLs") or [] if isinstance(u, str)}
+                for u in _peer_urls(m)}
     missing = sorted(n for ip, n in by_ip.items() if ip not in peer_ips)
     extra = sorted(f"{n} ({ip}{', learner' if ip in _learner_ips(members) else ''})"
                    for ip, n in peer_ips.items() if ip not in by_ip)
@@ -205,7 +210,7 @@ def cluster_etcd(ctx: Context) -> list[Finding]:
     # not counted in the quorum, and its health answer is etcd refusing a learner the health
     # read ("etcdserver: rpc not supported for learner", etcd 3.7.3), not a fault.
     learners = {_host_of(u): m for m in members if m.get("isLearner") is True
-                for u in m.get("peerURLs") or [] if isinstance(u, str)}
+                for u in _peer_urls(m)}
     voters = [m for m in members if m.get("isLearner") is not True]
     healthy = 0
     for ip, name in sorted(by_ip.items(), key=lambda kv: kv[1]):
