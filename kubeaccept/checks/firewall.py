@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -35,11 +36,13 @@ FORWARD_WHY = (
 )
 
 
-# What iptables-nft-save prints for a table it cannot show, e.g. iptables 1.8.9's
+# What iptables-nft-save prints for a table it cannot show (every version 1.8.4-1.8.11):
 # "# Table `filter' is incompatible, use 'nft' tool." (a backtick, then a straight quote), and,
-# from 1.8.9 on, for a table it shows without the base chains iptables did not make (exit 0):
+# from 1.8.8 on, for a table it shows without the base chains iptables did not make (exit 0):
 # "# Table `filter' contains incompatible base-chains, use 'nft' tool to list them."
-# (iptables 1.8.7-1.8.13 run here: selftests/unit/fixtures/nft/README.md)
+# Up to 1.8.5 such a base chain makes the whole table incompatible; 1.8.7 aborts on it.
+# (1.8.7, 1.8.9, 1.8.11 run here, 1.8.4, 1.8.5, 1.8.8, 1.8.10 read in xtables-save.c and
+# nft.c at their tags: selftests/unit/fixtures/nft/README.md)
 INCOMPATIBLE = re.compile(r"^(# Table [`'](\w+)' is incompatible, use 'nft' tool\.)", re.M)
 PARTIAL = re.compile(r"^(# Table [`'](\w+)' contains incompatible base-chains, use 'nft' tool "
                      r"to list them\.)", re.M)
@@ -74,6 +77,31 @@ def _chains_shown(body: str) -> dict[str, frozenset[str]]:
     return {t: frozenset(c) for t, c in out.items()}
 
 
+def _exit_status(status: str) -> str:
+    """"exit status 134, killed by SIGABRT": a shell reports a program a signal killed as
+    128 + the signal's number."""
+    if status.isdigit() and 128 < int(status) < 128 + signal.NSIG:
+        try:
+            return f"exit status {status}, killed by {signal.Signals(int(status) - 128).name}"
+        except ValueError:
+            pass
+    return f"exit status {status}"
+
+
+def _last_words(body: str, status: str) -> str:
+    """The program's last line. dash (sh on Debian and Ubuntu) writes its own report of a
+    program a signal killed (strsignal(3): "Aborted") into the program's 2>&1, after it."""
+    lines = [line for line in body.strip().splitlines() if line.strip()]
+    if lines and status.isdigit() and int(status) > 128:
+        try:
+            said = signal.strsignal(int(status) - 128)
+        except ValueError:
+            said = None
+        if said and lines[-1].strip() in (said, f"{said} (core dumped)") and len(lines) > 1:
+            lines.pop()
+    return lines[-1] if lines else f"exit status {status}"
+
+
 def _read_rulesets(facts) -> tuple[list, list[str]]:
     parsed, errors, failed = [], [], []
     incompatible: dict[str, str] = {}  # table -> what iptables-save printed: nothing shown
@@ -94,8 +122,8 @@ def _read_rulesets(facts) -> tuple[list, list[str]]:
         if status.strip() != "0":
             # e.g. iptables-nft-save 1.8.7 over a table with a base chain it did not make:
             # "free(): double free detected in tcache 2", killed by SIGABRT (exit 134)
-            last = body.strip().splitlines()[-1:] or [f"exit status {status.strip()}"]
-            failed.append(f"{source} failed (exit status {status.strip()}): {last[0]}")
+            failed.append(f"{source} failed ({_exit_status(status.strip())}): "
+                          f"{_last_words(body, status.strip())}")
             nft_backend_failed |= source == "iptables-save"
             continue
         try:

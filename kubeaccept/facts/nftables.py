@@ -67,8 +67,9 @@ class NftRuleset:
 
     def set_lookups(self, tables: frozenset[str] = IPTABLES_TABLES) -> frozenset[str]:
         """The ip tables of `tables` with a rule matching against a set (`@name`):
-        iptables-nft-save shows such a rule without the match (1.8.7-1.8.13: `ip saddr
-        @blocked drop` is printed `-A FORWARD -j DROP`)."""
+        iptables-nft-save shows such a rule without the match (1.8.7, 1.8.9, 1.8.11 run, and
+        1.8.4, 1.8.5, 1.8.8, 1.8.10 by their source: `ip saddr @blocked drop` is printed
+        `-A FORWARD -j DROP`)."""
         return frozenset(table for (family, table, _, _), expr in self.exprs.items()
                          if family == "ip" and table in tables and _uses_set(expr))
 
