@@ -243,11 +243,13 @@ def cluster_ipam(state: ApiState, facts: dict[str, NodeFacts | str]) -> Ipam:
     view = cluster_view(state)
     cnis = {c for d in view.daemonsets for c in d.cnis}
     ipam_types: dict[str, list[str]] = {}
+    active_cnis: set[str] = set()  # the CNIs the nodes' active configurations name
     for host, f in sorted(facts.items()):
         if isinstance(f, str) or f.cni_dir is None or f.cni_dir.active is None:
             continue
         active = f.cni_dir.active
-        cnis |= {PLUGIN_TYPES[t] for t in active.types if t in PLUGIN_TYPES}
+        active_cnis |= {PLUGIN_TYPES[t] for t in active.types if t in PLUGIN_TYPES}
+        cnis |= active_cnis
         for ipam in active.ipams:
             kind = "host-local usePodCidr" if uses_pod_cidr(ipam) else str(ipam.get("type"))
             ipam_types.setdefault(kind, []).append(f"{host}:{active.path}")
@@ -261,6 +263,10 @@ def cluster_ipam(state: ApiState, facts: dict[str, NodeFacts | str]) -> Ipam:
         if mode == "cluster-pool":
             return Ipam("Cilium cluster-pool", False, ev)
         return Ipam(f"Cilium (ipam {mode or 'unknown'})", False, ev, known=False)
+    if "calico" in cnis and "flannel" in cnis and "calico" not in active_cnis:
+        # calico-node beside flannel with flannel's configuration active on the nodes:
+        # Calico enforces policy only, the pods' addresses are flannel's (node podCIDRs)
+        return Ipam("flannel (Calico for policy only)", True, evidence)
     if "calico" in cnis:
         if "host-local usePodCidr" in ipam_types or any(
                 "canal" in d.key for d in view.daemonsets):

@@ -404,9 +404,26 @@ def _as_learner(rt: HostRuntime) -> None:
         members = json.loads(_etcdctl(rt, other, "member list -w json"))["members"]
         if any(m.get("name") == rt.host.name and m.get("isLearner") for m in members):
             rt.wait_ready(30)  # and listening again on every port it had (2379, 2380)
+            _wait_lb_leaves_out(rt.host.name)
             return
         time.sleep(0.5)
     raise LabError(f"the learner on {rt.host.name} did not start within 30 s")
+
+
+def _wait_lb_leaves_out(name: str, timeout: float = 30) -> None:
+    """Until HAProxy's /readyz health checks have taken the broken apiserver out: the steady
+    state of a learner left behind (its apiserver answers 500 until then). Six answers in a
+    row through the VIP are 200 once round robin no longer picks it."""
+    from kubeaccept.api import apiprobe  # the lab may use the product, never the reverse
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 6:
+        if time.monotonic() > deadline:
+            raise LabError(f"HAProxy still sends to {name}'s failing apiserver after "
+                           f"{timeout:g} s")
+        ok = apiprobe.get(f"https://{VIP}:6443/readyz", None, 2).status == 200
+        streak = streak + 1 if ok else 0
+        time.sleep(0 if ok else 0.5)
 
 
 def _promote(rt: HostRuntime) -> None:

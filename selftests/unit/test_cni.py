@@ -304,3 +304,20 @@ def test_read_state_reads_ippools_ciliumnodes_and_cilium_config_where_present():
     assert "kube-system/cilium-config" in state.configmaps
     empty = kubeapi.read_state(FakeApi({}))
     assert empty.calico_ippools == [] and empty.cilium_nodes == []
+
+
+def test_calico_beside_flannel_with_flannels_configuration_is_policy_only():
+    """calico-node next to kube-flannel, the nodes' active configuration flannel's (or not
+    read): Calico enforces policy only (Canal's split form), so the address plan is
+    flannel's: node podCIDRs, and no IPPool is needed. With Calico's own conflist active on a
+    node, calico-ipam's IPPools are required again."""
+    flannel = ds("kube-flannel", "kube-flannel-ds", "kube-flannel",
+                 "ghcr.io/flannel-io/flannel:v0.26.7")
+    state = healthy(daemonsets=[flannel, CALICO_DS], pods=[])
+    out = judge("cluster_pod_network", api=state, cluster=on_cluster(ips=[]))
+    assert not failed(out)
+    assert subjects(out)["pod network IPAM"].observed.startswith(
+        "flannel (Calico for policy only)")
+    del state.nodes[0]["spec"]["podCIDR"], state.nodes[0]["spec"]["podCIDRs"]
+    assert [f.subject for f in failed(judge("cluster_pod_network", api=state,
+                                            cluster=on_cluster(ips=[])))] == ["node cp1 podCIDR"]
