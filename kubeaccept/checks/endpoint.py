@@ -185,11 +185,11 @@ def _kubeconfigs(cluster: ClusterContext, ep: tuple[str, int]) -> list[Finding]:
     cp_ips = {node_ip(h): h.name for h in cluster.inventory.by_role(CONTROL_PLANE)}
     for h in cluster.inventory.hosts:
         facts = cluster.facts.get(h.name)
-        if isinstance(facts, str):
+        if isinstance(facts, str) and CONTROL_PLANE in h.roles:
             findings.append(not_checked(f"{h.name}:kubeconfigs", h.name, facts))
             continue
         if not isinstance(facts, NodeFacts):
-            continue
+            continue  # an unreachable node: its own tests say so (as cluster_control_plane)
         own = (node_ip(h), ep[1]) if CONTROL_PLANE in h.roles else None
         for path, server in sorted(facts.kubeconfig_servers.items()):
             allowed = WRITES.get(path)

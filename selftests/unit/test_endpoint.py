@@ -153,3 +153,12 @@ def test_the_load_balancer_host_is_never_taken_for_the_endpoint():
     inv = Inventory(source="t", hosts=(lb, *CPS), cluster_vars={})
     assert controlplane.endpoint(on_cluster(inventory=inv, facts={})) is None
     assert controlplane.endpoint(on_cluster(inventory=inv, facts=healthy_facts())) == (VIP, 6443)
+
+
+def test_an_unreachable_worker_is_left_to_its_own_tests():
+    """As cluster_control_plane: an unreachable control plane is not judged (unjudged
+    finding), an unreachable worker is left out (its per-host tests error)."""
+    out = run(f=healthy_facts(w1="connection refused"))
+    assert bad(out) == {} and not any(x.subject.startswith("w1:") for x in out)
+    out = run(f=healthy_facts(cp2="connection refused"))
+    assert {x.subject for x in out if not x.ok} == {"cp2:kubeconfigs"}
