@@ -269,6 +269,18 @@ def _no_tool(ctx: NodeContext) -> bool:
     return bool(ctx.facts.missing("iptables-save")) and ctx.facts.section("nft") is None
 
 
+def _readable(ctx: Context) -> tuple[list, list[Finding]]:
+    """(the node's rule sets, []) or ([], the findings that say why they cannot be judged)."""
+    node = ctx.node
+    if _no_tool(node):
+        return [], [needs_tool(ctx.check_id, node.host.name, "iptables-save", "(or nft) to "
+                               "read the firewall rules")]
+    sets, errors = rulesets(node)
+    if errors:
+        return [], _unreadable(node, errors)
+    return sets, []
+
+
 @check("node_firewall_input",
        ("iptables INPUT (and nftables' own input chains, firewalld zones by source and "
         "interface, rich rules) accepts the cluster ports, the overlay's UDP port (flannel "
@@ -294,12 +306,9 @@ def _no_tool(ctx: NodeContext) -> bool:
        prevents="firewalld/iptables closing cluster ports (report 03)")
 def node_firewall_input(ctx: Context) -> list[Finding]:
     node = ctx.node
-    if _no_tool(node):
-        return [needs_tool(ctx.check_id, node.host.name, "iptables-save", "(or nft) to read the "
-                           "firewall rules")]
-    sets, errors = rulesets(node)
-    if errors:
-        return _unreadable(node, errors)
+    sets, problem = _readable(ctx)
+    if problem:
+        return problem
     iface = node.facts.iface_of(node.ip)
     fw = _firewalld_of(node.facts)
     fw_walked = fw is not None and _firewalld_in(sets)
@@ -470,12 +479,9 @@ def pod_interfaces(ctx: NodeContext) -> tuple[str | None, str | None, str]:
                  "broken (report 03)"))
 def node_firewall_forward(ctx: Context) -> list[Finding]:
     node = ctx.node
-    if _no_tool(node):
-        return [needs_tool(ctx.check_id, node.host.name, "iptables-save", "(or nft) to read the "
-                           "firewall rules")]
-    sets, errors = rulesets(node)
-    if errors:
-        return _unreadable(node, errors)
+    sets, problem = _readable(ctx)
+    if problem:
+        return problem
     overlay, bridge, how = pod_interfaces(node)
     findings = []
     packets = _pod_packets(node, overlay, bridge)
