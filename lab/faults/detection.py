@@ -151,7 +151,9 @@ FAULTS = {f.name: f for f in (
           restart=("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
           expect=(("node_cluster_ca[{host}]", ("differs from the CA of cp1, cp2",
                                                "signed by unknown authority")),
-                  ("cluster_control_plane", ("cp3:readyz", "certificate verify failed"))),
+                  ("cluster_control_plane", ("cp3:readyz", "certificate verify failed",
+                                             "not signed by the cluster CA",
+                                             "see node_cluster_ca"))),
           action=_other_ca),
     Fault("etcd-down", "the etcd member of a control plane stopped", "cp2", control_plane=True,
           may_also_fail=API_COLLATERAL,
@@ -175,7 +177,10 @@ FAULTS = {f.name: f for f in (
           expect=(("node_listening_ports[{host}]",
                    ("nothing listens on tcp/6443 (kube-apiserver)",)),
                   ("node_ports_reachable[{host}]", ("tcp/6443 (kube-apiserver) not reachable",)),
-                  ("cluster_control_plane", ("not running: kube-apiserver", "no answer"))),
+                  # the diagnosis follows the refusal, not /readyz's [-] lines (class 10)
+                  ("cluster_control_plane", ("not running: kube-apiserver", "no answer",
+                                             "nothing listens on 198.18.0.11:6443",
+                                             "crictl ps -a --name kube-apiserver"))),
           action=lambda rt: rt.stop("kube-apiserver")),
     # An upgrade left half done: one control plane's kube-apiserver static pod still two
     # minors behind the others (the lab's components are built at one version: the manifest
