@@ -6,10 +6,10 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-import yaml
 from cryptography import x509
 
 from kubeaccept.checks import ClusterContext
+from kubeaccept.checks.podnet import KUBEADM_CM, cluster_configuration
 from kubeaccept.facts import NodeFacts
 from kubeaccept.model.apistate import ApiState
 from kubeaccept.model.findings import Finding, not_checked, passed
@@ -17,7 +17,6 @@ from kubeaccept.model.hosts import node_ip
 from kubeaccept.model.registry import Context, check
 from kubeaccept.model.roles import CONTROL_PLANE
 
-KUBEADM_CM = "kube-system/kubeadm-config"
 APISERVER_CRT = "/etc/kubernetes/pki/apiserver.crt"
 K = "/etc/kubernetes/"
 # Which server kubeadm 1.37 writes into each kubeconfig (phases/kubeconfig/kubeconfig.go
@@ -61,15 +60,11 @@ def _fmt(ep: tuple[str, int]) -> str:
 
 def from_kubeadm(api: ApiState | None) -> tuple[tuple[str, int] | None, str]:
     """(controlPlaneEndpoint of kubeadm-config's ClusterConfiguration, problem)."""
-    cm = api.configmaps.get(KUBEADM_CM) if isinstance(api, ApiState) else None
-    if cm is None:
+    if not isinstance(api, ApiState):
         return None, f"ConfigMap {KUBEADM_CM} not read"
-    try:
-        conf = yaml.safe_load((cm.get("data") or {}).get("ClusterConfiguration") or "") or {}
-    except yaml.YAMLError as exc:
-        return None, f"{KUBEADM_CM} ClusterConfiguration is not YAML: {str(exc).splitlines()[0]}"
-    if not isinstance(conf, dict):
-        return None, f"{KUBEADM_CM} ClusterConfiguration is not a mapping"
+    conf, problem = cluster_configuration(api)
+    if conf is None:
+        return None, problem
     ep = host_port(str(conf.get("controlPlaneEndpoint") or ""))
     return ep, "" if ep else "no controlPlaneEndpoint in kubeadm-config"
 

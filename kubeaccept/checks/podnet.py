@@ -47,8 +47,8 @@ def _fmt(nets: list[Net]) -> str:
     return ",".join(map(str, nets))
 
 
-def _kubeadm(state: ApiState) -> tuple[dict | None, str]:
-    """(ClusterConfiguration networking, problem)."""
+def cluster_configuration(state: ApiState) -> tuple[dict | None, str]:
+    """(kubeadm-config's ClusterConfiguration, problem)."""
     cm = state.configmaps.get(KUBEADM_CM)
     if cm is None:
         return None, f"ConfigMap {KUBEADM_CM} absent"
@@ -56,7 +56,15 @@ def _kubeadm(state: ApiState) -> tuple[dict | None, str]:
         conf = yaml.safe_load((cm.get("data") or {}).get("ClusterConfiguration") or "") or {}
     except yaml.YAMLError as exc:
         return None, f"{KUBEADM_CM} ClusterConfiguration is not YAML: {str(exc).splitlines()[0]}"
-    return conf.get("networking") or {}, ""
+    if not isinstance(conf, dict):
+        return None, f"{KUBEADM_CM} ClusterConfiguration is not a mapping"
+    return conf, ""
+
+
+def _kubeadm(state: ApiState) -> tuple[dict | None, str]:
+    """(ClusterConfiguration networking, problem)."""
+    conf, problem = cluster_configuration(state)
+    return (None, problem) if conf is None else (conf.get("networking") or {}, "")
 
 
 def _flannel(state: ApiState) -> tuple[str, dict | None, str]:
