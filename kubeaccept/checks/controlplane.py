@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from kubeaccept.checks import ClusterContext
+from kubeaccept.checks.endpoint import from_admin_confs
 from kubeaccept.facts import NodeFacts
 from kubeaccept.model.apistate import Answer
 from kubeaccept.model.findings import Finding, not_checked, passed
@@ -23,7 +24,6 @@ def endpoint(ctx: ClusterContext) -> tuple[str, int] | None:
     admin.conf (kubeadm writes the controlPlaneEndpoint there), else kubespray's
     loadbalancer_apiserver; never a guess from an inventory host and a fixed port
     (cluster_api_endpoint compares it with kubeadm-config's)."""
-    from kubeaccept.checks.endpoint import from_admin_confs  # noqa: PLC0415 - same layer
     if ep := from_admin_confs(ctx):
         return ep
     lb = ctx.inventory.cluster_vars.get("loadbalancer_apiserver") or {}
