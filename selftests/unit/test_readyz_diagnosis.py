@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 
 import pytest
 
 from kubeaccept.api import apiprobe
 from kubeaccept.checks.controlplane import readyz_diagnosis
+
+from . import localserver
 
 
 def _tls_server(tmp_path, ca, ips):
@@ -23,24 +24,11 @@ def _tls_server(tmp_path, ca, ips):
     (tmp_path / "s.key").write_bytes(key)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(tmp_path / "s.crt", tmp_path / "s.key")
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
 
-    def serve():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            try:
-                with ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(1024)
-            except (ssl.SSLError, OSError):
-                pass
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
+    def handshake(conn):
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1024)
+    return localserver.serve(handshake)
 
 
 @pytest.fixture
@@ -56,24 +44,22 @@ def diagnose(url, ca_pem, timeout=2.0):
 
 
 def test_a_certificate_without_the_address(tmp_path, ca):
-    srv = _tls_server(tmp_path, ca, ["10.96.0.1"])
+    port, stop = _tls_server(tmp_path, ca, ["10.96.0.1"])
     try:
-        answer, why, fix = diagnose(f"https://127.0.0.1:{srv.getsockname()[1]}/readyz",
-                                    ca.pem()[0])
+        answer, why, fix = diagnose(f"https://127.0.0.1:{port}/readyz", ca.pem()[0])
     finally:
-        srv.close()
+        stop()
     assert "IP address mismatch" in answer.body  # OpenSSL's words, through Python's ssl
     assert "does not cover 127.0.0.1" in why and "apiServer.certSANs" in fix
 
 
 def test_a_certificate_from_another_ca(tmp_path, ca):
     from lab import pki
-    srv = _tls_server(tmp_path, pki.issue("rogue", ca=True), ["127.0.0.1"])
+    port, stop = _tls_server(tmp_path, pki.issue("rogue", ca=True), ["127.0.0.1"])
     try:
-        answer, why, fix = diagnose(f"https://127.0.0.1:{srv.getsockname()[1]}/readyz",
-                                    ca.pem()[0])
+        answer, why, fix = diagnose(f"https://127.0.0.1:{port}/readyz", ca.pem()[0])
     finally:
-        srv.close()
+        stop()
     assert "certificate verify failed" in answer.body
     assert "not signed by the cluster CA" in why and "node_cluster_ca" in fix
 
@@ -89,14 +75,11 @@ def test_a_closed_port():
 
 
 def test_a_listener_that_never_answers():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
+    port, stop = localserver.serve(lambda conn: None)  # accepts, never answers
     try:
-        answer, why, fix = diagnose(f"https://127.0.0.1:{srv.getsockname()[1]}/readyz", None,
-                                    timeout=0.5)
+        answer, why, fix = diagnose(f"https://127.0.0.1:{port}/readyz", None, timeout=0.5)
     finally:
-        srv.close()
+        stop()
     assert "timed out" in answer.body
     assert "did not answer in time" in why and "nc -vz" in fix
 

@@ -30,7 +30,7 @@ from kubeaccept.remote.transport import (
     sudo_refused,
 )
 
-from . import sshstandin
+from . import localserver, sshstandin
 from .factory import host
 
 
@@ -61,27 +61,7 @@ def test_connect_to_a_closed_local_port_is_unreachable_quickly():
 def _listener(behaviour: str):
     """A real TCP server on 127.0.0.1 that either closes each connection at once ("close")
     or accepts and never writes ("silent"); returns (port, stop)."""
-    import threading
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    held = []
-
-    def serve():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            (conn.close() if behaviour == "close" else held.append(conn))
-
-    threading.Thread(target=serve, daemon=True).start()
-
-    def stop():
-        srv.close()
-        for c in held:
-            c.close()
-    return srv.getsockname()[1], stop
+    return localserver.serve(lambda conn: conn.close() if behaviour == "close" else None)
 
 
 def test_a_peer_that_hangs_up_is_not_said_to_have_taken_the_timeout():
