@@ -186,12 +186,12 @@ def _kubeconfigs(cluster: ClusterContext, ep: tuple[str, int]) -> list[Finding]:
         if not isinstance(facts, NodeFacts):
             continue  # an unreachable node: its own tests say so (as cluster_control_plane)
         own = (node_ip(h), ep[1]) if CONTROL_PLANE in h.roles else None
+        ok_targets = {"endpoint": ep, "local": own}
         for path, server in sorted(facts.kubeconfig_servers.items()):
             allowed = WRITES.get(path)
             if allowed is None:
                 continue
             named = host_port(server)
-            ok_targets = {"endpoint": ep, "local": own}
             fine = [k for k in allowed if ok_targets.get(k) and named == ok_targets[k]]
             subject = f"{h.name}:{path.rsplit('/', 1)[1]}"
             if fine:
